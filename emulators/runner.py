@@ -1,0 +1,49 @@
+"""Serve an ASGI app on loopback in a background thread (dev stack and tests)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ThreadedServer:
+    """A uvicorn server running in a daemon thread; ``url`` has no trailing slash."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+    url: str
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask uvicorn to exit and wait for its thread."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> ThreadedServer:
+    """Start ``app`` with uvicorn on ``host:port`` (0 picks a free port) and wait until it listens."""
+    port = port or free_port(host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    # The server runs in a thread, so it must not install signal handlers.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"server on {host}:{port} did not start")
+        time.sleep(0.01)
+    return ThreadedServer(server=server, thread=thread, url=f"http://{host}:{port}")
