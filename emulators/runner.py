@@ -33,7 +33,7 @@ class ThreadedServer:
 
 
 def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> ThreadedServer:
-    """Start ``app`` with uvicorn on ``host:port`` (0 picks a free port) and wait until it listens."""
+    """Start ``app`` with uvicorn on ``host:port`` (0: a free port); return once it listens."""
     port = port or free_port(host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)

