@@ -74,6 +74,8 @@ CREATE TABLE public.approvals (
     delivery_status text,
     delivery_event_at timestamptz,
     step_index integer,
+    -- Added: the workflow that waits on this gate (where decisions are delivered).
+    temporal_workflow_id text,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );

@@ -1,0 +1,71 @@
+"""Temporal clients for every process: one data converter, TLS/API key, search attributes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
+
+from workers.settings import Settings
+from workflows.search_attributes import ALL_KEYS
+
+
+async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """Connect to ``TEMPORAL_ADDRESS`` with the pydantic data converter."""
+    settings.require("temporal_address")
+    assert settings.temporal_address is not None
+    tls: TLSConfig | bool = settings.temporal_tls
+    if settings.temporal_tls_cert_path and settings.temporal_tls_key_path:
+        tls = TLSConfig(
+            client_cert=settings.temporal_tls_cert_path.read_bytes(),
+            client_private_key=settings.temporal_tls_key_path.read_bytes(),
+        )
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        tls=tls or bool(api_key),
+        api_key=api_key,
+        runtime=runtime,
+    )
+
+
+async def missing_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Names of the project's search attributes the namespace does not have yet."""
+    resp = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    return [key.name for key in ALL_KEYS if key.name not in resp.custom_attributes]
+
+
+async def register_search_attributes(
+    client: Client, namespace: str, *, timeout: float = 30.0
+) -> list[str]:
+    """Add the missing search attributes and wait until the server lists them all.
+
+    Registering right after a server starts can race its visibility store, so the
+    call is repeated until every name is visible. Returns the names it added.
+    """
+    missing = await missing_search_attributes(client, namespace)
+    if missing:
+        wanted = {k.name: IndexedValueType.ValueType(int(k.indexed_value_type)) for k in ALL_KEYS}
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes={name: wanted[name] for name in missing},
+            )
+        )
+    deadline = asyncio.get_running_loop().time() + timeout
+    while still := await missing_search_attributes(client, namespace):
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"search attributes not visible after {timeout}s: {still}")
+        await asyncio.sleep(0.2)
+    return missing
