@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+# Connections of the pool return rows as dicts.
+Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 
-async def open_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> AsyncConnectionPool:
+
+async def open_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
     """Open a pool on ``url`` and wait until its first connections are ready."""
-    pool: AsyncConnectionPool = AsyncConnectionPool(
+    pool: Pool = AsyncConnectionPool(
         url,
+        connection_class=AsyncConnection[dict[str, Any]],
         min_size=min_size,
         max_size=max_size,
         open=False,

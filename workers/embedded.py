@@ -130,12 +130,12 @@ class TemporalDevServer:
         """Start the server and wait until its frontend answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
+        self.process = subprocess.Popen(  # noqa: S603, ASYNC220 - fixed binary and arguments; Popen returns at once
             self.command(),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
         )
         log.close()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -170,6 +170,6 @@ async def _can_connect(address: str) -> bool:
     try:
         client = await asyncio.wait_for(Client.connect(address), timeout=2)
         await client.service_client.check_health()
-    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+    except Exception:
         return False
     return True

@@ -16,7 +16,7 @@ MODEL = SearchAttributeKey.for_keyword("Model")
 CONNECTION_ID = SearchAttributeKey.for_keyword("ConnectionId")
 SYNC_OUTCOME = SearchAttributeKey.for_keyword("SyncOutcome")
 
-ALL_KEYS: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
+ALL_KEYS: tuple[SearchAttributeKey, ...] = (
     JOB_STATUS,
     USER_ID,
     PLATFORM,
@@ -36,7 +36,7 @@ def dev_server_flags() -> list[str]:
     return flags
 
 
-def _cli_type(key: SearchAttributeKey) -> str:  # type: ignore[type-arg]
+def _cli_type(key: SearchAttributeKey) -> str:
     return {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime"}[
         int(key.indexed_value_type)
     ]

@@ -45,3 +45,26 @@ SELECT * FROM public.job_steps WHERE job_id = %(job_id)s AND step_index = %(step
 -- name: list_steps
 -- All steps of a job in plan order.
 SELECT * FROM public.job_steps WHERE job_id = %(job_id)s ORDER BY step_index
+
+-- name: job_context
+-- The user and workspace a new job runs for; both must exist and match.
+SELECT p.id AS user_id, w.id AS workspace_id, w.platform_name, w.browser_settings, w.is_active
+FROM public.profiles p
+LEFT JOIN public.workspaces w ON w.id = %(workspace_id)s AND w.user_id = p.id
+WHERE p.id = %(user_id)s
+
+-- name: reserve_browser_session
+-- Keep the first session id reserved for the job; a retry finds the same one.
+UPDATE public.jobs SET steel_session_id = coalesce(steel_session_id, %(session_id)s)
+WHERE id = %(id)s
+RETURNING steel_session_id
+
+-- name: replace_browser_session
+-- The job's session expired: the new one replaces it.
+UPDATE public.jobs SET steel_session_id = %(session_id)s, steel_session_viewer_url = NULL
+WHERE id = %(id)s
+
+-- name: set_session_viewer
+-- The live view operators can open.
+UPDATE public.jobs SET steel_session_viewer_url = %(viewer_url)s
+WHERE id = %(id)s AND steel_session_id = %(session_id)s

@@ -1,0 +1,236 @@
+"""The remote browser: Steel sessions and computer actions.
+
+One session per job, created idempotently: the workflow reserves the session id on the
+job row first, and ``open_session`` looks the id up before creating it, so a retry
+after a crash finds the same session. ``run_step`` does not repeat a step whose row
+says it completed.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from uuid import UUID
+
+import steel
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+from steel import AsyncSteel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.blobs import put_blob
+from db.pool import Pool
+from db.queries import load_queries
+from workflows.steps import Navigate, Step, StepResult
+
+Q = load_queries("jobs")
+DEFAULT_SESSION_TIMEOUT_MS = 30 * 60 * 1000
+
+
+class OpenSessionInput(BaseModel):
+    """The reserved session id and the workspace's settings for it."""
+
+    job_id: UUID
+    session_id: str
+    browser_settings: dict[str, Any] = {}
+
+
+class SessionInfo(BaseModel):
+    """A live session and the URL operators can watch it at."""
+
+    session_id: str
+    viewer_url: str | None
+
+
+class RunStepInput(BaseModel):
+    """One step to run in a session."""
+
+    job_id: UUID
+    session_id: str
+    step_index: int
+    step: Step
+
+
+class ScreenshotInput(BaseModel):
+    """Capture the page into a blob with a caller-chosen id."""
+
+    session_id: str
+    blob_id: UUID
+
+
+class ReleaseSessionInput(BaseModel):
+    """The session to release."""
+
+    session_id: str
+
+
+def classify_steel_error(exc: Exception, what: str) -> Exception:
+    """Transient errors stay retryable; a gone session and a refused action do not."""
+    if isinstance(exc, steel.NotFoundError):
+        return ApplicationError(
+            f"browser session gone during {what}", type="BrowserSessionGone", non_retryable=True
+        )
+    if isinstance(exc, steel.APIStatusError) and exc.status_code in (400, 401, 403, 410, 422):
+        kind = "BrowserSessionGone" if exc.status_code == 410 else "BrowserActionRefused"
+        return ApplicationError(
+            f"Steel refused {what} ({exc.status_code}): {exc.message}",
+            type=kind,
+            non_retryable=True,
+        )
+    return exc
+
+
+class BrowserActivities:
+    """Steel sessions for jobs; screenshots go to the blobs table."""
+
+    def __init__(self, pool: Pool, client: AsyncSteel) -> None:
+        self.pool = pool
+        self.client = client
+
+    @activity.defn
+    async def open_session(self, request: OpenSessionInput) -> SessionInfo:
+        """Find or create the session with the reserved id; record its live view."""
+        try:
+            session = await self._find(request.session_id)
+            if session is None or session.status != "live":
+                if session is not None:
+                    raise ApplicationError(
+                        f"browser session {request.session_id} is {session.status}",
+                        type="BrowserSessionGone",
+                        non_retryable=True,
+                    )
+                settings = request.browser_settings
+                options: dict[str, Any] = {
+                    "session_id": request.session_id,
+                    "api_timeout": int(settings.get("timeout_ms", DEFAULT_SESSION_TIMEOUT_MS)),
+                }
+                if profile := settings.get("profile_id"):
+                    options["profile_id"] = str(profile)
+                    options["persist_profile"] = True
+                session = await self.client.sessions.create(**options)
+        except steel.APIError as exc:
+            raise classify_steel_error(exc, "session creation") from exc
+        viewer = getattr(session, "session_viewer_url", None)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                Q["set_session_viewer"],
+                {"id": request.job_id, "session_id": request.session_id, "viewer_url": viewer},
+            )
+        return SessionInfo(session_id=session.id, viewer_url=viewer)
+
+    async def _find(self, session_id: str) -> Any:
+        try:
+            return await self.client.sessions.retrieve(session_id)
+        except steel.NotFoundError:
+            return None
+
+    @activity.defn
+    async def run_step(self, request: RunStepInput) -> StepResult:
+        """Run one step unless its row already says it completed."""
+        key = {"job_id": request.job_id, "step_index": request.step_index}
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(Q["get_step"], key)).fetchone()
+            if row and row["status"] == "completed":
+                return _stored_result(request.step_index, row)
+            await conn.execute(Q["mark_step_running"], key)
+        try:
+            output, image = await self._perform(request.session_id, request.step)
+        except steel.APIError as exc:
+            failure = classify_steel_error(exc, f"step {request.step_index}")
+            if isinstance(failure, ApplicationError) and failure.type == "BrowserActionRefused":
+                await self._finish(request, "failed", None, None, str(failure))
+            raise failure from exc
+        blob_id = None
+        if image is not None:
+            blob_id = UUID(bytes=request.job_id.bytes[:12] + request.step_index.to_bytes(4, "big"))
+            async with self.pool.connection() as conn:
+                await put_blob(conn, blob_id, "image/png", image)
+        await self._finish(request, "completed", output, blob_id, None)
+        return StepResult(
+            step_index=request.step_index,
+            status="completed",
+            output=output,
+            screenshot_blob_id=str(blob_id) if blob_id else None,
+        )
+
+    async def _finish(
+        self,
+        request: RunStepInput,
+        status: str,
+        output: str | None,
+        blob_id: UUID | None,
+        error: str | None,
+    ) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                Q["finish_step"],
+                {
+                    "job_id": request.job_id,
+                    "step_index": request.step_index,
+                    "status": status,
+                    "result": Jsonb({"output": output}),
+                    "screenshot_ref": f"blob:{blob_id}" if blob_id else None,
+                    "error": error,
+                },
+            )
+
+    async def _perform(self, session_id: str, step: Step) -> tuple[str | None, bytes | None]:
+        action = step.action
+        if isinstance(action, Navigate):
+            # Steel's computer API has no navigate action: do what a person does.
+            await self.client.sessions.computer(
+                session_id, action="press_key", keys=["Control", "l"]
+            )
+            await self.client.sessions.computer(session_id, action="type_text", text=action.url)
+            response = await self.client.sessions.computer(
+                session_id, action="press_key", keys=["Enter"], screenshot=True
+            )
+        else:
+            params = action.model_dump(exclude_none=True)
+            if params["action"] != "take_screenshot":
+                params["screenshot"] = True
+            response = await self.client.sessions.computer(session_id, **params)
+        if response.error:
+            raise ApplicationError(
+                f"browser action failed: {response.error}", type="BrowserActionFailed"
+            )
+        image = base64.b64decode(response.base64_image) if response.base64_image else None
+        return response.output, image
+
+    @activity.defn
+    async def capture_screenshot(self, request: ScreenshotInput) -> str:
+        """Store a screenshot of the current page; return the blob id."""
+        try:
+            response = await self.client.sessions.computer(
+                request.session_id, action="take_screenshot"
+            )
+        except steel.APIError as exc:
+            raise classify_steel_error(exc, "screenshot") from exc
+        if not response.base64_image:
+            raise ApplicationError("Steel returned no screenshot", type="BrowserActionFailed")
+        async with self.pool.connection() as conn:
+            await put_blob(
+                conn, request.blob_id, "image/png", base64.b64decode(response.base64_image)
+            )
+        return str(request.blob_id)
+
+    @activity.defn
+    async def release_session(self, request: ReleaseSessionInput) -> None:
+        """Release the session; releasing one already released or gone is fine."""
+        try:
+            await self.client.sessions.release(request.session_id)
+        except steel.NotFoundError:
+            return
+        except steel.APIError as exc:
+            raise classify_steel_error(exc, "release") from exc
+
+
+def _stored_result(step_index: int, row: dict[str, Any]) -> StepResult:
+    ref = row["screenshot_ref"]
+    return StepResult(
+        step_index=step_index,
+        status="completed",
+        output=(row["result"] or {}).get("output"),
+        screenshot_blob_id=str(ref)[5:] if ref else None,
+    )

@@ -1,0 +1,72 @@
+"""Delivering a person's decision to the workflow that waits on the gate."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from db.approvals import ApprovalRow, Channel
+from workflows.approval_gate import ApprovalDecisionInput, ApprovalDecisionResult, Decision
+
+
+class DecisionOutcome(BaseModel):
+    """Whether the decision was applied, and the gate's status after it."""
+
+    applied: bool
+    status: str
+    message: str
+
+
+async def deliver_decision(
+    client: Client,
+    approval: ApprovalRow,
+    *,
+    decision: Decision,
+    decided_by: str,
+    channel: Channel,
+    note: str | None,
+    update_id: str,
+) -> DecisionOutcome:
+    """Send the decision as the ``decide_approval`` update; first decision wins.
+
+    ``update_id`` names the delivery (an email id, a link click): Temporal applies an
+    update id once, so a redelivered webhook changes nothing. A refused decision is
+    returned, not raised; an unreachable Temporal raises so the caller can retry.
+    """
+    if approval.status != "pending":
+        return DecisionOutcome(
+            applied=False,
+            status=approval.status,
+            message=f"approval {approval.id} was already {approval.status}; nothing changed",
+        )
+    if not approval.temporal_workflow_id:
+        return DecisionOutcome(applied=False, status="pending", message="no workflow waits on it")
+    handle = client.get_workflow_handle(approval.temporal_workflow_id)
+    try:
+        result = await handle.execute_update(
+            "decide_approval",
+            ApprovalDecisionInput(
+                approval_id=approval.id,
+                decision=decision,
+                decided_by=decided_by,
+                channel=channel,
+                note=note,
+            ),
+            id=update_id,
+            result_type=ApprovalDecisionResult,
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        return DecisionOutcome(applied=False, status="refused", message=message)
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            return DecisionOutcome(
+                applied=False, status="closed", message="the job is no longer running"
+            )
+        raise
+    return DecisionOutcome(
+        applied=True, status=result.status, message=f"approval {approval.id} {result.status}"
+    )

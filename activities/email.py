@@ -1,0 +1,200 @@
+"""Approval emails through Resend: request, reminder and clarification.
+
+Every send carries a Resend idempotency key derived from what it is about, so a
+retried activity, or one re-run after a worker crash, never sends a second email.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import resend
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import approval_tokens
+from activities.approval_tokens import Purpose
+from db import approvals
+from db.blobs import get_blob
+from db.pool import Pool
+from db.queries import load_queries
+
+Q = load_queries("approvals")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """Where mail comes from, where replies and links lead, and the token secret."""
+
+    sender: str
+    inbound_domain: str
+    ingress_url: str
+    token_secret: str
+
+
+class ApprovalEmailInput(BaseModel):
+    """Which approval to write about."""
+
+    approval_id: UUID
+    kind: Literal["request", "reminder"] = "request"
+
+
+class ApprovalEmailResult(BaseModel):
+    """Resend's id of the email."""
+
+    resend_message_id: str
+
+
+def configure_resend(api_key: str, api_url: str) -> None:
+    """Point the Resend SDK (module-level configuration) at the API and key."""
+    resend.api_key = api_key
+    resend.api_url = api_url.rstrip("/")
+
+
+def classify_resend_error(exc: Exception) -> Exception:
+    """Retry rate limits, server errors and concurrent idempotent requests; not the rest."""
+    code = int(getattr(exc, "code", 500) or 500)
+    kind = str(getattr(exc, "error_type", ""))
+    if code == 429 or code >= 500 or kind == "concurrent_idempotent_requests":
+        return exc
+    return ApplicationError(
+        f"Resend refused the email ({code} {kind}): {exc}", type="EmailRejected", non_retryable=True
+    )
+
+
+async def send_email(params: dict[str, Any], idempotency_key: str) -> str:
+    """Send through Resend with an idempotency key; return Resend's email id."""
+    try:
+        response = await resend.Emails.send_async(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key},
+        )
+    except resend.exceptions.ResendError as exc:
+        raise classify_resend_error(exc) from exc
+    return str(response["id"])
+
+
+class EmailActivities:
+    """Writes approval emails; reads the rows it needs, records what it sent."""
+
+    def __init__(self, pool: Pool, config: EmailConfig) -> None:
+        self.pool = pool
+        self.config = config
+
+    @activity.defn
+    async def send_approval_email(self, request: ApprovalEmailInput) -> ApprovalEmailResult:
+        """Send the request (or reminder) email of an approval, once."""
+        async with self.pool.connection() as conn:
+            ctx = await (
+                await conn.execute(Q["email_context"], {"id": request.approval_id})
+            ).fetchone()
+            if ctx is None:
+                raise ApplicationError(
+                    f"approval {request.approval_id} not found", non_retryable=True
+                )
+            if not ctx["approver_email"]:
+                raise ApplicationError(
+                    f"approval {request.approval_id} has no approver email: set the job owner's "
+                    "profiles.email_address or pass approver_email",
+                    type="NoApprover",
+                    non_retryable=True,
+                )
+            thread = await approvals.job_thread(conn, ctx["job_id"], request.approval_id)
+            screenshot = None
+            if ctx["screenshot_url"] and str(ctx["screenshot_url"]).startswith("blob:"):
+                screenshot = await get_blob(conn, UUID(str(ctx["screenshot_url"])[5:]))
+        message_id = f"<approval-{request.approval_id}@{self.config.inbound_domain}>"
+        if request.kind == "reminder":
+            thread = [*thread, message_id]
+            message_id = f"<approval-{request.approval_id}-reminder@{self.config.inbound_domain}>"
+        params = self._compose(ctx, request.kind, message_id, thread, screenshot)
+        email_id = await send_email(params, f"approval-{request.kind}/{request.approval_id}")
+        async with self.pool.connection() as conn:
+            if request.kind == "request":
+                await approvals.record_request_email(
+                    conn,
+                    request.approval_id,
+                    resend_message_id=email_id,
+                    email_message_id=message_id,
+                )
+            else:
+                await approvals.record_reminder(conn, request.approval_id)
+        activity.logger.info("approval email sent", extra={"approval_id": str(request.approval_id)})
+        return ApprovalEmailResult(resend_message_id=email_id)
+
+    def _compose(
+        self,
+        ctx: dict[str, Any],
+        kind: str,
+        message_id: str,
+        thread: list[str],
+        screenshot: tuple[str, bytes] | None,
+    ) -> dict[str, Any]:
+        approval_id: UUID = ctx["id"]
+        approver = str(ctx["approver_email"])
+        expires_at: datetime = ctx["expires_at"]
+        secret = self.config.token_secret
+
+        def token(purpose: Purpose) -> str:
+            return approval_tokens.sign(secret, approval_id, approver, purpose, expires_at)
+
+        approve_url = f"{self.config.ingress_url}/approvals/{token(Purpose.APPROVE_LINK)}"
+        reject_url = f"{self.config.ingress_url}/approvals/{token(Purpose.REJECT_LINK)}"
+        deadline = expires_at.strftime("%a %d %b %Y %H:%M UTC")
+        what = str(ctx["description"] or ctx["action_type"])
+        prefix = "Reminder: approval" if kind == "reminder" else "Approval"
+        subject = f"{prefix} needed by {deadline}: {what} ({ctx['platform']})"
+        text = (
+            f"Your assistant wants to: {what}\n"
+            f"Action: {ctx['action_type']}   Platform: {ctx['platform']}\n"
+            f"Job: {ctx['job_title'] or ''} ({ctx['job_id']})\n"
+            f"Decide by: {deadline}. Without a decision by then, the action is not taken.\n\n"
+            "Reply to this email with APPROVE or REJECT on the first line. "
+            "You may add a note on the lines below.\n\n"
+            f"Or open a link (each asks you to confirm):\nApprove: {approve_url}\n"
+            f"Reject: {reject_url}\n"
+        )
+        e = html.escape
+        body = (
+            f"<p>Your assistant wants to: <strong>{e(what)}</strong></p>"
+            f"<p>Action: {e(str(ctx['action_type']))} &middot; Platform: {e(ctx['platform'])}"
+            f" &middot; Job: {e(str(ctx['job_title'] or ''))}</p>"
+            f"<p>Decide by <strong>{e(deadline)}</strong>. Without a decision by then, the "
+            "action is not taken.</p>"
+            "<p>Reply with <strong>APPROVE</strong> or <strong>REJECT</strong> on the first line; "
+            "you may add a note below it.</p>"
+            f'<p><a href="{e(approve_url)}">Approve</a> &middot; '
+            f'<a href="{e(reject_url)}">Reject</a> (each asks you to confirm)</p>'
+        )
+        params: dict[str, Any] = {
+            "from": self.config.sender,
+            "to": [approver],
+            "subject": subject,
+            "text": text,
+            "reply_to": [
+                approval_tokens.reply_address(token(Purpose.REPLY), self.config.inbound_domain)
+            ],
+            "headers": {"Message-ID": message_id},
+        }
+        if thread:
+            params["headers"]["In-Reply-To"] = thread[-1]
+            params["headers"]["References"] = " ".join(thread)
+        if screenshot:
+            content_type, data = screenshot
+            body += '<p>The page now:</p><img src="cid:screenshot" alt="screenshot" width="640">'
+            params["attachments"] = [
+                {
+                    "filename": "screenshot.png",
+                    "content": base64.b64encode(data).decode(),
+                    "content_type": content_type,
+                    "content_id": "screenshot",
+                }
+            ]
+        params["html"] = body
+        return params

@@ -1,0 +1,184 @@
+"""Database transitions of agent jobs and their steps (local activities)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.context import transition_context
+from db import jobs
+from db.pool import Pool
+from db.queries import load_queries
+from workflows.steps import Step, StepResult
+
+Q = load_queries("jobs")
+
+
+class CreateJobInput(BaseModel):
+    """A job to persist before anything runs."""
+
+    job_id: UUID
+    user_id: UUID
+    workspace_id: UUID
+    title: str
+    instruction: str
+    steps: list[Step]
+
+
+class JobStarted(BaseModel):
+    """What the workflow needs to know of the job's workspace."""
+
+    platform: str
+    browser_settings: dict[str, Any]
+
+
+class AddStepsInput(BaseModel):
+    """Steps appended to a running job, numbered from ``first_index``."""
+
+    job_id: UUID
+    first_index: int
+    steps: list[Step]
+
+
+class FinishJobInput(BaseModel):
+    """How the job ended."""
+
+    job_id: UUID
+    status: Literal["completed", "failed", "cancelled"]
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+
+
+class StepRecordInput(BaseModel):
+    """A step that ends without running (skipped after a rejection)."""
+
+    job_id: UUID
+    result: StepResult
+
+
+class SessionReservation(BaseModel):
+    """The browser session id a job uses."""
+
+    job_id: UUID
+    session_id: str
+    replace: bool = False
+
+
+class JobActivities:
+    """Job and step rows: create, progress, finish."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    @activity.defn
+    async def create_job(self, request: CreateJobInput) -> JobStarted:
+        """Insert the job and its planned steps, then mark it running."""
+        async with self.pool.connection() as conn, conn.transaction():
+            ctx = await (
+                await conn.execute(
+                    Q["job_context"],
+                    {"user_id": request.user_id, "workspace_id": request.workspace_id},
+                )
+            ).fetchone()
+            if ctx is None:
+                raise ApplicationError(
+                    f"user {request.user_id} has no profile", type="InvalidJob", non_retryable=True
+                )
+            if ctx["workspace_id"] is None or not ctx["is_active"]:
+                raise ApplicationError(
+                    f"workspace {request.workspace_id} is not an active workspace of user "
+                    f"{request.user_id}",
+                    type="InvalidJob",
+                    non_retryable=True,
+                )
+            await jobs.insert_job(
+                conn,
+                job_id=request.job_id,
+                user_id=request.user_id,
+                workspace_id=request.workspace_id,
+                workflow_id=activity.info().workflow_id or "",
+                title=request.title,
+                instruction=request.instruction,
+            )
+            await _insert_steps(conn, request.job_id, 0, request.steps)
+            await jobs.mark_job_running(conn, request.job_id, transition_context("job started"))
+        return JobStarted(
+            platform=str(ctx["platform_name"]), browser_settings=dict(ctx["browser_settings"])
+        )
+
+    @activity.defn
+    async def add_job_steps(self, request: AddStepsInput) -> None:
+        """Record steps added while the job runs."""
+        async with self.pool.connection() as conn:
+            await _insert_steps(conn, request.job_id, request.first_index, request.steps)
+
+    @activity.defn
+    async def skip_step(self, request: StepRecordInput) -> None:
+        """Record a step that did not run, and why."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                Q["finish_step"],
+                {
+                    "job_id": request.job_id,
+                    "step_index": request.result.step_index,
+                    "status": "skipped",
+                    "result": None,
+                    "screenshot_ref": None,
+                    "error": request.result.error,
+                },
+            )
+
+    @activity.defn
+    async def reserve_browser_session(self, request: SessionReservation) -> str:
+        """Store the session id before the session exists, so a retry reuses it."""
+        async with self.pool.connection() as conn:
+            if request.replace:
+                await conn.execute(
+                    Q["replace_browser_session"],
+                    {"id": request.job_id, "session_id": request.session_id},
+                )
+                return request.session_id
+            row = await (
+                await conn.execute(
+                    Q["reserve_browser_session"],
+                    {"id": request.job_id, "session_id": request.session_id},
+                )
+            ).fetchone()
+        assert row is not None
+        return str(row["steel_session_id"])
+
+    @activity.defn
+    async def finish_job(self, request: FinishJobInput) -> None:
+        """Move the job to its terminal status."""
+        reason = request.reason or request.status
+        async with self.pool.connection() as conn:
+            ctx = transition_context(reason)
+            if request.status == "completed":
+                result = request.result or {}
+                await jobs.mark_job_completed(conn, request.job_id, ctx, result=result)
+            elif request.status == "failed":
+                await jobs.mark_job_failed(conn, request.job_id, ctx, error_message=reason)
+            else:
+                await jobs.mark_job_cancelled(conn, request.job_id, ctx, reason=reason)
+
+
+async def _insert_steps(conn: Any, job_id: UUID, first_index: int, steps: list[Step]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            Q["upsert_job_step"],
+            [
+                {
+                    "job_id": job_id,
+                    "step_index": first_index + offset,
+                    "description": step.description,
+                    "action": Jsonb(step.action.model_dump(mode="json")),
+                    "risk": step.risk,
+                }
+                for offset, step in enumerate(steps)
+            ],
+        )

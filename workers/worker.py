@@ -1,0 +1,185 @@
+"""The worker process: every workflow and activity on the project's task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from steel import AsyncSteel
+from supermemory import AsyncSupermemory
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+from activities.approvals import ApprovalActivities
+from activities.browser import BrowserActivities
+from activities.email import EmailActivities, EmailConfig, configure_resend
+from activities.jobs import JobActivities
+from activities.memory import MemoryActivities
+from db.migrate import migrate
+from db.pool import Pool, open_pool
+from workers.logging import configure_logging, get_logger, register_secrets
+from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
+from workers.temporal import connect_client
+from workflows import ALL_WORKFLOWS
+
+log = get_logger("workers.worker")
+
+
+class _LogContext(ActivityInboundInterceptor):
+    """Binds workflow id, run id and activity name to every log line of an activity."""
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        with structlog.contextvars.bound_contextvars(
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            activity=info.activity_type,
+            attempt=info.attempt,
+        ):
+            return await super().execute_activity(input)
+
+
+class LoggingInterceptor(Interceptor):
+    """Worker interceptor that installs ``_LogContext``."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _LogContext(next)
+
+
+@dataclass
+class Services:
+    """The clients the activities use; built once per process."""
+
+    pool: Pool
+    steel: AsyncSteel
+    supermemory: AsyncSupermemory
+    email: EmailConfig
+
+
+def build_services(settings: Settings, pool: Pool) -> Services:
+    """Clients for the outside services, from settings (base URLs included)."""
+    settings.require(
+        "approval_token_secret", "resend_api_key", "steel_api_key", "supermemory_api_key"
+    )
+    assert settings.resend_api_key and settings.approval_token_secret
+    assert settings.steel_api_key and settings.supermemory_api_key
+    configure_resend(settings.resend_api_key.get_secret_value(), str(settings.resend_api_url))
+    return Services(
+        pool=pool,
+        steel=AsyncSteel(
+            steel_api_key=settings.steel_api_key.get_secret_value(),
+            base_url=str(settings.steel_base_url).rstrip("/"),
+            max_retries=0,  # Temporal's retry policy is the one retry mechanism
+        ),
+        supermemory=AsyncSupermemory(
+            api_key=settings.supermemory_api_key.get_secret_value(),
+            base_url=str(settings.supermemory_base_url).rstrip("/"),
+        ),
+        email=EmailConfig(
+            sender=settings.email_from,
+            inbound_domain=settings.inbound_email_domain,
+            ingress_url=settings.ingress_url,
+            token_secret=settings.approval_token_secret.get_secret_value(),
+        ),
+    )
+
+
+def all_activities(services: Services) -> list[Callable[..., Any]]:
+    """Every activity, as bound methods of their classes."""
+    jobs = JobActivities(services.pool)
+    approvals = ApprovalActivities(services.pool)
+    email = EmailActivities(services.pool, services.email)
+    browser = BrowserActivities(services.pool, services.steel)
+    memory = MemoryActivities(services.pool, services.supermemory)
+    return [
+        jobs.create_job,
+        jobs.add_job_steps,
+        jobs.skip_step,
+        jobs.reserve_browser_session,
+        jobs.finish_job,
+        approvals.open_approval,
+        approvals.record_approval_decision,
+        approvals.close_approval,
+        email.send_approval_email,
+        browser.open_session,
+        browser.run_step,
+        browser.capture_screenshot,
+        browser.release_session,
+        memory.recall_memories,
+        memory.store_outcome_memory,
+    ]
+
+
+def build_worker(client: Client, settings: Settings, services: Services) -> Worker:
+    """The worker with every workflow and activity registered."""
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=ALL_WORKFLOWS,
+        activities=all_activities(services),
+        interceptors=[LoggingInterceptor()],
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_sticky_cache_size,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    )
+
+
+def telemetry_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting SDK metrics on Prometheus, or None when disabled."""
+    if not settings.metrics_bind_address:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=settings.metrics_bind_address),
+            global_tags={"service": "agency-orchestrator-worker"},
+        )
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then drain in-flight activities and exit."""
+    settings.require("database_url", "temporal_address")
+    assert settings.database_url is not None
+    database_url = settings.database_url.get_secret_value()
+    if settings.migrate_on_start:
+        applied = await migrate(database_url)
+        log.info("migrations applied", applied=applied)
+    pool = await open_pool(
+        database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max
+    )
+    client = await connect_client(settings, runtime=telemetry_runtime(settings))
+    worker = build_worker(client, settings, build_services(settings, pool))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker started", task_queue=settings.temporal_task_queue)
+    async with worker:
+        await stop.wait()
+        log.info("worker draining", timeout_s=settings.worker_graceful_shutdown_seconds)
+    await pool.close()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    """Entry point of ``orchestrator worker``."""
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        register_secrets(settings.secret_values())
+        asyncio.run(run_worker(settings))
+    except SettingsError as error:
+        exit_on_settings_error(error)

@@ -1,0 +1,426 @@
+"""AgentJob: an assistant works for a user in a remote browser, asking before risky steps.
+
+persist the job → open the browser session → recall memories → for each step: (gate if
+risky) → run → record; steps may also arrive while it runs (``add_steps``) → release the
+session → store an outcome memory → persist how it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.approval_gate import (
+    DB_RETRY,
+    DB_TIMEOUT,
+    ApprovalGateHost,
+    ApprovalPolicy,
+    ApprovalRequest,
+)
+from workflows.search_attributes import AWAITING_SINCE, JOB_STATUS, PLATFORM, USER_ID
+
+with workflow.unsafe.imports_passed_through():
+    # Shared with the activities: one class identity inside and outside the sandbox.
+    from activities.browser import (
+        BrowserActivities,
+        OpenSessionInput,
+        ReleaseSessionInput,
+        RunStepInput,
+        ScreenshotInput,
+    )
+    from activities.jobs import (
+        AddStepsInput,
+        CreateJobInput,
+        FinishJobInput,
+        JobActivities,
+        SessionReservation,
+        StepRecordInput,
+    )
+    from activities.memory import MemoryActivities, RecallInput, StoreMemoryInput
+    from workflows.steps import Step, StepResult
+
+BROWSER_TIMEOUT = timedelta(minutes=2)
+BROWSER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+)
+MEMORY_TIMEOUT = timedelta(seconds=20)
+MEMORY_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=5))
+MAX_SESSION_RECREATIONS = 2
+MAX_STEPS = 200
+
+JobOutcome = Literal["completed", "failed", "cancelled"]
+
+
+class AgentJobInput(BaseModel):
+    """A job: who it is for, where, what, and the plan of steps."""
+
+    job_id: UUID
+    user_id: UUID
+    workspace_id: UUID
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    instruction: Annotated[str, Field(max_length=4000)] = ""
+    steps: Annotated[list[Step], Field(max_length=MAX_STEPS)] = []
+    approval: ApprovalPolicy = ApprovalPolicy()
+    keep_open: bool = False  # wait for add_steps until the finish signal or the idle timeout
+    idle_timeout: timedelta = timedelta(hours=1)
+
+
+class AddStepsRequest(BaseModel):
+    """Steps an upstream agent adds to a running job."""
+
+    steps: Annotated[list[Step], Field(min_length=1, max_length=50)]
+
+
+class AgentJobResult(BaseModel):
+    """How the job ended and what each step did."""
+
+    job_id: UUID
+    status: JobOutcome
+    reason: str | None = None
+    steps: list[StepResult]
+
+
+class JobProgress(BaseModel):
+    """The ``progress`` query: where the job is."""
+
+    job_id: UUID
+    status: str
+    steps_done: int
+    steps_planned: int
+    waiting_on: str | None
+    browser_session_id: str | None
+    memories_recalled: int
+    steps: list[StepResult]
+
+
+class JobStopped(Exception):
+    """A rejected or expired gate under the ``stop`` policy."""
+
+
+@workflow.defn(name="AgentJob")
+class AgentJob(ApprovalGateHost):
+    """Durable browser work for a user, gated by approvals before risky steps."""
+
+    @workflow.init
+    def __init__(self, request: AgentJobInput) -> None:
+        self._init_gates()
+        self._request = request
+        self._steps: dict[int, Step] = dict(enumerate(request.steps))
+        self._planned = len(request.steps)
+        self._results: list[StepResult] = []
+        self._status = "pending"
+        self._waiting_on: str | None = None
+        self._session_id: str | None = None
+        self._memories: list[str] = []
+        self._finish_requested = False
+        self._closing = False
+
+    @workflow.run
+    async def run(self, request: AgentJobInput) -> AgentJobResult:
+        """Run the job to completion, failure, rejection or cancellation."""
+        platform = await self._persist_start()
+        workflow.upsert_search_attributes(
+            [USER_ID.value_set(str(request.user_id)), PLATFORM.value_set(platform)]
+        )
+        outcome: JobOutcome = "completed"
+        reason: str | None = None
+        try:
+            await self._open_browser(recreate=False)
+            await self._recall()
+            await self._work()
+        except asyncio.CancelledError:
+            await self._close("cancelled", "cancelled by an operator")
+            raise
+        except JobStopped as stop:
+            outcome, reason = "cancelled", str(stop)
+        except ActivityError as failure:
+            outcome, reason = "failed", _failure_reason(failure)
+        await self._close(outcome, reason)
+        if outcome == "failed":
+            raise ApplicationError(f"job failed: {reason}", type="JobFailed", non_retryable=True)
+        return AgentJobResult(
+            job_id=request.job_id, status=outcome, reason=reason, steps=self._results
+        )
+
+    async def _persist_start(self) -> str:
+        started = await workflow.execute_local_activity_method(
+            JobActivities.create_job,
+            CreateJobInput(
+                job_id=self._request.job_id,
+                user_id=self._request.user_id,
+                workspace_id=self._request.workspace_id,
+                title=self._request.title,
+                instruction=self._request.instruction,
+                steps=self._request.steps,
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary="persist job",
+        )
+        self._browser_settings = started.browser_settings
+        self._set_status("running")
+        return started.platform
+
+    async def _open_browser(self, *, recreate: bool) -> None:
+        session_id = await workflow.execute_local_activity_method(
+            JobActivities.reserve_browser_session,
+            SessionReservation(
+                job_id=self._request.job_id, session_id=str(workflow.uuid4()), replace=recreate
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary="reserve browser session id",
+        )
+        self._session_id = session_id
+        await workflow.execute_activity_method(
+            BrowserActivities.open_session,
+            OpenSessionInput(
+                job_id=self._request.job_id,
+                session_id=session_id,
+                browser_settings=self._browser_settings,
+            ),
+            start_to_close_timeout=BROWSER_TIMEOUT,
+            retry_policy=BROWSER_RETRY,
+            summary="open browser session",
+        )
+
+    async def _recall(self) -> None:
+        try:
+            recalled = await workflow.execute_activity_method(
+                MemoryActivities.recall_memories,
+                RecallInput(
+                    user_id=self._request.user_id,
+                    query=f"{self._request.title}\n{self._request.instruction}",
+                ),
+                start_to_close_timeout=MEMORY_TIMEOUT,
+                retry_policy=MEMORY_RETRY,
+                summary="recall memories",
+            )
+            self._memories = recalled.memories
+        except ActivityError as failure:
+            workflow.logger.warning("memory recall failed; continuing without", exc_info=failure)
+
+    async def _work(self) -> None:
+        index = 0
+        while True:
+            self._show_progress()
+            if index in self._steps:
+                await self._run_step(index, self._steps[index])
+                index += 1
+                continue
+            if not self._request.keep_open or self._finish_requested:
+                return
+            self._waiting_on = "more steps (add_steps) or the finish signal"
+            self._show_progress()
+            try:
+                await workflow.wait_condition(
+                    lambda i=index: i in self._steps or self._finish_requested,  # type: ignore[misc]
+                    timeout=self._request.idle_timeout,
+                    timeout_summary="idle timeout",
+                )
+            except TimeoutError:
+                return
+            finally:
+                self._waiting_on = None
+
+    async def _run_step(self, index: int, step: Step) -> None:
+        if step.risk != "none" and not await self._approved(index, step):
+            return
+        for attempt in range(MAX_SESSION_RECREATIONS + 1):
+            try:
+                result = await workflow.execute_activity_method(
+                    BrowserActivities.run_step,
+                    RunStepInput(
+                        job_id=self._request.job_id,
+                        session_id=self._session_id or "",
+                        step_index=index,
+                        step=step,
+                    ),
+                    start_to_close_timeout=BROWSER_TIMEOUT,
+                    retry_policy=BROWSER_RETRY,
+                    summary=f"step {index + 1}: {step.description}"[:120],
+                )
+                self._results.append(result)
+                return
+            except ActivityError as failure:
+                gone = _error_type(failure) == "BrowserSessionGone"
+                if not gone or attempt == MAX_SESSION_RECREATIONS:
+                    raise
+                workflow.logger.warning("browser session gone; opening a new one")
+                await self._open_browser(recreate=True)
+
+    async def _approved(self, index: int, step: Step) -> bool:
+        blob_id = await workflow.execute_activity_method(
+            BrowserActivities.capture_screenshot,
+            ScreenshotInput(session_id=self._session_id or "", blob_id=workflow.uuid4()),
+            start_to_close_timeout=BROWSER_TIMEOUT,
+            retry_policy=BROWSER_RETRY,
+            summary="screenshot for approval",
+        )
+        self._set_status("waiting_approval")
+        self._waiting_on = f"approval of step {index + 1}: {step.description}"
+        workflow.upsert_search_attributes([AWAITING_SINCE.value_set(workflow.now())])
+        self._show_progress()
+        outcome = await self.open_gate(
+            ApprovalRequest(
+                job_id=self._request.job_id,
+                action_type=step.risk,
+                description=step.description,
+                screenshot_blob_id=UUID(blob_id),
+                step_index=index,
+            ),
+            self._request.approval,
+        )
+        self._waiting_on = None
+        workflow.upsert_search_attributes([AWAITING_SINCE.value_unset()])
+        if outcome.status == "cancelled":
+            raise asyncio.CancelledError
+        self._set_status("running")
+        if outcome.approved:
+            return True
+        why = f"step {index + 1} {outcome.status}" + (
+            f" by {outcome.decided_by}" if outcome.decided_by else ""
+        )
+        if outcome.note:
+            why += f": {outcome.note}"
+        if self._request.approval.on_rejection == "stop":
+            raise JobStopped(why)
+        skipped = StepResult(step_index=index, status="skipped", error=why)
+        await workflow.execute_local_activity_method(
+            JobActivities.skip_step,
+            StepRecordInput(job_id=self._request.job_id, result=skipped),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary=f"skip step {index + 1}",
+        )
+        self._results.append(skipped)
+        return False
+
+    async def _close(self, outcome: JobOutcome, reason: str | None) -> None:
+        """Release the browser, remember the outcome, persist the end. Runs on every path."""
+        self._closing = True
+        if self._session_id:
+            await workflow.execute_activity_method(
+                BrowserActivities.release_session,
+                ReleaseSessionInput(session_id=self._session_id),
+                start_to_close_timeout=BROWSER_TIMEOUT,
+                retry_policy=BROWSER_RETRY,
+                summary="release browser session",
+            )
+        await self._remember(outcome, reason)
+        await workflow.execute_local_activity_method(
+            JobActivities.finish_job,
+            FinishJobInput(
+                job_id=self._request.job_id,
+                status=outcome,
+                reason=reason,
+                result={"steps": [r.model_dump(mode="json") for r in self._results]},
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary=f"job {outcome}",
+        )
+        self._set_status(outcome)
+        self._show_progress()
+
+    async def _remember(self, outcome: JobOutcome, reason: str | None) -> None:
+        done = sum(1 for r in self._results if r.status == "completed")
+        text = f"Job '{self._request.title}' {outcome}: {done} of {self._planned} steps done."
+        if reason:
+            text += f" Reason: {reason}"
+        try:
+            await workflow.execute_activity_method(
+                MemoryActivities.store_outcome_memory,
+                StoreMemoryInput(
+                    user_id=self._request.user_id, job_id=self._request.job_id, content=text
+                ),
+                start_to_close_timeout=MEMORY_TIMEOUT,
+                retry_policy=MEMORY_RETRY,
+                summary="store outcome memory",
+            )
+        except ActivityError as failure:
+            workflow.logger.warning("storing the outcome memory failed", exc_info=failure)
+
+    def _set_status(self, status: str) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([JOB_STATUS.value_set(status)])
+
+    def _show_progress(self) -> None:
+        done = len(self._results)
+        lines = [
+            f"**{self._request.title}**",
+            f"Status: {self._status} · step {min(done + 1, self._planned)} of {self._planned}",
+        ]
+        if self._waiting_on:
+            lines.append(f"Waiting on: {self._waiting_on}")
+        workflow.set_current_details("\n\n".join(lines))
+
+    @workflow.update(
+        name="add_steps",
+        description="Append steps to a running job; returns their results once they ran.",
+    )
+    async def add_steps(self, request: AddStepsRequest) -> list[StepResult]:
+        """Persist and queue the steps, then wait for their results."""
+        first = self._planned
+        self._planned += len(request.steps)
+        await workflow.execute_local_activity_method(
+            JobActivities.add_job_steps,
+            AddStepsInput(job_id=self._request.job_id, first_index=first, steps=request.steps),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary=f"add {len(request.steps)} steps",
+        )
+        for offset, step in enumerate(request.steps):
+            self._steps[first + offset] = step
+        wanted = range(first, first + len(request.steps))
+        await workflow.wait_condition(
+            lambda: (
+                self._closing or all(any(r.step_index == i for r in self._results) for i in wanted)
+            )
+        )
+        return [r for r in self._results if r.step_index in wanted]
+
+    @add_steps.validator
+    def _validate_add_steps(self, request: AddStepsRequest) -> None:
+        if self._closing or self._status in ("completed", "failed", "cancelled"):
+            raise ApplicationError("the job has finished; start a new job", type="JobFinished")
+        if self._planned + len(request.steps) > MAX_STEPS:
+            raise ApplicationError(f"a job has at most {MAX_STEPS} steps", type="TooManySteps")
+
+    @workflow.signal(name="finish", description="No more steps will come: finish the job.")
+    def finish(self) -> None:
+        """End a keep_open job once its queued steps are done."""
+        self._finish_requested = True
+
+    @workflow.query(name="progress", description="The job's status, steps and what it waits on.")
+    def progress(self) -> JobProgress:
+        """Where the job is."""
+        return JobProgress(
+            job_id=self._request.job_id,
+            status=self._status,
+            steps_done=len(self._results),
+            steps_planned=self._planned,
+            waiting_on=self._waiting_on,
+            browser_session_id=self._session_id,
+            memories_recalled=len(self._memories),
+            steps=self._results,
+        )
+
+
+def _error_type(failure: ActivityError) -> str | None:
+    cause = failure.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _failure_reason(failure: ActivityError) -> str:
+    cause = failure.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)
