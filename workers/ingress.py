@@ -3,10 +3,13 @@ the handlers in ``activities/`` and answers with their outcome."""
 
 from __future__ import annotations
 
+import contextlib
 import html
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -36,6 +39,14 @@ class IngressDeps:
     client: Client
     inbound: InboundConfig
     max_body_bytes: int
+
+
+class InProcessServer(uvicorn.Server):
+    """uvicorn for a process that handles its own signals (the dev stack, tests)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class BodyTooLarge(Exception):

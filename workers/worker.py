@@ -32,9 +32,11 @@ from db.pool import Pool, open_pool
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
-from workflows import ALL_WORKFLOWS
+from workflows.agent_job import AgentJob
 
 log = get_logger("workers.worker")
+
+ALL_WORKFLOWS: list[type] = [AgentJob]
 
 
 class _LogContext(ActivityInboundInterceptor):

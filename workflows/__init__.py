@@ -1,7 +1,5 @@
-"""Deterministic workflow code only: all I/O lives in activities/ and db/."""
+"""Deterministic workflow code only: all I/O lives in activities/ and db/.
 
-from workflows.agent_job import AgentJob
-
-ALL_WORKFLOWS: list[type] = [AgentJob]
-
-__all__ = ["ALL_WORKFLOWS", "AgentJob"]
+The worker's list of workflows is in ``workers.worker`` (this package imports nothing at
+import time, so activities can share its models without an import cycle).
+"""

@@ -1,0 +1,52 @@
+"""Settings: every value from the environment; a bad or missing one is one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from workers.settings import SettingsError, load_settings
+
+ORCHESTRATOR = [sys.executable, "-m", "workers.cli"]
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return subprocess.run(
+        [*ORCHESTRATOR, *args], env={**base, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_invalid_setting_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="invalid setting DATABASE_POOL_MAX"):
+        load_settings(database_pool_max="many")
+
+
+def test_webhook_secret_must_be_in_resend_format() -> None:
+    with pytest.raises(SettingsError, match="RESEND_WEBHOOK_SECRET: .*whsec_"):
+        load_settings(resend_webhook_secret="plain")
+
+
+def test_worker_without_database_url_exits_with_one_line() -> None:
+    result = _run({"TEMPORAL_ADDRESS": "127.0.0.1:1"}, "worker")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "orchestrator: missing setting DATABASE_URL: set the environment variable DATABASE_URL"
+    ]
+
+
+def test_worker_with_bad_number_exits_with_one_line() -> None:
+    result = _run({"WORKER_MAX_CONCURRENT_ACTIVITIES": "lots"}, "worker")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "WORKER_MAX_CONCURRENT_ACTIVITIES" in lines[0]
+
+
+def test_secrets_never_print() -> None:
+    settings = load_settings(approval_token_secret="super-secret-value")
+    assert "super-secret-value" not in repr(settings)
+    assert "super-secret-value" not in str(settings.model_dump())
+    assert "super-secret-value" in settings.secret_values()

@@ -1,0 +1,5 @@
+"""`python -m workers` is `orchestrator`."""
+
+from workers.cli import main
+
+main()

@@ -1,0 +1,295 @@
+"""`orchestrator`: run the processes and operate jobs and approvals from a terminal.
+
+Errors are one line on stderr with a non-zero exit; ``--json`` prints machine-readable
+output for scripting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from workers.settings import SettingsError, load_settings
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if args.json:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        elif isinstance(data, list):
+            data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(text)
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value.removeprefix("job-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
+
+
+async def _context() -> tuple[Any, Any, Any]:
+    """Settings, a connection pool and a Temporal client for operator commands."""
+    from db.pool import open_pool
+    from workers.runtime_file import apply_runtime
+    from workers.temporal import connect_client
+
+    apply_runtime()
+    settings = load_settings()
+    settings.require("database_url", "temporal_address")
+    assert settings.database_url is not None
+    pool = await open_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    client = await connect_client(settings)
+    return settings, pool, client
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+async def jobs_start(args: argparse.Namespace) -> None:
+    from workers.starters import start_agent_job
+    from workflows.agent_job import AgentJobInput
+
+    path = Path(args.file)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CliError(f"job file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"job file {path} is not valid JSON: {exc}") from None
+    data.setdefault("job_id", str(uuid.uuid4()))
+    try:
+        request = AgentJobInput.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise CliError(f"invalid job in {path}: {where}: {err['msg']}") from None
+    settings, pool, client = await _context()
+    async with pool:
+        handle = await start_agent_job(client, settings, request)
+    _emit(args, {"job_id": str(request.job_id), "workflow_id": handle.id}, f"started {handle.id}")
+
+
+async def jobs_list(args: argparse.Namespace) -> None:
+    from db import jobs
+
+    _, pool, _ = await _context()
+    async with pool, pool.connection() as conn:
+        rows = await jobs.list_jobs(conn, status=args.status, limit=args.limit)
+    lines = [f"{r.id}  {r.status:<17} {r.title or ''}" for r in rows] or ["no jobs"]
+    _emit(args, rows, "\n".join(lines))
+
+
+async def jobs_status(args: argparse.Namespace) -> None:
+    from db import jobs
+
+    _, pool, _ = await _context()
+    async with pool, pool.connection() as conn:
+        job = await _get(jobs.get_job(conn, args.job_id))
+        rows = await (await conn.execute(jobs.Q["list_steps"], {"job_id": args.job_id})).fetchall()
+    steps = [jobs.JobStepRow.model_validate(r) for r in rows]
+    text = [f"{job.id}  {job.status}  {job.title or ''}"]
+    if job.error_message:
+        text.append(f"reason: {job.error_message}")
+    text += [f"  step {s.step_index + 1}: {s.status:<9} {s.description}" for s in steps]
+    _emit(
+        args,
+        {"job": job.model_dump(mode="json"), "steps": [s.model_dump(mode="json") for s in steps]},
+        "\n".join(text),
+    )
+
+
+async def jobs_cancel(args: argparse.Namespace) -> None:
+    from temporalio.service import RPCError
+
+    from workers.starters import job_workflow_id
+
+    _, pool, client = await _context()
+    async with pool:
+        try:
+            await client.get_workflow_handle(job_workflow_id(args.job_id)).cancel()
+        except RPCError as exc:
+            raise CliError(f"cannot cancel job {args.job_id}: {exc.message}") from None
+    _emit(args, {"job_id": str(args.job_id), "cancel_requested": True}, "cancellation requested")
+
+
+# --- approvals --------------------------------------------------------------------------
+
+
+async def approvals_list(args: argparse.Namespace) -> None:
+    from db import approvals
+
+    _, pool, _ = await _context()
+    async with pool, pool.connection() as conn:
+        rows = await approvals.list_approvals(conn, status=args.status, limit=args.limit)
+    lines = [
+        f"{r.id}  {r.status:<9} job {r.job_id}  {r.action_type}: {r.description}" for r in rows
+    ] or ["no approvals"]
+    _emit(args, rows, "\n".join(lines))
+
+
+async def approvals_show(args: argparse.Namespace) -> None:
+    from db import approvals
+
+    _, pool, _ = await _context()
+    async with pool, pool.connection() as conn:
+        row = await _get(approvals.get_approval(conn, args.approval_id))
+    text = "\n".join(f"{k}: {v}" for k, v in row.model_dump(mode="json").items())
+    _emit(args, row, text)
+
+
+async def approvals_decide(args: argparse.Namespace) -> None:
+    from activities.decisions import deliver_decision
+    from db import approvals
+
+    _, pool, client = await _context()
+    async with pool:
+        async with pool.connection() as conn:
+            row = await _get(approvals.get_approval(conn, args.approval_id))
+        outcome = await deliver_decision(
+            client,
+            row,
+            decision=args.decision,
+            decided_by=args.by,
+            channel="cli",
+            note=args.note,
+            update_id=f"cli-{uuid.uuid4()}",
+        )
+    if not outcome.applied:
+        raise CliError(outcome.message)
+    _emit(args, outcome, outcome.message)
+
+
+async def _get(coro: Awaitable[Any]) -> Any:
+    from db.transitions import RowNotFound
+
+    try:
+        return await coro
+    except RowNotFound as exc:
+        raise CliError(str(exc)) from None
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+async def migrate_cmd(args: argparse.Namespace) -> None:
+    from db.migrate import migrate
+
+    settings = load_settings()
+    settings.require("database_url")
+    assert settings.database_url is not None
+    applied = await migrate(settings.database_url.get_secret_value())
+    _emit(args, {"applied": applied}, "\n".join(applied) or "database is up to date")
+
+
+async def search_attributes_register(args: argparse.Namespace) -> None:
+    from workers.temporal import connect_client, register_search_attributes
+
+    settings = load_settings()
+    client = await connect_client(settings)
+    added = await register_search_attributes(client, settings.temporal_namespace)
+    _emit(args, {"added": added}, "\n".join(added) or "all search attributes present")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Durable agent jobs, approval gates, generations and metric syncs on "
+        "Temporal. Settings come from the environment (see README).",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripting")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("dev", help="run the whole stack locally (embedded Postgres and Temporal)")
+    sub.add_parser("worker", help="run the Temporal worker")
+    sub.add_parser("ingress", help="run the HTTP ingress (webhooks, approval links)")
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
+        run=migrate_cmd
+    )
+    sa = sub.add_parser("search-attributes", help="manage Temporal search attributes")
+    sa_sub = sa.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sa_sub.add_parser("register", help="add the project's search attributes").set_defaults(
+        run=search_attributes_register
+    )
+
+    jobs = sub.add_parser("jobs", help="start and follow agent jobs")
+    jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = jobs_sub.add_parser("start", help="start a job from a JSON file")
+    start.add_argument("--file", required=True, help="job JSON (see examples/job.json)")
+    start.set_defaults(run=jobs_start)
+    lst = jobs_sub.add_parser("list", help="recent jobs")
+    lst.add_argument("--status", help="only jobs with this status")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.set_defaults(run=jobs_list)
+    status = jobs_sub.add_parser("status", help="a job and its steps")
+    status.add_argument("job_id", type=_uuid)
+    status.set_defaults(run=jobs_status)
+    cancel = jobs_sub.add_parser("cancel", help="cancel a job (its browser session is released)")
+    cancel.add_argument("job_id", type=_uuid)
+    cancel.set_defaults(run=jobs_cancel)
+
+    appr = sub.add_parser("approvals", help="list and decide approval gates")
+    appr_sub = appr.add_subparsers(dest="action", required=True, metavar="ACTION")
+    alist = appr_sub.add_parser("list", help="approvals, pending first")
+    alist.add_argument("--status", help="only approvals with this status")
+    alist.add_argument("--limit", type=int, default=20)
+    alist.set_defaults(run=approvals_list)
+    show = appr_sub.add_parser("show", help="one approval")
+    show.add_argument("approval_id", type=_uuid)
+    show.set_defaults(run=approvals_show)
+    for decision in ("approve", "reject"):
+        p = appr_sub.add_parser(decision, help=f"{decision} a pending approval")
+        p.add_argument("approval_id", type=_uuid)
+        p.add_argument("--by", required=True, help="who decides (recorded as decided_by)")
+        p.add_argument("--note", help="why (recorded as the decision note)")
+        p.set_defaults(run=approvals_decide, decision=decision)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``orchestrator``."""
+    args = _parser().parse_args(argv)
+    if args.command == "dev":
+        from workers.dev import main as dev_main
+
+        dev_main()
+        return
+    if args.command == "worker":
+        from workers.worker import main as worker_main
+
+        worker_main()
+        return
+    if args.command == "ingress":
+        from workers.processes import ingress_main
+
+        ingress_main()
+        return
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = args.run
+    try:
+        asyncio.run(run(args))
+    except SettingsError as exc:
+        print(f"orchestrator: {exc.code}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except CliError as exc:
+        print(f"orchestrator: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as exc:
+        print(f"orchestrator: cannot connect: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

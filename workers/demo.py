@@ -1,0 +1,60 @@
+"""Demo data for `orchestrator dev`: a user, a Notion workspace and one agent job that
+stops at an approval gate, so a newcomer can approve it by replying to the email."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from importlib import resources
+
+from temporalio.client import Client
+
+from db.pool import Pool
+from workers.settings import Settings
+from workers.starters import start_agent_job
+from workflows.agent_job import AgentJobInput
+
+DEMO_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+DEMO_WORKSPACE_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
+DEMO_EMAIL = "demo.user@example.com"
+
+SEED = """
+INSERT INTO auth.users (id, email) VALUES (%(user_id)s, %(email)s) ON CONFLICT (id) DO NOTHING;
+"""
+SEED_PROFILE = """
+INSERT INTO public.profiles (id, full_name, email_address)
+VALUES (%(user_id)s, 'Demo User', %(email)s) ON CONFLICT (id) DO NOTHING
+"""
+SEED_WORKSPACE = """
+INSERT INTO public.workspaces (id, user_id, platform_name, agent_email)
+VALUES (%(workspace_id)s, %(user_id)s, 'Notion', 'assistant@agency.localhost')
+ON CONFLICT (id) DO NOTHING
+"""
+OPEN_DEMO_JOB = """
+SELECT id FROM public.jobs
+WHERE user_id = %(user_id)s AND status IN ('pending', 'running', 'waiting_approval')
+LIMIT 1
+"""
+
+
+def demo_job_request(job_id: uuid.UUID | None = None) -> AgentJobInput:
+    """The demo job of ``examples/demo-job.json`` with a fresh job id."""
+    text = resources.files("workers").joinpath("demo-job.json").read_text()
+    data = json.loads(text)
+    data["job_id"] = str(job_id or uuid.uuid4())
+    return AgentJobInput.model_validate(data)
+
+
+async def seed_demo(pool: Pool, client: Client, settings: Settings) -> str:
+    """Seed the demo rows; start a demo job unless one is still open. Returns its id."""
+    params = {"user_id": DEMO_USER_ID, "workspace_id": DEMO_WORKSPACE_ID, "email": DEMO_EMAIL}
+    async with pool.connection() as conn:
+        await conn.execute(SEED, params)
+        await conn.execute(SEED_PROFILE, params)
+        await conn.execute(SEED_WORKSPACE, params)
+        row = await (await conn.execute(OPEN_DEMO_JOB, params)).fetchone()
+    if row is not None:
+        return f"job-{row['id']} (still open)"
+    request = demo_job_request()
+    await start_agent_job(client, settings, request)
+    return f"job-{request.job_id}"

@@ -1,0 +1,166 @@
+"""`orchestrator dev`: the whole system on one machine, keyless.
+
+Starts what is not configured from outside: Postgres (embedded) unless DATABASE_URL is
+set, the Temporal dev server unless TEMPORAL_ADDRESS is set, and local emulators of the
+outside services whose API keys are absent. Then migrations, the worker and the ingress.
+Everything it started stops on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import uvicorn
+
+from db.migrate import migrate
+from db.pool import open_pool
+from workers.dev_secrets import apply_dev_secrets
+from workers.embedded import EmbeddedPostgres, TemporalDevServer, port_is_free
+from workers.ingress import IngressDeps, InProcessServer, create_app
+from workers.logging import configure_logging, get_logger, register_secrets
+from workers.processes import inbound_config
+from workers.settings import Settings, load_settings
+from workers.temporal import connect_client, register_search_attributes
+from workers.worker import build_services, build_worker
+
+log = get_logger("workers.dev")
+Cleanup = Callable[[], Awaitable[None]]
+
+
+def _pick_port(preferred: int) -> int:
+    from emulators.runner import free_port
+
+    return preferred if preferred and port_is_free(preferred) else free_port()
+
+
+async def _start_backends(home: Path, cleanups: list[Cleanup]) -> None:
+    """Embedded Postgres and Temporal where the environment names none."""
+    if not os.environ.get("DATABASE_URL"):
+        postgres = EmbeddedPostgres(home / "postgres")
+        os.environ["DATABASE_URL"] = await postgres.start()
+        cleanups.append(postgres.stop)
+    if not os.environ.get("TEMPORAL_ADDRESS"):
+        port = _pick_port(int(os.environ.get("TEMPORAL_PORT", "7233")))
+        ui_port = _pick_port(int(os.environ.get("TEMPORAL_UI_PORT", "8233")))
+        server = TemporalDevServer(
+            home / "temporal", port=port, ui_port=ui_port, log_path=home / "temporal.log"
+        )
+        await server.start()
+        cleanups.append(server.stop)
+        os.environ["TEMPORAL_ADDRESS"] = server.address
+        os.environ["TEMPORAL_UI_URL"] = server.ui_url
+
+
+def _start_emulators(cleanups: list[Cleanup], ingress_url: str) -> str | None:
+    """Emulators for every outside service whose key is absent; returns their base URL."""
+    from emulators.server import EMULATED_SERVICES, start_emulators
+
+    missing = [s for s in EMULATED_SERVICES if not os.environ.get(s.key_setting)]
+    if not missing:
+        return None
+    stack = start_emulators(
+        resend_webhook_url=f"{ingress_url}/webhooks/resend",
+        resend_webhook_secret=os.environ["RESEND_WEBHOOK_SECRET"],
+    )
+
+    async def stop() -> None:
+        stack.stop()
+
+    cleanups.append(stop)
+    for service in missing:
+        os.environ[service.key_setting] = service.dev_key
+        os.environ[service.url_setting] = f"{stack.url}{service.prefix}"
+    return stack.url
+
+
+async def run_dev() -> None:
+    """Start the stack, print where everything is, and run until a signal."""
+    home = Path(os.environ.get("ORCHESTRATOR_HOME", ".orchestrator")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    apply_dev_secrets(home)
+    os.environ.setdefault("INGRESS_PORT", str(_pick_port(8080)))
+    os.environ.setdefault("METRICS_BIND_ADDRESS", f"127.0.0.1:{_pick_port(9464)}")
+    os.environ.setdefault("ASSET_STORAGE_DIR", str(home / "assets"))
+    preliminary = load_settings()
+    configure_logging(preliminary.log_level, preliminary.log_format)
+    cleanups: list[Cleanup] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        emulators_url = _start_emulators(cleanups, preliminary.ingress_url)
+        await _start_backends(home, cleanups)
+        settings = load_settings()
+        register_secrets(settings.secret_values())
+        await _serve(settings, cleanups, emulators_url, stop)
+    finally:
+        for cleanup in reversed(cleanups):
+            with contextlib.suppress(Exception):
+                await cleanup()
+        log.info("dev stack stopped")
+
+
+async def _serve(
+    settings: Settings, cleanups: list[Cleanup], emulators_url: str | None, stop: asyncio.Event
+) -> None:
+    assert settings.database_url is not None
+    database_url = settings.database_url.get_secret_value()
+    await migrate(database_url)
+    pool = await open_pool(database_url, min_size=2, max_size=settings.database_pool_max)
+    cleanups.append(pool.close)
+    client = await connect_client(settings)
+    await register_search_attributes(client, settings.temporal_namespace)
+    worker = build_worker(client, settings, build_services(settings, pool))
+    ingress = InProcessServer(
+        uvicorn.Config(
+            create_app(
+                IngressDeps(
+                    pool=pool,
+                    client=client,
+                    inbound=inbound_config(settings),
+                    max_body_bytes=settings.ingress_max_body_bytes,
+                )
+            ),
+            host=settings.ingress_host,
+            port=settings.ingress_port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    async with worker:
+        serving = asyncio.create_task(ingress.serve())
+        while not ingress.started:
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.02)
+        from workers.demo import seed_demo
+
+        demo = await seed_demo(pool, client, settings)
+        print(f"temporal: {settings.temporal_address}", flush=True)
+        print(f"temporal-ui: {os.environ.get('TEMPORAL_UI_URL', 'external')}", flush=True)
+        print(f"ingress: {settings.ingress_url}", flush=True)
+        print(f"database: {_redacted(database_url)}", flush=True)
+        if emulators_url:
+            print(f"emulators: {emulators_url}", flush=True)
+            print(f"outbox: {emulators_url}/resend/_outbox", flush=True)
+        print(f"demo-job: {demo}", flush=True)
+        await stop.wait()
+        ingress.should_exit = True
+        await serving
+
+
+def _redacted(url: str) -> str:
+    """The database URL without its password."""
+    return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", url)
+
+
+def main() -> None:
+    """Entry point of ``orchestrator dev``."""
+    asyncio.run(run_dev())

@@ -1,0 +1,71 @@
+"""Wiring shared by the processes: configs from settings, and the ingress process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvicorn
+
+from activities.email import configure_resend
+from activities.inbound_email import InboundConfig
+from db.pool import open_pool
+from workers.ingress import IngressDeps, create_app
+from workers.logging import configure_logging, register_secrets
+from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
+from workers.temporal import connect_client
+
+
+def inbound_config(settings: Settings) -> InboundConfig:
+    """What the Resend webhook handler needs from settings."""
+    settings.require(
+        "resend_webhook_secret", "approval_token_secret", "resend_api_key", "database_url"
+    )
+    assert settings.resend_webhook_secret and settings.approval_token_secret
+    assert settings.resend_api_key
+    configure_resend(settings.resend_api_key.get_secret_value(), str(settings.resend_api_url))
+    return InboundConfig(
+        webhook_secret=settings.resend_webhook_secret.get_secret_value(),
+        token_secret=settings.approval_token_secret.get_secret_value(),
+        inbound_domain=settings.inbound_email_domain,
+        sender=settings.email_from,
+    )
+
+
+async def run_ingress(settings: Settings) -> None:
+    """Serve the ingress until SIGTERM/SIGINT (uvicorn handles both)."""
+    inbound = inbound_config(settings)
+    assert settings.database_url is not None
+    pool = await open_pool(settings.database_url.get_secret_value(), min_size=1)
+    client = await connect_client(settings)
+    app = create_app(
+        IngressDeps(
+            pool=pool,
+            client=client,
+            inbound=inbound,
+            max_body_bytes=settings.ingress_max_body_bytes,
+        )
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.ingress_host,
+            port=settings.ingress_port,
+            lifespan="off",
+            log_level="warning",
+        )
+    )
+    try:
+        await server.serve()
+    finally:
+        await pool.close()
+
+
+def ingress_main() -> None:
+    """Entry point of ``orchestrator ingress``."""
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        register_secrets(settings.secret_values())
+        asyncio.run(run_ingress(settings))
+    except SettingsError as error:
+        exit_on_settings_error(error)

@@ -1,0 +1,35 @@
+"""Starting workflows from processes (CLI, dev stack, ingress): ids, summaries, queue."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from workers.settings import Settings
+from workflows.agent_job import AgentJob, AgentJobInput, AgentJobResult
+from workflows.search_attributes import JOB_STATUS, USER_ID
+
+
+def job_workflow_id(job_id: object) -> str:
+    """The workflow id of a job: ``job-<jobs.id>``."""
+    return f"job-{job_id}"
+
+
+async def start_agent_job(
+    client: Client, settings: Settings, request: AgentJobInput
+) -> WorkflowHandle[AgentJob, AgentJobResult]:
+    """Start an AgentJob; the job id is its workflow id, so a second start is refused."""
+    return await client.start_workflow(
+        AgentJob.run,
+        request,
+        id=job_workflow_id(request.job_id),
+        task_queue=settings.temporal_task_queue,
+        static_summary=request.title[:200],
+        static_details=f"{len(request.steps)} planned steps · {request.instruction[:500]}",
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(JOB_STATUS, "pending"),
+                SearchAttributePair(USER_ID, str(request.user_id)),
+            ]
+        ),
+    )
