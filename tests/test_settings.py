@@ -26,7 +26,7 @@ def test_invalid_setting_names_the_variable() -> None:
 
 
 def test_webhook_secret_must_be_in_resend_format() -> None:
-    with pytest.raises(SettingsError, match="RESEND_WEBHOOK_SECRET: .*whsec_"):
+    with pytest.raises(SettingsError, match=r"RESEND_WEBHOOK_SECRET: .*whsec_"):
         load_settings(resend_webhook_secret="plain")
 
 

@@ -31,13 +31,23 @@ async def _new_job(pool: AsyncConnectionPool) -> uuid.UUID:
     async with pool.connection() as conn:
         user_id = await insert_user(conn)
         await jobs.insert_job(
-            conn, job_id=job_id, user_id=user_id, workspace_id=None,
-            workflow_id=f"job-{job_id}", title="t", instruction="i",
+            conn,
+            job_id=job_id,
+            user_id=user_id,
+            workspace_id=None,
+            workflow_id=f"job-{job_id}",
+            title="t",
+            instruction="i",
         )
         # A retried insert finds the row it created.
         again = await jobs.insert_job(
-            conn, job_id=job_id, user_id=user_id, workspace_id=None,
-            workflow_id=f"job-{job_id}", title="t", instruction="i",
+            conn,
+            job_id=job_id,
+            user_id=user_id,
+            workspace_id=None,
+            workflow_id=f"job-{job_id}",
+            title="t",
+            instruction="i",
         )
         assert again.status == "pending"
     return job_id

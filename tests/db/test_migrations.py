@@ -27,9 +27,22 @@ async def test_fresh_database_gets_every_table(empty_db_url: str) -> None:
     assert applied == [m.name for m in load_migrations()]
     tables = await _tables(empty_db_url)
     for table in (
-        "profiles", "workspaces", "jobs", "approvals", "memories", "job_steps", "generations",
-        "prompts", "assets", "ai_models", "user_api_keys", "platform_connections",
-        "performance_metrics", "metric_sync_logs", "status_transitions", "schema_migrations",
+        "profiles",
+        "workspaces",
+        "jobs",
+        "approvals",
+        "memories",
+        "job_steps",
+        "generations",
+        "prompts",
+        "assets",
+        "ai_models",
+        "user_api_keys",
+        "platform_connections",
+        "performance_metrics",
+        "metric_sync_logs",
+        "status_transitions",
+        "schema_migrations",
     ):
         assert table in tables
 
@@ -92,7 +105,7 @@ async def test_failed_migration_rolls_back_and_is_not_recorded(
 async def test_badly_named_file_is_refused(tmp_path: Path) -> None:
     directory = _copy_migrations(tmp_path)
     (directory / "extra.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="not named NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"not named NNNN_name\.sql"):
         load_migrations(directory)
 
 

@@ -14,16 +14,28 @@ STATUSES = {
     "jobs": ["pending", "running", "waiting_approval", "completed", "failed", "cancelled"],
     "approvals": ["pending", "approved", "rejected", "expired", "cancelled"],
     "generations": [
-        "pending", "submitting", "queued", "in_progress", "completed", "failed", "nsfw",
+        "pending",
+        "submitting",
+        "queued",
+        "in_progress",
+        "completed",
+        "failed",
+        "nsfw",
         "cancelled",
     ],
 }
 ALLOWED = {
     "jobs": {
-        ("pending", "running"), ("pending", "failed"), ("pending", "cancelled"),
-        ("running", "waiting_approval"), ("running", "completed"), ("running", "failed"),
-        ("running", "cancelled"), ("waiting_approval", "running"),
-        ("waiting_approval", "failed"), ("waiting_approval", "cancelled"),
+        ("pending", "running"),
+        ("pending", "failed"),
+        ("pending", "cancelled"),
+        ("running", "waiting_approval"),
+        ("running", "completed"),
+        ("running", "failed"),
+        ("running", "cancelled"),
+        ("waiting_approval", "running"),
+        ("waiting_approval", "failed"),
+        ("waiting_approval", "cancelled"),
     },
     "approvals": {("pending", s) for s in ("approved", "rejected", "expired", "cancelled")},
 }
@@ -78,7 +90,7 @@ async def test_every_transition_outside_the_machine_is_rejected(db_url: str, tab
             if (old, new) in ALLOWED[table]:
                 await conn.execute(update, (new, row_id))
             else:
-                with pytest.raises(errors.CheckViolation, match="invalid .* status transition"):
+                with pytest.raises(errors.CheckViolation, match=r"invalid .* status transition"):
                     await conn.execute(update, (new, row_id))
 
 

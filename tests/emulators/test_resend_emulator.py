@@ -1,0 +1,237 @@
+"""The Resend emulator, driven through the official ``resend`` SDK."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import resend
+from resend.exceptions import ResendError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from emulators.resend import ResendEmulator
+from emulators.runner import ThreadedServer, serve_in_thread
+
+SECRET = "whsec_" + base64.b64encode(b"emulator-test-secret-0123456789ab").decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"some-other-secret-0123456789abcd").decode()
+
+
+class WebhookReceiver:
+    """A tiny app that verifies each webhook with ``resend.Webhooks.verify``, like production."""
+
+    def __init__(self) -> None:
+        self.verified: list[dict[str, Any]] = []
+        self.rejected: list[str] = []
+        self.lock = threading.Lock()
+        self.app = Starlette(routes=[Route("/webhooks/resend", self.receive, methods=["POST"])])
+
+    async def receive(self, request: Request) -> JSONResponse:
+        payload = (await request.body()).decode()
+        headers = {
+            "id": request.headers.get("svix-id", ""),
+            "timestamp": request.headers.get("svix-timestamp", ""),
+            "signature": request.headers.get("svix-signature", ""),
+        }
+        try:
+            resend.Webhooks.verify(
+                {"payload": payload, "headers": headers, "webhook_secret": SECRET}  # type: ignore[typeddict-item]
+            )
+        except ValueError as exc:
+            with self.lock:
+                self.rejected.append(str(exc))
+            return JSONResponse({"error": "bad signature"}, status_code=400)
+        with self.lock:
+            self.verified.append(json.loads(payload))
+        return JSONResponse({"ok": True})
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[tuple[WebhookReceiver, ThreadedServer]]:
+    app = WebhookReceiver()
+    server = serve_in_thread(app.app)
+    yield app, server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def served(
+    receiver: tuple[WebhookReceiver, ThreadedServer],
+) -> Iterator[tuple[ResendEmulator, ThreadedServer]]:
+    emulator = ResendEmulator(api_key="re_test_key")
+    emulator.configure_webhook(f"{receiver[1].url}/webhooks/resend", SECRET)
+    server = serve_in_thread(emulator.app)
+    yield emulator, server
+    server.stop()
+
+
+@pytest.fixture
+def emulator(served: tuple[ResendEmulator, ThreadedServer]) -> Iterator[ResendEmulator]:
+    emulator, server = served
+    saved = (resend.api_key, resend.api_url)
+    resend.api_key, resend.api_url = "re_test_key", server.url
+    emulator.reset()
+    yield emulator
+    resend.api_key, resend.api_url = saved
+
+
+def approval_email(**extra: Any) -> resend.Emails.SendParams:
+    params: dict[str, Any] = {
+        "from": "Agency <agent@agency.test>",
+        "to": ["owner@client.test"],
+        "reply_to": "approvals+job-1@agency.test",
+        "subject": "Approve the spring campaign?",
+        "text": "Reply APPROVE or REJECT.",
+        "html": '<p>Reply APPROVE.</p><img src="cid:logo">',
+        "headers": {"Message-ID": "<job-1@agency.test>"},
+        "attachments": [
+            {
+                "filename": "logo.png",
+                "content": base64.b64encode(b"\x89PNG fake").decode(),
+                "content_id": "logo",
+            }
+        ],
+        "tags": [{"name": "job", "value": "job-1"}],
+    }
+    return params | extra  # type: ignore[return-value]
+
+
+def test_send_records_every_field_and_get_returns_it(emulator: ResendEmulator) -> None:
+    sent = resend.Emails.send(approval_email())
+    email = resend.Emails.get(sent["id"])
+    assert email["subject"] == "Approve the spring campaign?"
+    assert email["to"] == ["owner@client.test"]
+    assert email["reply_to"] == ["approvals+job-1@agency.test"]
+    [record] = emulator.sent_emails()
+    assert record["attachments"][0]["content_id"] == "logo"
+    assert record["headers"] == {"Message-ID": "<job-1@agency.test>"}
+    assert record["tags"] == [{"name": "job", "value": "job-1"}]
+
+
+def test_same_idempotency_key_and_body_sends_once(emulator: ResendEmulator) -> None:
+    first = resend.Emails.send(approval_email(), {"idempotency_key": "job-1/approval"})
+    again = resend.Emails.send(approval_email(), {"idempotency_key": "job-1/approval"})
+    assert again["id"] == first["id"]
+    assert len(emulator.sent_emails()) == 1
+    assert emulator.sends_by_idempotency_key() == {"job-1/approval": 1}
+
+
+async def test_async_send_is_idempotent_too(emulator: ResendEmulator) -> None:
+    first = await resend.Emails.send_async(approval_email(), {"idempotency_key": "k-async"})
+    again = await resend.Emails.send_async(approval_email(), {"idempotency_key": "k-async"})
+    assert first["id"] == again["id"]
+    assert emulator.sends_by_idempotency_key() == {"k-async": 1}
+
+
+def test_idempotency_key_reused_with_other_body_is_409(emulator: ResendEmulator) -> None:
+    resend.Emails.send(approval_email(), {"idempotency_key": "job-2"})
+    with pytest.raises(ResendError) as raised:
+        resend.Emails.send(approval_email(subject="Other"), {"idempotency_key": "job-2"})
+    assert raised.value.code == 409
+    assert raised.value.error_type == "invalid_idempotent_request"
+    assert len(emulator.sent_emails()) == 1
+
+
+def test_missing_subject_is_422_and_missing_key_is_401(emulator: ResendEmulator) -> None:
+    params = approval_email()
+    del params["subject"]
+    with pytest.raises(ResendError) as raised:
+        resend.Emails.send(params)
+    assert raised.value.code == 422
+    resend.api_key = None
+    with pytest.raises(ResendError) as unauthorized:
+        resend.Emails.send(approval_email())
+    assert unauthorized.value.code == 401
+    assert emulator.sent_emails() == []
+
+
+def test_reply_delivers_verified_webhook_and_receiving_api_returns_body(
+    emulator: ResendEmulator, receiver: tuple[WebhookReceiver, ThreadedServer]
+) -> None:
+    sent = resend.Emails.send(approval_email())
+    reply_id = emulator.reply_to_email(sent["id"], "APPROVE")
+    assert emulator.deliveries()[-1]["status"] == 200
+    event = receiver[0].verified[-1]
+    assert event["type"] == "email.received"
+    assert event["data"]["email_id"] == reply_id
+    assert event["data"]["from"] == "owner@client.test"
+    assert event["data"]["to"] == ["approvals+job-1@agency.test"]
+    received = resend.Emails.Receiving.get(reply_id)
+    assert received["subject"] == "Re: Approve the spring campaign?"
+    assert (received["text"] or "").startswith("APPROVE\n\nOn ")
+    assert "> Reply APPROVE or REJECT." in (received["text"] or "")
+    assert received["headers"]["In-Reply-To"] == "<job-1@agency.test>"
+
+
+@pytest.mark.parametrize("tamper", ["wrong_secret", "stale"])
+def test_tampered_webhooks_are_rejected_by_verify(
+    emulator: ResendEmulator, receiver: tuple[WebhookReceiver, ThreadedServer], tamper: str
+) -> None:
+    sign: dict[str, Any] = (
+        {"sign_with": OTHER_SECRET}
+        if tamper == "wrong_secret"
+        else {"timestamp": int(time.time()) - 3600}
+    )
+    before = len(receiver[0].rejected)
+    emulator.deliver_inbound("a@b.test", "approvals@agency.test", "Hi", "APPROVE", **sign)
+    assert emulator.deliveries()[-1]["status"] == 400
+    assert len(receiver[0].rejected) == before + 1
+
+
+def test_bounce_event_is_signed_and_shaped_like_resend(
+    emulator: ResendEmulator, receiver: tuple[WebhookReceiver, ThreadedServer]
+) -> None:
+    sent = resend.Emails.send(approval_email())
+    assert emulator.deliver_event("email.bounced", sent["id"]) == 200
+    event = receiver[0].verified[-1]
+    assert event["type"] == "email.bounced"
+    assert event["data"]["email_id"] == sent["id"]
+    assert event["data"]["bounce"]["type"] == "Permanent"
+    assert event["data"]["tags"] == {"job": "job-1"}
+
+
+def test_fail_next_returns_resend_shaped_errors(emulator: ResendEmulator) -> None:
+    emulator.faults.fail_next(1, status=429, retry_after=2, path_prefix="/emails")
+    with pytest.raises(ResendError) as raised:
+        resend.Emails.send(approval_email())
+    assert raised.value.code == 429
+    assert resend.Emails.send(approval_email())["id"]
+    assert len(emulator.sent_emails()) == 1
+
+
+def test_outbox_page_escapes_content_and_reply_form_delivers(
+    emulator: ResendEmulator,
+    served: tuple[ResendEmulator, ThreadedServer],
+    receiver: tuple[WebhookReceiver, ThreadedServer],
+) -> None:
+    sent = resend.Emails.send(approval_email(subject="<script>alert(1)</script>"))
+    base = served[1].url
+    listing = httpx.get(f"{base}/_outbox").text
+    assert "&lt;script&gt;" in listing and "<script>alert" not in listing
+    view = httpx.get(f"{base}/_outbox/{sent['id']}").text
+    assert "APPROVE</textarea>" in view and "data:image/png;base64," in view
+    reply = httpx.post(f"{base}/_outbox/{sent['id']}/reply", data={"text": "APPROVE"})
+    assert "answered HTTP 200" in reply.text
+    assert receiver[0].verified[-1]["data"]["subject"].startswith("Re: ")
+
+
+def test_http_control_endpoints_expose_state(
+    emulator: ResendEmulator, served: tuple[ResendEmulator, ThreadedServer]
+) -> None:
+    base = served[1].url
+    sent = resend.Emails.send(approval_email(), {"idempotency_key": str(uuid.uuid4())})
+    reply = httpx.post(f"{base}/_emulator/emails/{sent['id']}/reply", json={"text": "REJECT"})
+    assert reply.json()["delivery"]["status"] == 200
+    state = httpx.get(f"{base}/_emulator/sent").json()
+    assert [e["id"] for e in state["sent"]] == [sent["id"]]
+    assert list(state["sends_by_idempotency_key"].values()) == [1]
+    assert state["received"][0]["text"].startswith("REJECT")

@@ -1,0 +1,121 @@
+"""A running system for a test: emulators, worker and ingress on this test's database."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from temporalio.client import Client
+
+from db.pool import Pool, open_pool
+from emulators.runner import free_port
+from emulators.server import EmulatorStack, start_emulators
+from workers.ingress import IngressDeps, InProcessServer, create_app
+from workers.processes import inbound_config
+from workers.settings import Settings, load_settings
+from workers.worker import build_services, build_worker
+
+
+@dataclass
+class Stack:
+    """Everything a workflow test touches."""
+
+    settings: Settings
+    pool: Pool
+    client: Client
+    emulators: EmulatorStack
+    ingress_url: str
+
+    async def fetchrow(self, query: str, *params: Any) -> dict[str, Any] | None:
+        """One row of a query on the test database."""
+        async with self.pool.connection() as conn:
+            return await (await conn.execute(query, params)).fetchone()
+
+    async def fetchall(self, query: str, *params: Any) -> list[dict[str, Any]]:
+        """All rows of a query on the test database."""
+        async with self.pool.connection() as conn:
+            return await (await conn.execute(query, params)).fetchall()
+
+
+def stack_settings(
+    db_url: str,
+    task_queue: str,
+    ingress_port: int,
+    emulators_url: str,
+    webhook_secret: str,
+    **overrides: Any,
+) -> Settings:
+    """Settings for a test: emulator URLs, fresh secrets, no metrics endpoint."""
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "temporal_address": "127.0.0.1:0",  # the test's client is passed in directly
+        "temporal_task_queue": task_queue,
+        "ingress_port": ingress_port,
+        "approval_token_secret": secrets.token_urlsafe(32),
+        "resend_webhook_secret": webhook_secret,
+        "credentials_encryption_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "resend_api_key": "re_test_key",
+        "resend_api_url": f"{emulators_url}/resend",
+        "steel_api_key": "steel_test_key",
+        "steel_base_url": f"{emulators_url}/steel",
+        "supermemory_api_key": "sm_test_key",
+        "supermemory_base_url": f"{emulators_url}/supermemory",
+        "metrics_bind_address": None,
+        "worker_graceful_shutdown_seconds": 2,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@asynccontextmanager
+async def running_stack(
+    db_url: str, client: Client, task_queue: str, *, worker: bool = True, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """Start emulators, a worker on ``task_queue`` and the ingress; stop them after."""
+    port = free_port()
+    ingress_url = f"http://127.0.0.1:{port}"
+    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    emulators = start_emulators(
+        resend_webhook_url=f"{ingress_url}/webhooks/resend", resend_webhook_secret=webhook_secret
+    )
+    settings = stack_settings(db_url, task_queue, port, emulators.url, webhook_secret, **overrides)
+    pool = await open_pool(db_url, min_size=1, max_size=10)
+    ingress = InProcessServer(
+        uvicorn.Config(
+            create_app(
+                IngressDeps(
+                    pool=pool,
+                    client=client,
+                    inbound=inbound_config(settings),
+                    max_body_bytes=settings.ingress_max_body_bytes,
+                )
+            ),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(ingress.serve())
+    while not ingress.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.01)
+    stack = Stack(settings, pool, client, emulators, ingress_url)
+    try:
+        if worker:
+            async with build_worker(client, settings, build_services(settings, pool)):
+                yield stack
+        else:
+            yield stack
+    finally:
+        ingress.should_exit = True
+        await serving
+        await pool.close()
+        emulators.stop()

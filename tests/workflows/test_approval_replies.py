@@ -1,0 +1,242 @@
+"""Approval gates decided by email reply: real Resend webhooks (signed by the emulator)
+through the ingress into the waiting workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from emulators.resend import sign_svix
+from tests.harness import Stack, running_stack
+from tests.waiting import eventually
+from tests.workflows.approval_helpers import approval_email, approval_row, last_delivery, reply
+from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
+
+STEPS = [SAFE_STEPS[0], DELETE_STEP, SAFE_STEPS[2]]
+
+
+async def _waiting_job(stack: Stack, email: str) -> tuple[object, object, dict]:
+    request = await job_request(stack, STEPS, email=email)
+    handle = await start_job(stack, request)
+    sent = await approval_email(stack, email)
+    return request, handle, sent
+
+
+async def _decision_of(stack: Stack, job_id: object) -> dict:
+    return await approval_row(stack, job_id)
+
+
+async def test_reply_with_approve_resumes_job(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        email = "alice@example.com"
+        request, handle, sent = await _waiting_job(stack, email)
+        pending = await approval_row(stack, request.job_id)
+        assert pending["status"] == "pending" and pending["resend_message_id"] == sent["id"]
+        job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
+        assert job == {"status": "waiting_approval"}
+        # The email says what, where, until when, and how to answer.
+        assert "Delete 'Old Specs'" in sent["subject"] and "Notion" in sent["subject"]
+        assert "APPROVE or REJECT" in sent["text"] and "Decide by" in sent["text"]
+        assert sent["reply_to"][0].startswith("approval+")
+        assert sent["attachments"][0]["content_id"] == "screenshot"
+
+        await reply(stack, sent["id"], "Approve")
+        result = await handle.result()
+        assert result.status == "completed"
+        row = await approval_row(stack, request.job_id)
+        assert row["status"] == "approved"
+        assert row["decided_by"] == email and row["decision_channel"] == "email"
+        assert row["decided_at"] is not None
+        assert stack.emulators.resend.sends_by_idempotency_key() == {
+            f"approval-request/{row['id']}": 1
+        }
+
+
+async def test_reply_with_reject_and_note_stops_job(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "bob@example.com")
+        await reply(stack, sent["id"], "REJECT\nWe still need those specs.")
+        result = await handle.result()
+        assert result.status == "cancelled"
+        assert "rejected by bob@example.com" in (result.reason or "")
+        row = await approval_row(stack, request.job_id)
+        assert row["status"] == "rejected"
+        assert row["decision_note"] == "We still need those specs."
+        job = await stack.fetchrow(
+            "SELECT status, error_message FROM jobs WHERE id = %s", request.job_id
+        )
+        assert job is not None and job["status"] == "cancelled"
+        assert "We still need those specs." in job["error_message"]
+        steel = stack.emulators.steel
+        assert len(steel.released_ids()) == 1
+
+
+async def test_quoted_original_with_both_words_reads_only_the_reply(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "carol@example.com")
+        # The emulator quotes the original ("... APPROVE or REJECT ...") under the reply.
+        await reply(stack, sent["id"], "yes, go ahead")
+        assert (await handle.result()).status == "completed"
+
+
+async def test_ambiguous_reply_asks_to_clarify_and_keeps_the_gate_open(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "dan@example.com")
+        await reply(stack, sent["id"], "approve? no, reject... not sure")
+        clarify = await eventually(
+            lambda: [
+                e
+                for e in stack.emulators.resend.sent_emails()
+                if (e.get("idempotency_key") or "").startswith("approval-clarify/")
+            ],
+            what="clarification email",
+        )
+        assert clarify[0]["to"] == ["dan@example.com"]
+        assert clarify[0]["reply_to"] == sent["reply_to"]
+        assert (await approval_row(stack, request.job_id))["status"] == "pending"
+        await reply(stack, sent["id"], "approve")
+        assert (await handle.result()).status == "completed"
+
+
+async def test_auto_reply_changes_nothing(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "erin@example.com")
+        await reply(stack, sent["id"], "Approve", headers={"Auto-Submitted": "auto-replied"})
+        assert last_delivery(stack)["status"] == 200
+        await reply(stack, sent["id"], "Yes", headers={"Precedence": "auto_reply"})
+        assert (await approval_row(stack, request.job_id))["status"] == "pending"
+        await handle.cancel()
+
+
+async def test_reply_from_someone_else_changes_nothing(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "frank@example.com")
+        await reply(stack, sent["id"], "Approve", from_addr="mallory@example.com")
+        assert last_delivery(stack)["status"] == 200
+        assert (await approval_row(stack, request.job_id))["status"] == "pending"
+        await handle.cancel()
+
+
+async def test_forged_signature_and_stale_timestamp_are_refused(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "gina@example.com")
+        forged = "whsec_" + "Zm9yZ2VkLXNlY3JldC1rZXktMTIzNDU2"
+        await reply(stack, sent["id"], "Approve", sign_with=forged)
+        assert last_delivery(stack)["status"] == 401
+        await reply(stack, sent["id"], "Approve", timestamp=int(time.time()) - 3600)
+        assert last_delivery(stack)["status"] == 401
+        async with httpx.AsyncClient() as http:
+            unsigned = await http.post(f"{stack.ingress_url}/webhooks/resend", json={"x": 1})
+            assert unsigned.status_code == 401
+        assert (await approval_row(stack, request.job_id))["status"] == "pending"
+        events = await stack.fetchall("SELECT * FROM webhook_events")
+        assert events == []
+        await handle.cancel()
+
+
+async def test_replayed_delivery_changes_nothing(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "hank@example.com")
+        # Capture a genuine delivery by sending it ourselves with the real secret.
+        reply_id = await asyncio.to_thread(
+            stack.emulators.resend.deliver_inbound,
+            "hank@example.com",
+            sent["reply_to"],
+            "Re: approval",
+            "Reject",
+        )
+        secret = stack.settings.resend_webhook_secret.get_secret_value()  # type: ignore[union-attr]
+        body = json.dumps(
+            {
+                "type": "email.received",
+                "created_at": "2026-01-01T00:00:00Z",
+                "data": {"email_id": reply_id, "to": sent["reply_to"], "from": "hank@example.com"},
+            }
+        )
+        svix_id = "msg_replayed"
+        ts = int(time.time())
+        headers = {
+            "svix-id": svix_id,
+            "svix-timestamp": str(ts),
+            "svix-signature": sign_svix(secret, svix_id, ts, body),
+            "content-type": "application/json",
+        }
+        async with httpx.AsyncClient() as http:
+            url = f"{stack.ingress_url}/webhooks/resend"
+            first = await http.post(url, content=body, headers=headers)
+            second = await http.post(url, content=body, headers=headers)
+        assert first.status_code == second.status_code == 200
+        assert second.json()["duplicate"] is True
+        assert (await handle.result()).status == "cancelled"
+        row = await approval_row(stack, request.job_id)
+        transitions = await stack.fetchall(
+            "SELECT to_status FROM status_transitions WHERE entity_id = %s", row["id"]
+        )
+        assert [t["to_status"] for t in transitions] == ["pending", "rejected"]
+
+
+async def test_tampered_or_foreign_token_changes_nothing(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "ivy@example.com")
+        address = sent["reply_to"][0]
+        local, domain = address.split("@")
+        token = local.removeprefix("approval+")
+        tampered = token[:-2] + ("aa" if not token.endswith("aa") else "bb")
+        for bad in (f"approval+{tampered}@{domain}", f"approval+{'a' * 53}@{domain}"):
+            await asyncio.to_thread(
+                stack.emulators.resend.deliver_inbound, "ivy@example.com", [bad], "Re", "Approve"
+            )
+            assert last_delivery(stack)["status"] == 200
+        # A genuine token of another approval (another job) cannot decide this one.
+        other_request, other_handle, other_sent = await _waiting_job(stack, "ivy2@example.com")
+        await asyncio.to_thread(
+            stack.emulators.resend.deliver_inbound,
+            "ivy@example.com",
+            other_sent["reply_to"],
+            "Re",
+            "Approve",
+        )
+        assert (await approval_row(stack, request.job_id))["status"] == "pending"
+        assert (await approval_row(stack, other_request.job_id))["status"] == "pending"
+        await handle.cancel()
+        await other_handle.cancel()
+
+
+async def test_second_decision_is_refused_first_wins(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await _waiting_job(stack, "jack@example.com")
+        await reply(stack, sent["id"], "approve")
+        await reply(stack, sent["id"], "reject")
+        assert last_delivery(stack)["status"] == 200
+        assert (await handle.result()).status == "completed"
+        row = await approval_row(stack, request.job_id)
+        assert row["status"] == "approved"
+        outcomes = await stack.fetchall(
+            "SELECT outcome FROM webhook_events WHERE provider = 'resend' ORDER BY received_at"
+        )
+        assert outcomes[0]["outcome"].startswith("applied")
+        assert "already approved" in outcomes[1]["outcome"]
