@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from db.migrate import migrate
 from db.pool import open_pool
 from workers.embedded import DEV_SERVER_DYNAMIC_CONFIG, find_binary
+from workers.temporal import register_search_attributes
 from workflows.search_attributes import ALL_KEYS
 
 TEMPLATE_DB = "orchestrator_template"
@@ -127,6 +128,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
     )
     try:
+        await register_search_attributes(env.client, env.client.namespace)
         yield env
     finally:
         await env.shutdown()

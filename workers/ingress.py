@@ -7,6 +7,7 @@ import contextlib
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 from datetime import UTC, datetime
 
 import uvicorn
@@ -126,8 +127,8 @@ def create_app(deps: IngressDeps) -> ASGIApp:
         decision: Decision = "approve" if content.purpose is Purpose.APPROVE_LINK else "reject"
         if request.method == "GET":
             return _confirm_page(approval, decision)
-        form = await request.form()
-        note = str(form.get("note") or "").strip()[:2000] or None
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        note = (form.get("note") or [""])[0].strip()[:2000] or None
         try:
             result = await deliver_decision(
                 deps.client,

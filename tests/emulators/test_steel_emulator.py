@@ -23,9 +23,22 @@ from emulators.steel import SteelEmulator
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand, so expiry needs no real sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CLOCK = FakeClock()
+
+
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[SteelEmulator, ThreadedServer]]:
-    emulator = SteelEmulator(api_key="steel_test_key")
+    emulator = SteelEmulator(api_key="steel_test_key", clock=CLOCK)
     server = serve_in_thread(emulator.app)
     yield emulator, server
     server.stop()
@@ -90,7 +103,10 @@ async def test_actions_on_released_or_expired_sessions_are_404(
 async def test_sessions_expire_after_their_timeout(
     emulator: SteelEmulator, client: AsyncSteel
 ) -> None:
-    session = await client.sessions.create(api_timeout=1)
+    session = await client.sessions.create(api_timeout=60_000)
+    CLOCK.now += 59.9
+    assert (await client.sessions.retrieve(session.id)).status == "live"
+    CLOCK.now += 0.1
     retrieved = await client.sessions.retrieve(session.id)
     assert (retrieved.status, retrieved.release_reason) == ("released", "timeout")
 

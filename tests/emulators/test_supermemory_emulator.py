@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,3 +85,12 @@ async def test_supermemory_down_raises_and_wrong_key_is_401(
     with pytest.raises(ApiError) as unauthorized:
         await stranger.search("ns", query="kept")
     assert unauthorized.value.status_code == 401
+
+
+async def test_latency_slows_every_api_request(
+    emulator: SupermemoryEmulator, client: AsyncSupermemory
+) -> None:
+    emulator.faults.latency_s = 0.2
+    started = time.monotonic()
+    await client.search("ns", query="anything")
+    assert time.monotonic() - started >= 0.2
