@@ -66,7 +66,9 @@ async def test_jobs_and_approvals_from_the_cli(
         assert data["job"]["status"] == "completed" and len(data["steps"]) == 2
         row = await approval_row(stack, request.job_id)
         assert (row["decided_by"], row["decision_channel"], row["decision_note"]) == (
-            "ops@agency", "cli", "fine",
+            "ops@agency",
+            "cli",
+            "fine",
         )
 
 
@@ -80,7 +82,8 @@ async def test_cli_errors_are_one_line(
         assert result.returncode == 1
         assert result.stderr.startswith("orchestrator: invalid job in")
         assert len(result.stderr.strip().splitlines()) == 1
-        missing = await orchestrator(stack, "approvals", "show", "00000000-0000-0000-0000-000000000000")
+        zero = "00000000-0000-0000-0000-000000000000"
+        missing = await orchestrator(stack, "approvals", "show", zero)
         assert missing.returncode == 1 and "no approvals row" in missing.stderr
         assert len(missing.stderr.strip().splitlines()) == 1
         nothing = await orchestrator(stack, "jobs", "start", "--file", str(tmp_path / "none.json"))

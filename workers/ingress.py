@@ -7,8 +7,8 @@ import contextlib
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qs
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette

@@ -29,7 +29,9 @@ async def test_multi_step_job_completes_with_rows_recorded(
             request.job_id,
         )
         assert [(s["step_index"], s["status"]) for s in steps] == [
-            (0, "completed"), (1, "completed"), (2, "completed"),
+            (0, "completed"),
+            (1, "completed"),
+            (2, "completed"),
         ]
         assert all(s["started_at"] and s["finished_at"] and s["screenshot_ref"] for s in steps)
         transitions = await stack.fetchall(
@@ -38,7 +40,9 @@ async def test_multi_step_job_completes_with_rows_recorded(
             request.job_id,
         )
         assert [(t["from_status"], t["to_status"]) for t in transitions] == [
-            (None, "pending"), ("pending", "running"), ("running", "completed"),
+            (None, "pending"),
+            ("pending", "running"),
+            ("running", "completed"),
         ]
         steel = stack.emulators.steel
         assert steel.created_count() == 1

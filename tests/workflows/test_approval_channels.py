@@ -42,7 +42,9 @@ async def test_link_get_shows_a_page_and_only_post_decides(
         assert (await handle.result()).status == "cancelled"
         row = await approval_row(stack, request.job_id)
         assert (row["status"], row["decision_channel"], row["decision_note"]) == (
-            "rejected", "link", "not today",
+            "rejected",
+            "link",
+            "not today",
         )
         async with httpx.AsyncClient() as http:
             tampered = links["Approve"][:-3] + "aaa"
@@ -85,7 +87,9 @@ async def test_operator_decides_with_the_update_and_a_duplicate_is_refused(
         assert (await handle.result()).status == "completed"
         row = await approval_row(stack, request.job_id)
         assert (row["status"], row["decided_by"], row["decision_channel"]) == (
-            "approved", "ops@agency", "ui",
+            "approved",
+            "ops@agency",
+            "ui",
         )
 
 
@@ -117,9 +121,7 @@ async def test_bounce_is_recorded_and_the_gate_stays_open(
         row = await approval_row(stack, request.job_id)
         assert (row["status"], row["delivery_status"]) == ("pending", "bounced")
         await handle.cancel()
-        row = await eventually(
-            lambda: _cancelled(stack, request.job_id), what="approval cancelled"
-        )
+        row = await eventually(lambda: _cancelled(stack, request.job_id), what="approval cancelled")
         job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
         assert job == {"status": "cancelled"}
         assert len(stack.emulators.steel.released_ids()) == 1

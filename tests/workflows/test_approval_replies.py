@@ -83,7 +83,7 @@ async def test_quoted_original_with_both_words_reads_only_the_reply(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "carol@example.com")
+        _, handle, sent = await _waiting_job(stack, "carol@example.com")
         # The emulator quotes the original ("... APPROVE or REJECT ...") under the reply.
         await reply(stack, sent["id"], "yes, go ahead")
         assert (await handle.result()).status == "completed"
