@@ -8,7 +8,10 @@ says it completed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -65,6 +68,25 @@ class ReleaseSessionInput(BaseModel):
     session_id: str
 
 
+@contextlib.asynccontextmanager
+async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    """Heartbeat in the background while a Steel call runs, so a dead worker is noticed
+    within the heartbeat timeout and a cancellation reaches the activity."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def classify_steel_error(exc: Exception, what: str) -> Exception:
     """Transient errors stay retryable; a gone session and a refused action do not."""
     if isinstance(exc, steel.NotFoundError):
@@ -92,6 +114,7 @@ class BrowserActivities:
     async def open_session(self, request: OpenSessionInput) -> SessionInfo:
         """Find or create the session with the reserved id; record its live view."""
         try:
+            activity.heartbeat()
             session = await self._find(request.session_id)
             if session is None or session.status != "live":
                 if session is not None:
@@ -135,7 +158,11 @@ class BrowserActivities:
                 return _stored_result(request.step_index, row)
             await conn.execute(Q["mark_step_running"], key)
         try:
-            output, image = await self._perform(request.session_id, request.step)
+            async with heartbeating():
+                output, image = await self._perform(request.session_id, request.step)
+        except asyncio.CancelledError:
+            await self._finish(request, "failed", None, None, "cancelled while running")
+            raise
         except steel.APIError as exc:
             failure = classify_steel_error(exc, f"step {request.step_index}")
             if isinstance(failure, ApplicationError) and failure.type == "BrowserActionRefused":

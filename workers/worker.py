@@ -88,6 +88,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         supermemory=AsyncSupermemory(
             api_key=settings.supermemory_api_key.get_secret_value(),
             base_url=str(settings.supermemory_base_url).rstrip("/"),
+            max_retries=0,
+            timeout=15,
         ),
         email=EmailConfig(
             sender=settings.email_from,

@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.approval_gate import (
     DB_RETRY,
@@ -47,6 +47,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import Step, StepResult
 
 BROWSER_TIMEOUT = timedelta(minutes=2)
+# Browser activities heartbeat: a dead worker's step is retried within this, and a
+# cancelled job's step is interrupted.
+BROWSER_HEARTBEAT = timedelta(seconds=10)
 BROWSER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -137,13 +140,17 @@ class AgentJob(ApprovalGateHost):
             await self._open_browser(recreate=False)
             await self._recall()
             await self._work()
-        except asyncio.CancelledError:
-            await self._close("cancelled", "cancelled by an operator")
-            raise
+        except (asyncio.CancelledError, ActivityError) as failure:
+            if not is_cancelled_exception(failure):
+                assert isinstance(failure, ActivityError)
+                outcome, reason = "failed", _failure_reason(failure)
+            else:
+                # An operator cancelled the job (an in-flight activity surfaces it as an
+                # ActivityError caused by CancelledError): clean up, end as cancelled.
+                await self._close("cancelled", "cancelled by an operator")
+                raise asyncio.CancelledError from None
         except JobStopped as stop:
             outcome, reason = "cancelled", str(stop)
-        except ActivityError as failure:
-            outcome, reason = "failed", _failure_reason(failure)
         await self._close(outcome, reason)
         if outcome == "failed":
             raise ApplicationError(f"job failed: {reason}", type="JobFailed", non_retryable=True)
@@ -246,6 +253,7 @@ class AgentJob(ApprovalGateHost):
                         step=step,
                     ),
                     start_to_close_timeout=BROWSER_TIMEOUT,
+                    heartbeat_timeout=BROWSER_HEARTBEAT,
                     retry_policy=BROWSER_RETRY,
                     summary=f"step {index + 1}: {step.description}"[:120],
                 )
