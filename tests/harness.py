@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from db.pool import Pool, open_pool
@@ -119,3 +124,28 @@ async def running_stack(
         await serving
         await pool.close()
         emulators.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a separate process exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, timedelta):
+            value = f"PT{int(value.total_seconds())}S"
+        env[name.upper()] = str(value)
+    return env
+
+
+def start_worker_process(settings: Settings, temporal_address: str) -> subprocess.Popen[bytes]:
+    """`orchestrator worker` in its own process (for crash tests)."""
+    env = settings_env(settings) | {"TEMPORAL_ADDRESS": temporal_address, "LOG_LEVEL": "warning"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

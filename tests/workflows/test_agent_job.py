@@ -9,6 +9,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import running_stack
+from tests.history_recording import record_history
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
@@ -26,6 +27,7 @@ async def test_multi_step_job_completes_with_rows_recorded(
         result = await handle.result()
         assert result.status == "completed"
         assert [r.status for r in result.steps] == ["completed"] * 3
+        await record_history(handle, "agent_job_completed")
 
         job = await stack.fetchrow("SELECT * FROM jobs WHERE id = %s", request.job_id)
         assert job is not None
@@ -83,6 +85,7 @@ async def test_add_steps_drives_a_job_step_by_step(
         await handle.signal("finish")
         result = await handle.result()
         assert result.status == "completed" and len(result.steps) == 3
+        await record_history(handle, "agent_job_add_steps")
         with pytest.raises(RPCError, match="already completed"):
             await handle.execute_update("add_steps", AddStepsRequest(steps=SAFE_STEPS[:1]))
         rows = await stack.fetchall(
@@ -114,6 +117,7 @@ async def test_cancelling_mid_step_releases_the_session(
         )
         assert job is not None and job["status"] == "cancelled"
         assert stack.emulators.steel.released_ids() == [job["steel_session_id"]]
+        await record_history(handle, "agent_job_cancelled")
 
 
 async def test_transient_steel_errors_are_retried(
@@ -143,6 +147,7 @@ async def test_permanent_steel_error_fails_the_job_clearly(
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         assert "Steel refused step" in str(failure.value.cause)
+        await record_history(handle, "agent_job_failed")
         job = await stack.fetchrow(
             "SELECT status, error_message FROM jobs WHERE id = %s", request.job_id
         )
@@ -208,6 +213,7 @@ async def test_expired_session_is_recreated(
         result = await handle.result()
         assert result.status == "completed"
         assert steel.created_count() == 2
+        await record_history(handle, "agent_job_session_recreated")
         job = await stack.fetchrow(
             "SELECT steel_session_id FROM jobs WHERE id = %s", request.job_id
         )

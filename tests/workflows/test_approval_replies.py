@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from emulators.resend import sign_svix
 from tests.harness import Stack, running_stack
+from tests.history_recording import record_history
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_email, approval_row, last_delivery, reply
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
@@ -49,6 +50,7 @@ async def test_reply_with_approve_resumes_job(
         await reply(stack, sent["id"], "Approve")
         result = await handle.result()
         assert result.status == "completed"
+        await record_history(handle, "agent_job_approved_by_reply")
         row = await approval_row(stack, request.job_id)
         assert row["status"] == "approved"
         assert row["decided_by"] == email and row["decision_channel"] == "email"
@@ -67,6 +69,7 @@ async def test_reply_with_reject_and_note_stops_job(
         result = await handle.result()
         assert result.status == "cancelled"
         assert "rejected by bob@example.com" in (result.reason or "")
+        await record_history(handle, "agent_job_rejected_by_reply")
         row = await approval_row(stack, request.job_id)
         assert row["status"] == "rejected"
         assert row["decision_note"] == "We still need those specs."

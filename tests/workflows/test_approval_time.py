@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import running_stack
+from tests.history_recording import record_history
 from tests.workflows.approval_helpers import approval_email, approval_row, reply
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
 from workflows.approval_gate import ApprovalPolicy
@@ -23,6 +24,7 @@ async def test_reminder_then_expiry_stops_the_job(
         result = await handle.result()  # time skips over 24 h and 72 h
         assert result.status == "cancelled"
         assert "step 2 expired" in (result.reason or "")
+        await record_history(handle, "agent_job_expired")
         keys = stack.emulators.resend.sends_by_idempotency_key()
         row = await approval_row(stack, request.job_id)
         assert keys == {f"approval-request/{row['id']}": 1, f"approval-reminder/{row['id']}": 1}
@@ -47,7 +49,9 @@ async def test_skip_policy_records_the_skipped_step_and_continues(
             reminder_after=timedelta(hours=1), expires_after=timedelta(hours=2), on_rejection="skip"
         )
         request = await job_request(stack, STEPS, email="pat@example.com", approval=policy)
-        result = await (await start_job(stack, request)).result()
+        handle = await start_job(stack, request)
+        result = await handle.result()
+        await record_history(handle, "agent_job_skipped_on_expiry")
         assert result.status == "completed"
         assert [r.status for r in result.steps] == ["completed", "skipped", "completed"]
         step = await stack.fetchrow(

@@ -1,0 +1,40 @@
+"""Every recorded workflow history replays against the current workflow code, so a
+non-deterministic change fails CI. Record anew with RECORD_HISTORIES=1 after an
+intended, patched change (see README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workers.worker import ALL_WORKFLOWS
+
+HISTORIES = Path(__file__).parent / "histories"
+# Every path of every workflow type must have a recorded history.
+EXPECTED = {
+    "agent_job_completed",
+    "agent_job_approved_by_reply",
+    "agent_job_rejected_by_reply",
+    "agent_job_expired",
+    "agent_job_skipped_on_expiry",
+    "agent_job_cancelled",
+    "agent_job_failed",
+    "agent_job_add_steps",
+    "agent_job_session_recreated",
+}
+
+
+def test_every_workflow_path_has_a_recorded_history() -> None:
+    recorded = {p.stem for p in HISTORIES.glob("*.json")}
+    assert recorded >= EXPECTED, f"missing histories: {sorted(EXPECTED - recorded)}"
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    await replayer.replay_workflow(history)
