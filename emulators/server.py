@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from emulators.google_ads import GoogleAdsEmulator
+from emulators.higgsfield import HiggsfieldEmulator
+from emulators.meta import MetaEmulator
 from emulators.resend import ResendEmulator
 from emulators.runner import ThreadedServer, serve_in_thread
 from emulators.steel import SteelEmulator
@@ -34,6 +37,11 @@ EMULATED_SERVICES = (
         "SUPERMEMORY_BASE_URL",
         "sm_dev_emulator",
     ),
+    # Higgsfield keys are per user (user_api_keys); only the base URL is global.
+    EmulatedService("higgsfield", "/higgsfield", "", "HIGGSFIELD_BASE_URL", ""),
+    # Ad-platform tokens are per connection (platform_connections.credentials).
+    EmulatedService("meta", "/meta", "", "META_GRAPH_URL", ""),
+    EmulatedService("google-ads", "/google-ads", "", "GOOGLE_ADS_URL", ""),
 )
 
 
@@ -45,6 +53,9 @@ class EmulatorStack:
     resend: ResendEmulator
     steel: SteelEmulator
     supermemory: SupermemoryEmulator
+    higgsfield: HiggsfieldEmulator
+    meta: MetaEmulator
+    google_ads: GoogleAdsEmulator
     server: ThreadedServer
 
     def stop(self) -> None:
@@ -59,6 +70,9 @@ def start_emulators(
     resend = ResendEmulator()
     steel = SteelEmulator()
     supermemory = SupermemoryEmulator()
+    higgsfield = HiggsfieldEmulator()
+    meta = MetaEmulator()
+    google_ads = GoogleAdsEmulator()
     if resend_webhook_url and resend_webhook_secret:
         resend.configure_webhook(resend_webhook_url, resend_webhook_secret)
     app = Starlette(
@@ -66,9 +80,19 @@ def start_emulators(
             Mount("/resend", app=resend.app),
             Mount("/steel", app=steel.app),
             Mount("/supermemory", app=supermemory.app),
+            Mount("/higgsfield", app=higgsfield.app),
+            Mount("/meta", app=meta.app),
+            Mount("/google-ads", app=google_ads.app),
         ]
     )
     server = serve_in_thread(app)
     return EmulatorStack(
-        url=server.url, resend=resend, steel=steel, supermemory=supermemory, server=server
+        url=server.url,
+        resend=resend,
+        steel=steel,
+        supermemory=supermemory,
+        higgsfield=higgsfield,
+        meta=meta,
+        google_ads=google_ads,
+        server=server,
     )

@@ -71,6 +71,9 @@ def stack_settings(
         "steel_base_url": f"{emulators_url}/steel",
         "supermemory_api_key": "sm_test_key",
         "supermemory_base_url": f"{emulators_url}/supermemory",
+        "higgsfield_base_url": f"{emulators_url}/higgsfield",
+        "meta_graph_url": f"{emulators_url}/meta",
+        "google_ads_url": f"{emulators_url}/google-ads",
         "metrics_bind_address": None,
         "worker_graceful_shutdown_seconds": 2,
     }

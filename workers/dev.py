@@ -62,7 +62,8 @@ def _start_emulators(cleanups: list[Cleanup], ingress_url: str) -> str | None:
     """Emulators for every outside service whose key is absent; returns their base URL."""
     from emulators.server import EMULATED_SERVICES, start_emulators
 
-    missing = [s for s in EMULATED_SERVICES if not os.environ.get(s.key_setting)]
+    # A service is emulated when its key is absent (keyless services: when its URL is).
+    missing = [s for s in EMULATED_SERVICES if not os.environ.get(s.key_setting or s.url_setting)]
     if not missing:
         return None
     stack = start_emulators(
@@ -75,7 +76,8 @@ def _start_emulators(cleanups: list[Cleanup], ingress_url: str) -> str | None:
 
     cleanups.append(stop)
     for service in missing:
-        os.environ[service.key_setting] = service.dev_key
+        if service.key_setting:
+            os.environ[service.key_setting] = service.dev_key
         os.environ[service.url_setting] = f"{stack.url}{service.prefix}"
     return stack.url
 

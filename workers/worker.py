@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import structlog
 from steel import AsyncSteel
 from supermemory import AsyncSupermemory
@@ -24,6 +25,7 @@ from temporalio.worker import (
 
 from activities.approvals import ApprovalActivities
 from activities.browser import BrowserActivities
+from activities.credentials import CredentialBox
 from activities.email import EmailActivities, EmailConfig, configure_resend
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
@@ -68,15 +70,22 @@ class Services:
     steel: AsyncSteel
     supermemory: AsyncSupermemory
     email: EmailConfig
+    credentials: CredentialBox  # decrypts stored user keys and connection tokens
+    http: httpx.AsyncClient  # for vendors called through their HTTP APIs
 
 
 def build_services(settings: Settings, pool: Pool) -> Services:
     """Clients for the outside services, from settings (base URLs included)."""
     settings.require(
-        "approval_token_secret", "resend_api_key", "steel_api_key", "supermemory_api_key"
+        "approval_token_secret",
+        "resend_api_key",
+        "steel_api_key",
+        "supermemory_api_key",
+        "credentials_encryption_key",
     )
     assert settings.resend_api_key and settings.approval_token_secret
     assert settings.steel_api_key and settings.supermemory_api_key
+    assert settings.credentials_encryption_key
     configure_resend(settings.resend_api_key.get_secret_value(), str(settings.resend_api_url))
     return Services(
         pool=pool,
@@ -97,6 +106,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             ingress_url=settings.ingress_url,
             token_secret=settings.approval_token_secret.get_secret_value(),
         ),
+        credentials=CredentialBox(settings.credentials_encryption_key.get_secret_value()),
+        http=httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)),
     )
 
 
