@@ -23,6 +23,7 @@ from activities import approval_tokens
 from activities.approval_tokens import InvalidToken, Purpose
 from activities.decisions import deliver_decision
 from activities.inbound_email import InboundConfig, WebhookRejected, handle_resend_webhook
+from activities.inbound_higgsfield import WebhookRefused, deliver_hint, parse_hint
 from db import approvals
 from db.pool import Pool
 from db.transitions import RowNotFound
@@ -145,10 +146,28 @@ def create_app(deps: IngressDeps) -> ASGIApp:
             return _page("Nothing changed", result.message, 409)
         return _page("Thank you", f"Your decision was recorded: {result.status}.", 200)
 
+    async def higgsfield_webhook(request: Request) -> Response:
+        body = await request.body()
+        try:
+            generation_id, hint = parse_hint(
+                deps.inbound.token_secret,
+                request.path_params["generation_id"],
+                request.query_params.get("token", ""),
+                body,
+            )
+            outcome = await deliver_hint(deps.client, generation_id, hint)
+        except WebhookRefused as exc:
+            log.warning("higgsfield webhook refused", reason=exc.message)
+            return JSONResponse({"error": exc.message}, exc.status_code)
+        except RPCError:
+            return JSONResponse({"error": "temporarily unavailable, retry"}, 503)
+        return JSONResponse({"outcome": outcome})
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/resend", resend_webhook, methods=["POST"]),
         Route("/approvals/{token:str}", approval_link, methods=["GET", "POST"]),
+        Route("/webhooks/higgsfield/{generation_id:str}", higgsfield_webhook, methods=["POST"]),
     ]
     return BodyLimit(Starlette(routes=routes), deps.max_body_bytes)
 

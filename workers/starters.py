@@ -7,7 +7,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from workers.settings import Settings
 from workflows.agent_job import AgentJob, AgentJobInput, AgentJobResult
-from workflows.search_attributes import JOB_STATUS, USER_ID
+from workflows.generation import Generation, GenerationInput, GenerationResult
+from workflows.search_attributes import GENERATION_STATUS, JOB_STATUS, MODEL, USER_ID
 
 
 def job_workflow_id(job_id: object) -> str:
@@ -30,6 +31,27 @@ async def start_agent_job(
             [
                 SearchAttributePair(JOB_STATUS, "pending"),
                 SearchAttributePair(USER_ID, str(request.user_id)),
+            ]
+        ),
+    )
+
+
+async def start_generation(
+    client: Client, settings: Settings, request: GenerationInput
+) -> WorkflowHandle[Generation, GenerationResult]:
+    """Start a Generation (``generation-<generations.id>``); the summary is the prompt."""
+    prompt = request.prompt_text or f"prompt {request.prompt_id}"
+    return await client.start_workflow(
+        Generation.run,
+        request,
+        id=f"generation-{request.generation_id}",
+        task_queue=settings.temporal_task_queue,
+        static_summary=" ".join(prompt.split()[:12])[:200],
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(GENERATION_STATUS, "pending"),
+                SearchAttributePair(USER_ID, str(request.user_id)),
+                SearchAttributePair(MODEL, request.model),
             ]
         ),
     )

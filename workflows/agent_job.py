@@ -18,12 +18,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.approval_gate import (
-    DB_RETRY,
-    DB_TIMEOUT,
     ApprovalGateHost,
     ApprovalPolicy,
     ApprovalRequest,
 )
+from workflows.policies import DB_RETRY, DB_TIMEOUT
 from workflows.search_attributes import AWAITING_SINCE, JOB_STATUS, PLATFORM, USER_ID
 
 with workflow.unsafe.imports_passed_through():

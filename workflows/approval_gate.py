@@ -19,6 +19,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from workflows.policies import DB_RETRY, DB_TIMEOUT
+
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import (
         ApprovalActivities,
@@ -28,10 +30,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.email import ApprovalEmailInput, EmailActivities
 
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
 EMAIL_TIMEOUT = timedelta(seconds=30)
 EMAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=30)
 EMAIL_DEADLINE = timedelta(hours=6)  # Resend keeps idempotency keys for 24 h

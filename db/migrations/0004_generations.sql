@@ -75,9 +75,10 @@ CREATE TABLE public.generations (
     completed_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
-    -- Added: the Temporal workflow that owns the row, and the batch it belongs to.
+    -- Added: the Temporal workflow that owns the row, and the batch (a parent workflow
+    -- generation-batch-<batch_id>, one per request for several variations) it belongs to.
     temporal_workflow_id text UNIQUE,
-    parent_generation_id uuid REFERENCES public.generations (id) ON DELETE SET NULL
+    batch_id uuid
 );
 CREATE INDEX generations_user_idx ON public.generations (user_id);
 CREATE INDEX generations_user_status_idx ON public.generations (user_id, status);

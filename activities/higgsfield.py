@@ -1,0 +1,411 @@
+"""Higgsfield image generations: submit exactly once, read status, cancel, keep results.
+
+Exactly-once submission. Before the submit call, ``submit_started_at`` is committed on
+the row; after it, the request id is recorded with the move to ``queued``. A retry that
+finds the marker set and no request id cannot know whether the earlier call reached
+Higgsfield (the worker may have died in between), so it never submits again: it returns
+``unknown`` and the workflow learns the request id from Higgsfield's webhook, which
+names it, or fails at its deadline. The marker is cleared only when the call certainly
+did not reach Higgsfield (connection refused, 4xx, 429). So: at most one request, ever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import httpx
+from higgsfield_client import (
+    NSFW,
+    Cancelled,
+    Completed,
+    Failed,
+    HiggsfieldClientError,
+    InProgress,
+    Queued,
+    Status,
+)
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.context import transition_context
+from activities.credentials import CredentialBox, DecryptionError
+from activities.higgsfield_client import HiggsfieldClient, application_for
+from db import generations
+from db.generations import GenerationStatus
+from db.pool import Pool
+
+Q = generations.Q
+_STATUSES: dict[type[Status], GenerationStatus] = {
+    Queued: "queued",
+    InProgress: "in_progress",
+    Completed: "completed",
+    Failed: "failed",
+    NSFW: "nsfw",
+    Cancelled: "cancelled",  # Higgsfield spells it "canceled"
+}
+
+
+@dataclass(frozen=True)
+class HiggsfieldConfig:
+    """Where Higgsfield is, where its webhooks come back, where results are kept."""
+
+    base_url: str
+    ingress_url: str
+    token_secret: str
+    asset_dir: Path
+
+
+def webhook_token(secret: str, generation_id: UUID) -> str:
+    """The token in a generation's webhook URL (Higgsfield's webhooks are unsigned)."""
+    msg = f"higgsfield-webhook:{generation_id}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()[:32]
+
+
+def webhook_url(config: HiggsfieldConfig, generation_id: UUID) -> str:
+    """The ingress URL Higgsfield calls when the generation ends."""
+    token = webhook_token(config.token_secret, generation_id)
+    return f"{config.ingress_url}/webhooks/higgsfield/{generation_id}?token={token}"
+
+
+class CreateGenerationInput(BaseModel):
+    """A generation to persist."""
+
+    generation_id: UUID
+    user_id: UUID
+    prompt_id: UUID | None = None
+    prompt_text: str | None = None
+    model: str
+    settings: dict[str, Any]
+    batch_id: UUID | None = None
+
+
+class GenerationCreated(BaseModel):
+    """The user's tier (for the concurrency limit)."""
+
+    tier: str
+
+
+class SlotInput(BaseModel):
+    """Take one of the user's concurrent-generation slots."""
+
+    generation_id: UUID
+    user_id: UUID
+    limit: int
+
+
+class GenerationRef(BaseModel):
+    """Which generation (and Higgsfield request, once known)."""
+
+    generation_id: UUID
+    request_id: str | None = None
+
+
+class SubmitResult(BaseModel):
+    """The Higgsfield request id, or ``unknown`` when an earlier call's outcome is."""
+
+    outcome: Literal["submitted", "unknown"]
+    request_id: str | None = None
+
+
+class CheckResult(BaseModel):
+    """The generation's status after a status read (persisted)."""
+
+    status: GenerationStatus
+    result_count: int = 0
+
+
+class CancelResult(BaseModel):
+    """Whether Higgsfield cancelled the request, and why not."""
+
+    cancelled: bool
+    reason: str | None = None
+
+
+class FinishInput(BaseModel):
+    """End a generation as failed or cancelled, with the reason."""
+
+    generation_id: UUID
+    status: Literal["failed", "cancelled"]
+    error_message: str
+
+
+class GenerationActivities:
+    """Generation rows and calls to Higgsfield with the user's own key."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        credentials: CredentialBox,
+        http: httpx.AsyncClient,
+        config: HiggsfieldConfig,
+    ) -> None:
+        self.pool = pool
+        self.credentials = credentials
+        self.http = http
+        self.config = config
+
+    @activity.defn
+    async def create_generation(self, request: CreateGenerationInput) -> GenerationCreated:
+        """Insert the pending generation (resolving a stored prompt's text)."""
+        async with self.pool.connection() as conn:
+            text = request.prompt_text
+            if request.prompt_id is not None:
+                cur = await conn.execute(
+                    Q["prompt_text"], {"id": request.prompt_id, "user_id": request.user_id}
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    raise ApplicationError(
+                        f"prompt {request.prompt_id} is not a prompt of user {request.user_id}",
+                        type="InvalidGeneration",
+                        non_retryable=True,
+                    )
+                text = text or str(row["prompt_text"])
+            tier = await (
+                await conn.execute(Q["user_tier"], {"user_id": request.user_id})
+            ).fetchone()
+            if tier is None:
+                raise ApplicationError(
+                    f"user {request.user_id} has no profile",
+                    type="InvalidGeneration",
+                    non_retryable=True,
+                )
+            await generations.insert_generation(
+                conn,
+                generation_id=request.generation_id,
+                user_id=request.user_id,
+                prompt_id=request.prompt_id,
+                prompt_text=text or "",
+                model=request.model,
+                settings=request.settings,
+                workflow_id=activity.info().workflow_id or "",
+                batch_id=request.batch_id,
+            )
+        return GenerationCreated(tier=str(tier["subscription_tier"]))
+
+    @activity.defn
+    async def take_slot(self, request: SlotInput) -> bool:
+        """Move to submitting if the user has a free slot; False if not yet."""
+        async with self.pool.connection() as conn:
+            row = await generations.take_slot(
+                conn,
+                request.generation_id,
+                request.user_id,
+                request.limit,
+                transition_context("slot taken"),
+            )
+        return row is not None
+
+    @activity.defn
+    async def submit_generation(self, request: GenerationRef) -> SubmitResult:
+        """Submit to Higgsfield at most once (see the module docstring)."""
+        async with self.pool.connection() as conn:
+            row = await generations.get_generation(conn, request.generation_id)
+            if row.higgsfield_job_id:
+                return SubmitResult(outcome="submitted", request_id=row.higgsfield_job_id)
+            if row.submit_started_at is not None:
+                activity.logger.warning("earlier submit outcome unknown; not submitting again")
+                return SubmitResult(outcome="unknown")
+            key = await self._user_key(conn, row.user_id)
+            await conn.execute(Q["mark_submit_started"], {"id": row.id})
+        client = HiggsfieldClient(base_url=self.config.base_url, api_key=key)
+        try:
+            controller = await client.submit(
+                application_for(row.model),
+                {"prompt": row.prompt_text, **row.settings},
+                webhook_url=webhook_url(self.config, row.id),
+            )
+        except httpx.ConnectError:
+            await self._clear_marker(row.id)  # nothing reached Higgsfield
+            raise
+        except HiggsfieldClientError as exc:
+            status = _http_status(exc)
+            if status is not None and status < 500:
+                await self._clear_marker(row.id)
+                if status == 429:
+                    raise ApplicationError(
+                        "Higgsfield rate limit", next_retry_delay=timedelta(seconds=10)
+                    ) from exc
+                raise ApplicationError(
+                    f"Higgsfield refused the generation ({status}): {exc}",
+                    type="GenerationRefused",
+                    non_retryable=True,
+                ) from exc
+            raise  # 5xx: it may have been created; the retry will not resubmit
+        finally:
+            await client.aclose()
+        async with self.pool.connection() as conn:
+            await generations.record_submission(
+                conn, row.id, controller.request_id, transition_context("submitted to Higgsfield")
+            )
+        return SubmitResult(outcome="submitted", request_id=controller.request_id)
+
+    @activity.defn
+    async def adopt_request(self, request: GenerationRef) -> None:
+        """Record a request id learned from a webhook after an unknown submit outcome."""
+        assert request.request_id is not None
+        async with self.pool.connection() as conn:
+            await generations.record_submission(
+                conn,
+                request.generation_id,
+                request.request_id,
+                transition_context("request id learned from Higgsfield's webhook"),
+            )
+
+    @activity.defn
+    async def check_generation(self, request: GenerationRef) -> CheckResult:
+        """Read the status from Higgsfield and persist it (results' URLs included)."""
+        assert request.request_id is not None
+        async with self.pool.connection() as conn:
+            row = await generations.get_generation(conn, request.generation_id)
+            key = await self._user_key(conn, row.user_id)
+        client = HiggsfieldClient(base_url=self.config.base_url, api_key=key)
+        try:
+            state = _STATUSES[type(await client.status(request.request_id))]
+            body: dict[str, Any] = {}
+            if state in ("completed", "failed"):
+                body = await client.result(request.request_id)
+        except HiggsfieldClientError as exc:
+            status = _http_status(exc)
+            if status in (401, 403, 404):
+                raise ApplicationError(
+                    f"Higgsfield status read refused ({status}): {exc}",
+                    type="GenerationLost",
+                    non_retryable=True,
+                ) from exc
+            raise
+        finally:
+            await client.aclose()
+        values: dict[str, object] = {}
+        if state == "completed":
+            values["result_urls"] = [str(i["url"]) for i in body.get("images", []) if "url" in i]
+        elif state in ("failed", "nsfw", "cancelled"):
+            values["error_message"] = _reason(state, body)
+        if state == row.status or (state == "queued" and row.status == "in_progress"):
+            return CheckResult(status=row.status, result_count=len(row.result_urls))
+        async with self.pool.connection() as conn:
+            updated = await generations.move(
+                conn, row.id, state, transition_context(f"Higgsfield says {state}"), values=values
+            )
+        return CheckResult(status=updated.status, result_count=len(updated.result_urls))
+
+    @activity.defn
+    async def cancel_on_higgsfield(self, request: GenerationRef) -> CancelResult:
+        """Cancel the request (Higgsfield allows it only while queued); the workflow
+        then records the end it means (cancelled, or failed past its deadline)."""
+        assert request.request_id is not None
+        async with self.pool.connection() as conn:
+            row = await generations.get_generation(conn, request.generation_id)
+            key = await self._user_key(conn, row.user_id)
+        client = HiggsfieldClient(base_url=self.config.base_url, api_key=key)
+        try:
+            await client.cancel(request.request_id)
+        except HiggsfieldClientError as exc:
+            if (_http_status(exc) or 500) >= 500:
+                raise
+            return CancelResult(cancelled=False, reason=str(exc))
+        finally:
+            await client.aclose()
+        return CancelResult(cancelled=True)
+
+    @activity.defn
+    async def note_cancel_refused(self, request: FinishInput) -> None:
+        """Say on the row why a requested cancel could not happen."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE public.generations SET error_message = %(msg)s WHERE id = %(id)s",
+                {"msg": request.error_message, "id": request.generation_id},
+            )
+
+    @activity.defn
+    async def finish_generation(self, request: FinishInput) -> None:
+        """End as failed or cancelled, with the reason."""
+        async with self.pool.connection() as conn:
+            await generations.move(
+                conn,
+                request.generation_id,
+                request.status,
+                transition_context(request.error_message[:200]),
+                values={"error_message": request.error_message},
+            )
+
+    @activity.defn
+    async def save_results(self, request: GenerationRef) -> list[str]:
+        """Copy the result images into asset storage and record them in ``assets``."""
+        async with self.pool.connection() as conn:
+            row = await generations.get_generation(conn, request.generation_id)
+        asset_ids: list[UUID] = []
+        for n, url in enumerate(row.result_urls):
+            response = await self.http.get(url)
+            response.raise_for_status()
+            filename = f"{row.id}_{n}.png"
+            relative = f"{row.user_id}/image/{filename}"
+            target = self.config.asset_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(response.content)
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    Q["insert_asset"],
+                    {
+                        "user_id": row.user_id,
+                        "filename": filename,
+                        "file_path": relative,
+                        "mime_type": response.headers.get("content-type", "image/png"),
+                        "file_size": len(response.content),
+                        "metadata": Jsonb({"generation_id": str(row.id), "source_url": url}),
+                    },
+                )
+                asset = await cur.fetchone()
+                assert asset is not None
+                asset_ids.append(asset["id"])
+        async with self.pool.connection() as conn:
+            await conn.execute(Q["set_saved_assets"], {"id": row.id, "asset_ids": asset_ids})
+        return [str(a) for a in asset_ids]
+
+    async def _user_key(self, conn: Any, user_id: UUID) -> str:
+        cur = await conn.execute(Q["user_api_key"], {"user_id": user_id, "service": "higgsfield"})
+        row = await cur.fetchone()
+        if row is None:
+            raise ApplicationError(
+                f"user {user_id} has no Higgsfield key: orchestrator keys set --user {user_id} "
+                "--service higgsfield",
+                type="MissingCredentials",
+                non_retryable=True,
+            )
+        try:
+            return self.credentials.decrypt(
+                str(row["encrypted_api_key"]), key_context(user_id, "higgsfield")
+            )
+        except DecryptionError as exc:
+            raise ApplicationError(str(exc), type="DecryptionFailed", non_retryable=True) from None
+
+    async def _clear_marker(self, generation_id: UUID) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(Q["clear_submit_started"], {"id": generation_id})
+
+
+def key_context(user_id: UUID, service: str) -> str:
+    """Where a user's API key is stored (the associated data of its ciphertext)."""
+    return f"user_api_keys:{user_id}:{service}"
+
+
+def _http_status(exc: HiggsfieldClientError) -> int | None:
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    return int(response.status_code) if response is not None else None
+
+
+def _reason(state: str, body: dict[str, Any]) -> str:
+    if state == "nsfw":
+        return "Higgsfield flagged the result as NSFW"
+    if state == "cancelled":
+        return "cancelled on Higgsfield"
+    return f"Higgsfield failed the generation: {body.get('error') or 'no reason given'}"

@@ -1,0 +1,157 @@
+"""Higgsfield generations: rows and one function per state transition."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+
+from db.queries import load_queries
+from db.transitions import NOW, Conn, RowNotFound, TransitionContext, transition
+
+Q = load_queries("generations")
+GenerationStatus = Literal[
+    "pending", "submitting", "queued", "in_progress", "completed", "failed", "nsfw", "cancelled"
+]
+TERMINAL = ("completed", "failed", "nsfw", "cancelled")
+_BEFORE = {
+    "submitting": ["pending"],
+    "queued": ["submitting"],
+    "in_progress": ["submitting", "queued"],
+    "completed": ["submitting", "queued", "in_progress"],
+    "nsfw": ["submitting", "queued", "in_progress"],
+    "failed": ["pending", "submitting", "queued", "in_progress"],
+    "cancelled": ["pending", "submitting", "queued", "in_progress"],
+}
+
+
+class GenerationRow(BaseModel):
+    """A row of ``generations``."""
+
+    id: UUID
+    user_id: UUID
+    prompt_id: UUID | None
+    prompt_text: str
+    status: GenerationStatus
+    higgsfield_job_id: str | None
+    model: str
+    settings: dict[str, Any]
+    result_urls: list[str]
+    saved_asset_ids: list[UUID]
+    error_message: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    submit_started_at: datetime | None
+    temporal_workflow_id: str | None
+    batch_id: UUID | None
+    created_at: datetime
+
+
+async def insert_generation(
+    conn: Conn,
+    *,
+    generation_id: UUID,
+    user_id: UUID,
+    prompt_id: UUID | None,
+    prompt_text: str,
+    model: str,
+    settings: dict[str, Any],
+    workflow_id: str,
+    batch_id: UUID | None,
+) -> GenerationRow:
+    """Create the generation (pending) if absent; return it either way."""
+    await conn.execute(
+        Q["insert_generation"],
+        {
+            "id": generation_id,
+            "user_id": user_id,
+            "prompt_id": prompt_id,
+            "prompt_text": prompt_text,
+            "model": model,
+            "settings": Jsonb(settings),
+            "temporal_workflow_id": workflow_id,
+            "batch_id": batch_id,
+        },
+    )
+    return await get_generation(conn, generation_id)
+
+
+async def get_generation(conn: Conn, generation_id: UUID) -> GenerationRow:
+    """The generation row; ``RowNotFound`` if absent."""
+    row = await (await conn.execute(Q["get_generation"], {"id": generation_id})).fetchone()
+    if row is None:
+        raise RowNotFound("generations", generation_id)
+    return GenerationRow.model_validate(row)
+
+
+async def list_generations(
+    conn: Conn, *, status: str | None = None, user_id: UUID | None = None, limit: int = 50
+) -> list[GenerationRow]:
+    """Most recent generations first."""
+    rows = await (
+        await conn.execute(
+            Q["list_generations"], {"status": status, "user_id": user_id, "limit": limit}
+        )
+    ).fetchall()
+    return [GenerationRow.model_validate(r) for r in rows]
+
+
+async def take_slot(
+    conn: Conn, generation_id: UUID, user_id: UUID, limit: int, ctx: TransitionContext
+) -> GenerationRow | None:
+    """pending → submitting if the user has fewer than ``limit`` active generations.
+
+    The check and the transition happen under a per-user advisory lock, so two
+    generations of one user never take the last slot together. None: no slot free.
+    """
+    async with conn.transaction():
+        current = await get_generation(conn, generation_id)
+        if current.status != "pending":
+            return current  # a retry after the slot was taken
+        await conn.execute(Q["lock_user_slots"], {"user_id": user_id})
+        active = await (
+            await conn.execute(Q["active_generations"], {"user_id": user_id})
+        ).fetchone()
+        if active is not None and int(active["active"]) >= limit:
+            return None
+        return await move(conn, generation_id, "submitting", ctx)
+
+
+async def move(
+    conn: Conn,
+    generation_id: UUID,
+    to: GenerationStatus,
+    ctx: TransitionContext,
+    *,
+    values: dict[str, object] | None = None,
+) -> GenerationRow:
+    """Move a generation forward to ``to`` (idempotent; stamps completed_at at the end)."""
+    extra = dict(values or {})
+    if to in TERMINAL:
+        extra.setdefault("completed_at", NOW)
+    row = await transition(
+        conn,
+        table="generations",
+        entity_id=generation_id,
+        to_status=to,
+        from_statuses=_BEFORE[to],
+        ctx=ctx,
+        values=extra,
+    )
+    return GenerationRow.model_validate(row)
+
+
+async def record_submission(
+    conn: Conn, generation_id: UUID, request_id: str, ctx: TransitionContext
+) -> GenerationRow:
+    """submitting → queued with Higgsfield's request id and the submit time."""
+    return await move(
+        conn,
+        generation_id,
+        "queued",
+        ctx,
+        values={"higgsfield_job_id": request_id, "started_at": NOW},
+    )

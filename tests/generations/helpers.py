@@ -1,0 +1,65 @@
+"""Users with stored Higgsfield keys, and starting generations, for tests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from activities.credentials import CredentialBox
+from activities.higgsfield import key_context
+from db.generations import Q
+from tests.db.factories import insert_user
+from tests.harness import Stack
+from workers.starters import start_generation
+from workflows.generation import GenerationInput
+
+HF_KEY = "hf_key_id:hf_key_secret_value"
+
+
+async def user_with_key(
+    stack: Stack, *, tier: str = "pro", key_b64: str | None = None
+) -> uuid.UUID:
+    """A user whose Higgsfield key is stored encrypted (with the stack's key by default)."""
+    secret = stack.settings.credentials_encryption_key
+    assert secret is not None
+    box = CredentialBox(key_b64 or secret.get_secret_value())
+    async with stack.pool.connection() as conn:
+        user_id = await insert_user(conn)
+        await conn.execute(
+            "UPDATE profiles SET subscription_tier = %s WHERE id = %s", (tier, user_id)
+        )
+        await conn.execute(
+            Q["upsert_user_api_key"],
+            {
+                "user_id": user_id,
+                "service": "higgsfield",
+                "encrypted_api_key": box.encrypt(HF_KEY, key_context(user_id, "higgsfield")),
+            },
+        )
+    return user_id
+
+
+async def start(stack: Stack, user_id: uuid.UUID, prompt: str, **fields: Any) -> Any:
+    """Start a generation; returns (request, handle)."""
+    request = GenerationInput(
+        generation_id=uuid.uuid4(), user_id=user_id, prompt_text=prompt, **fields
+    )
+    return request, await start_generation(stack.client, stack.settings, request)
+
+
+async def generation_row(stack: Stack, generation_id: uuid.UUID) -> dict[str, Any]:
+    """The generation's row."""
+    row = await stack.fetchrow("SELECT * FROM generations WHERE id = %s", generation_id)
+    assert row is not None
+    return row
+
+
+async def status_reads(handle: Any) -> int:
+    """How many status reads the workflow scheduled (from its history)."""
+    history = await handle.fetch_history()
+    return sum(
+        1
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "check_generation"
+    )

@@ -1,0 +1,170 @@
+"""CLI commands for Higgsfield generations and users' stored keys."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import uuid
+from typing import Any
+
+
+def add_commands(sub: Any) -> None:
+    """Add the ``generations`` and ``keys`` command groups."""
+    from workers.cli import uuid_arg
+
+    gen = sub.add_parser("generations", help="start and follow Higgsfield generations")
+    gen_sub = gen.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = gen_sub.add_parser("start", help="start a generation")
+    start.add_argument("--user", required=True, type=uuid_arg, help="the user (profiles.id)")
+    start.add_argument("--prompt", help="the prompt text")
+    start.add_argument("--prompt-id", type=uuid_arg, help="a stored prompt (prompts.id)")
+    start.add_argument("--model", default="soul", help="Higgsfield model (default: soul)")
+    start.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="a generation setting, e.g. quality='\"high\"' (repeatable)",
+    )
+    start.set_defaults(run=generations_start)
+    lst = gen_sub.add_parser("list", help="recent generations")
+    lst.add_argument("--status", help="only generations with this status")
+    lst.add_argument("--user", type=uuid_arg, help="only this user's")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.set_defaults(run=generations_list)
+    status = gen_sub.add_parser("status", help="one generation")
+    status.add_argument("generation_id", type=uuid_arg)
+    status.set_defaults(run=generations_status)
+    cancel = gen_sub.add_parser("cancel", help="cancel (possible on Higgsfield while queued)")
+    cancel.add_argument("generation_id", type=uuid_arg)
+    cancel.set_defaults(run=generations_cancel)
+
+    keys = sub.add_parser("keys", help="store users' API keys (encrypted at rest)")
+    keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    kset = keys_sub.add_parser("set", help="store a user's key for a service (read from stdin)")
+    kset.add_argument("--user", required=True, type=uuid_arg)
+    kset.add_argument("--service", required=True, choices=["higgsfield", "elevenlabs", "wavespeed"])
+    kset.set_defaults(run=keys_set)
+
+
+def _settings_pairs(pairs: list[str]) -> dict[str, Any]:
+    from workers.cli import CliError
+
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--setting {pair!r} is not KEY=VALUE")
+        try:
+            settings[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key] = raw
+    return settings
+
+
+async def generations_start(args: argparse.Namespace) -> None:
+    """Start a Generation workflow."""
+    from pydantic import ValidationError
+
+    from workers.cli import CliError, emit, operator_context
+    from workers.starters import start_generation
+    from workflows.generation import GenerationInput
+
+    settings, pool, client = await operator_context()
+    try:
+        request = GenerationInput(
+            generation_id=uuid.uuid4(),
+            user_id=args.user,
+            prompt_id=args.prompt_id,
+            prompt_text=args.prompt,
+            model=args.model,
+            settings=_settings_pairs(args.setting),
+            deadline=settings.generation_deadline,
+        )
+    except ValidationError as exc:
+        raise CliError(f"invalid generation: {exc.errors()[0]['msg']}") from None
+    async with pool:
+        handle = await start_generation(client, settings, request)
+    emit(
+        args,
+        {"generation_id": str(request.generation_id), "workflow_id": handle.id},
+        f"started {handle.id}",
+    )
+
+
+async def generations_list(args: argparse.Namespace) -> None:
+    """List generations."""
+    from db import generations
+    from workers.cli import emit, operator_context
+
+    _, pool, _ = await operator_context()
+    async with pool, pool.connection() as conn:
+        rows = await generations.list_generations(
+            conn, status=args.status, user_id=args.user, limit=args.limit
+        )
+    lines = [f"{r.id}  {r.status:<11} {r.prompt_text[:60]}" for r in rows] or ["no generations"]
+    emit(args, rows, "\n".join(lines))
+
+
+async def generations_status(args: argparse.Namespace) -> None:
+    """Show one generation."""
+    from db import generations
+    from workers.cli import emit, get_or_fail, operator_context
+
+    _, pool, _ = await operator_context()
+    async with pool, pool.connection() as conn:
+        row = await get_or_fail(generations.get_generation(conn, args.generation_id))
+    emit(args, row, "\n".join(f"{k}: {v}" for k, v in row.model_dump(mode="json").items()))
+
+
+async def generations_cancel(args: argparse.Namespace) -> None:
+    """Request cancellation of a generation's workflow."""
+    from temporalio.service import RPCError
+
+    from workers.cli import CliError, emit, operator_context
+
+    _, pool, client = await operator_context()
+    async with pool:
+        try:
+            await client.get_workflow_handle(f"generation-{args.generation_id}").cancel()
+        except RPCError as exc:
+            raise CliError(
+                f"cannot cancel generation {args.generation_id}: {exc.message}"
+            ) from None
+    emit(
+        args,
+        {"generation_id": str(args.generation_id), "cancel_requested": True},
+        "cancellation requested",
+    )
+
+
+async def keys_set(args: argparse.Namespace) -> None:
+    """Encrypt and store a user's API key, read from stdin (never from the command line)."""
+    from activities.credentials import CredentialBox
+    from activities.higgsfield import key_context
+    from db.generations import Q
+    from workers.cli import CliError, emit, operator_context
+
+    key = getpass.getpass("key: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    if not key:
+        raise CliError("no key given on stdin")
+    settings, pool, _ = await operator_context()
+    settings.require("credentials_encryption_key")
+    assert settings.credentials_encryption_key is not None
+    box = CredentialBox(settings.credentials_encryption_key.get_secret_value())
+    async with pool, pool.connection() as conn:
+        await conn.execute(
+            Q["upsert_user_api_key"],
+            {
+                "user_id": args.user,
+                "service": args.service,
+                "encrypted_api_key": box.encrypt(key, key_context(args.user, args.service)),
+            },
+        )
+    emit(
+        args,
+        {"user_id": str(args.user), "service": args.service, "stored": True},
+        f"{args.service} key stored for {args.user}",
+    )

@@ -1,0 +1,334 @@
+"""Generation: one Higgsfield image job, followed to completed / failed / nsfw / cancelled.
+
+persist → take a concurrency slot → submit once → follow (webhook hints, confirmed by a
+status read; polling with backoff as well) → copy results into asset storage. Past the
+deadline the request is cancelled on Higgsfield and the generation fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field, model_validator
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+from workflows.policies import DB_RETRY, DB_TIMEOUT
+from workflows.search_attributes import GENERATION_STATUS, MODEL, USER_ID
+
+with workflow.unsafe.imports_passed_through():
+    from activities.higgsfield import (
+        CreateGenerationInput,
+        FinishInput,
+        GenerationActivities,
+        GenerationRef,
+        SlotInput,
+    )
+
+API_TIMEOUT = timedelta(seconds=60)
+API_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+SUBMIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
+# Status reads: seconds at first, then minutes.
+POLL_DELAYS = [timedelta(seconds=s) for s in (2, 3, 5, 10, 20, 30, 60, 120)]
+POLL_MAX = timedelta(minutes=5)
+SLOT_WAIT = timedelta(seconds=5)
+DEFAULT_TIER_LIMITS = {"free": 1, "basic": 2, "pro": 4, "enterprise": 8}
+
+
+class GenerationInput(BaseModel):
+    """One image to generate for a user."""
+
+    generation_id: UUID
+    user_id: UUID
+    prompt_id: UUID | None = None
+    prompt_text: Annotated[str | None, Field(max_length=4000)] = None
+    model: Annotated[str, Field(min_length=1, max_length=200)] = "soul"
+    settings: dict[str, Any] = {}
+    deadline: timedelta = timedelta(hours=1)
+    tier_limits: dict[str, int] = DEFAULT_TIER_LIMITS
+    batch_id: UUID | None = None
+
+    @model_validator(mode="after")
+    def _has_prompt(self) -> GenerationInput:
+        if self.prompt_id is None and not self.prompt_text:
+            raise ValueError("a generation needs prompt_id or prompt_text")
+        return self
+
+
+class WebhookHint(BaseModel):
+    """What Higgsfield's (unsigned) webhook said; confirmed by a status read."""
+
+    request_id: str
+    status: str
+
+
+class GenerationResult(BaseModel):
+    """How the generation ended."""
+
+    generation_id: UUID
+    status: str
+    request_id: str | None
+    asset_ids: list[str] = []
+    error: str | None = None
+
+
+class DeadlinePassed(Exception):
+    """The generation did not finish by its deadline."""
+
+
+@workflow.defn(name="Generation")
+class Generation:
+    """A Higgsfield generation whose ``generations`` row is always the truth."""
+
+    @workflow.init
+    def __init__(self, request: GenerationInput) -> None:
+        self._request = request
+        self._status = "pending"
+        self._request_id: str | None = None
+        self._hint: WebhookHint | None = None
+        self._hints = 0
+
+    @workflow.run
+    async def run(self, request: GenerationInput) -> GenerationResult:
+        """Submit once and follow the request to its end."""
+        created = await workflow.execute_local_activity_method(
+            GenerationActivities.create_generation,
+            CreateGenerationInput(
+                generation_id=request.generation_id,
+                user_id=request.user_id,
+                prompt_id=request.prompt_id,
+                prompt_text=request.prompt_text,
+                model=request.model,
+                settings=request.settings,
+                batch_id=request.batch_id,
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary="persist generation",
+        )
+        workflow.upsert_search_attributes(
+            [USER_ID.value_set(str(request.user_id)), MODEL.value_set(request.model)]
+        )
+        deadline = workflow.now() + request.deadline
+        try:
+            await self._take_slot(request.tier_limits.get(created.tier, 1), deadline)
+            await self._submit(deadline)
+            await self._follow(deadline)
+        except DeadlinePassed:
+            return await self._give_up(f"did not finish within {request.deadline}")
+        except (asyncio.CancelledError, ActivityError) as failure:
+            if not is_cancelled_exception(failure):
+                assert isinstance(failure, ActivityError)
+                return await self._end("failed", _reason(failure))
+            return await self._cancel(deadline)
+        assets: list[str] = []
+        if self._status == "completed":
+            assets = await workflow.execute_activity_method(
+                GenerationActivities.save_results,
+                GenerationRef(generation_id=request.generation_id),
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=API_RETRY,
+                summary="copy results to asset storage",
+            )
+        self._show()
+        return GenerationResult(
+            generation_id=request.generation_id,
+            status=self._status,
+            request_id=self._request_id,
+            asset_ids=assets,
+        )
+
+    async def _take_slot(self, limit: int, deadline: datetime) -> None:
+        self._show(f"waiting for one of {limit} concurrent slots")
+        while not await workflow.execute_local_activity_method(
+            GenerationActivities.take_slot,
+            SlotInput(
+                generation_id=self._request.generation_id,
+                user_id=self._request.user_id,
+                limit=limit,
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary="take a concurrency slot",
+        ):
+            if workflow.now() >= deadline:
+                raise DeadlinePassed
+            await workflow.sleep(SLOT_WAIT, summary="wait for a free slot")
+        self._set_status("submitting")
+
+    async def _submit(self, deadline: datetime) -> None:
+        submitted = await workflow.execute_activity_method(
+            GenerationActivities.submit_generation,
+            GenerationRef(generation_id=self._request.generation_id),
+            start_to_close_timeout=API_TIMEOUT,
+            retry_policy=SUBMIT_RETRY,
+            summary="submit to Higgsfield (once)",
+        )
+        if submitted.outcome == "submitted":
+            self._request_id = submitted.request_id
+        else:
+            # An earlier attempt may have created the request: only its webhook can say.
+            self._show("submit outcome unknown: waiting for Higgsfield's webhook")
+            if not await self._wait(lambda: self._hint is not None, deadline, "webhook"):
+                raise DeadlinePassed
+            assert self._hint is not None
+            self._request_id = self._hint.request_id
+            await workflow.execute_local_activity_method(
+                GenerationActivities.adopt_request,
+                GenerationRef(
+                    generation_id=self._request.generation_id, request_id=self._request_id
+                ),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary="record request id from webhook",
+            )
+        self._set_status("queued")
+
+    async def _follow(self, deadline: datetime) -> None:
+        polls = 0
+        while self._status not in ("completed", "failed", "nsfw", "cancelled"):
+            delay = POLL_DELAYS[polls] if polls < len(POLL_DELAYS) else POLL_MAX
+            seen = self._hints
+            self._show(f"next status read within {delay}")
+            until = min(deadline, workflow.now() + delay)
+            await self._wait(lambda seen=seen: self._hints > seen, until, "poll")
+            if workflow.now() >= deadline:
+                raise DeadlinePassed
+            polls += 1
+            checked = await workflow.execute_activity_method(
+                GenerationActivities.check_generation,
+                self._ref(),
+                start_to_close_timeout=API_TIMEOUT,
+                retry_policy=API_RETRY,
+                summary="read status from Higgsfield",
+            )
+            self._set_status(checked.status)
+
+    async def _wait(self, done: Any, until: datetime, what: str) -> bool:
+        remaining = until - workflow.now()
+        if remaining <= timedelta(0):
+            return bool(done())
+        try:
+            await workflow.wait_condition(done, timeout=remaining, timeout_summary=what)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _cancel(self, deadline: datetime) -> GenerationResult:
+        if self._request_id is None:
+            return await self._end("cancelled", "cancelled before submission")
+        outcome = await workflow.execute_activity_method(
+            GenerationActivities.cancel_on_higgsfield,
+            self._ref(),
+            start_to_close_timeout=API_TIMEOUT,
+            retry_policy=API_RETRY,
+            summary="cancel on Higgsfield",
+        )
+        if outcome.cancelled:
+            await self._end("cancelled", "cancelled on request (and on Higgsfield)")
+            raise asyncio.CancelledError
+        await workflow.execute_local_activity_method(
+            GenerationActivities.note_cancel_refused,
+            FinishInput(
+                generation_id=self._request.generation_id,
+                status="cancelled",
+                error_message=f"cancel requested but Higgsfield refused it: {outcome.reason}",
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary="record why it could not be cancelled",
+        )
+        try:
+            await self._follow(deadline)
+        except DeadlinePassed:
+            return await self._give_up(f"did not finish within {self._request.deadline}")
+        return GenerationResult(
+            generation_id=self._request.generation_id,
+            status=self._status,
+            request_id=self._request_id,
+            error=outcome.reason,
+        )
+
+    async def _give_up(self, why: str) -> GenerationResult:
+        if self._request_id is not None:
+            outcome = await workflow.execute_activity_method(
+                GenerationActivities.cancel_on_higgsfield,
+                self._ref(),
+                start_to_close_timeout=API_TIMEOUT,
+                retry_policy=API_RETRY,
+                summary="cancel on Higgsfield (deadline)",
+            )
+            why += (
+                "; cancelled on Higgsfield"
+                if outcome.cancelled
+                else (f"; Higgsfield could not cancel it: {outcome.reason}")
+            )
+        return await self._end("failed", why)
+
+    async def _end(self, status: Literal["failed", "cancelled"], why: str) -> GenerationResult:
+        await workflow.execute_local_activity_method(
+            GenerationActivities.finish_generation,
+            FinishInput(
+                generation_id=self._request.generation_id, status=status, error_message=why
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary=f"generation {status}",
+        )
+        self._set_status(status)
+        self._show(why)
+        return GenerationResult(
+            generation_id=self._request.generation_id,
+            status=status,
+            request_id=self._request_id,
+            error=why,
+        )
+
+    def _ref(self) -> GenerationRef:
+        return GenerationRef(generation_id=self._request.generation_id, request_id=self._request_id)
+
+    def _set_status(self, status: str) -> None:
+        if status != self._status or status == "submitting":
+            self._status = status
+            workflow.upsert_search_attributes([GENERATION_STATUS.value_set(status)])
+
+    def _show(self, note: str | None = None) -> None:
+        prompt = (self._request.prompt_text or "stored prompt")[:80]
+        details = f"**{prompt}**\n\nStatus: {self._status}"
+        if self._request_id:
+            details += f" · Higgsfield request {self._request_id}"
+        if note:
+            details += f"\n\n{note}"
+        workflow.set_current_details(details)
+
+    @workflow.signal(
+        name="higgsfield_webhook",
+        description="A webhook from Higgsfield arrived (a hint: the status is read to confirm).",
+    )
+    def higgsfield_webhook(self, hint: WebhookHint) -> None:
+        """Wake the workflow to read the status now."""
+        if self._request_id not in (None, hint.request_id):
+            workflow.logger.warning("webhook for another request ignored")
+            return
+        self._hint = hint
+        self._hints += 1
+
+    @workflow.query(name="status", description="The generation's status and Higgsfield request.")
+    def status(self) -> GenerationResult:
+        """Where the generation is."""
+        return GenerationResult(
+            generation_id=self._request.generation_id,
+            status=self._status,
+            request_id=self._request_id,
+        )
+
+
+def _reason(failure: ActivityError) -> str:
+    cause = failure.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)
