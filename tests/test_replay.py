@@ -25,6 +25,18 @@ EXPECTED = {
     "agent_job_failed",
     "agent_job_add_steps",
     "agent_job_session_recreated",
+    "generation_completed",
+    "generation_failed",
+    "generation_nsfw",
+    "generation_cancelled",
+    "generation_deadline",
+    "generation_recovered_from_webhook",
+    "generation_batch",
+    "metric_sync_success",
+    "metric_sync_partial",
+    "metric_sync_failed",
+    "metric_sync_backfill",
+    "schedule_reconcile",
 }
 
 

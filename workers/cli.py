@@ -24,7 +24,7 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if args.json:
         if isinstance(data, BaseModel):
             data = data.model_dump(mode="json")
@@ -35,26 +35,36 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
-def _uuid(value: str) -> uuid.UUID:
+def uuid_arg(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value.removeprefix("job-"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
 
 
-async def _context() -> tuple[Any, Any, Any]:
+async def operator_context() -> tuple[Any, Any, Any]:
     """Settings, a connection pool and a Temporal client for operator commands."""
     from db.pool import open_pool
     from workers.runtime_file import apply_runtime
     from workers.temporal import connect_client
 
     apply_runtime()
+    apply_dev_secrets_if_local()
     settings = load_settings()
     settings.require("database_url", "temporal_address")
     assert settings.database_url is not None
     pool = await open_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     client = await connect_client(settings)
     return settings, pool, client
+
+
+def apply_dev_secrets_if_local() -> None:
+    """Use the dev stack's generated secrets when operating on the local stack."""
+    from workers.dev_secrets import apply_dev_secrets
+    from workers.runtime_file import runtime_path
+
+    if runtime_path().exists():
+        apply_dev_secrets(runtime_path().parent)
 
 
 # --- jobs -------------------------------------------------------------------------------
@@ -78,35 +88,35 @@ async def jobs_start(args: argparse.Namespace) -> None:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise CliError(f"invalid job in {path}: {where}: {err['msg']}") from None
-    settings, pool, client = await _context()
+    settings, pool, client = await operator_context()
     async with pool:
         handle = await start_agent_job(client, settings, request)
-    _emit(args, {"job_id": str(request.job_id), "workflow_id": handle.id}, f"started {handle.id}")
+    emit(args, {"job_id": str(request.job_id), "workflow_id": handle.id}, f"started {handle.id}")
 
 
 async def jobs_list(args: argparse.Namespace) -> None:
     from db import jobs
 
-    _, pool, _ = await _context()
+    _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
         rows = await jobs.list_jobs(conn, status=args.status, limit=args.limit)
     lines = [f"{r.id}  {r.status:<17} {r.title or ''}" for r in rows] or ["no jobs"]
-    _emit(args, rows, "\n".join(lines))
+    emit(args, rows, "\n".join(lines))
 
 
 async def jobs_status(args: argparse.Namespace) -> None:
     from db import jobs
 
-    _, pool, _ = await _context()
+    _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
-        job = await _get(jobs.get_job(conn, args.job_id))
+        job = await get_or_fail(jobs.get_job(conn, args.job_id))
         rows = await (await conn.execute(jobs.Q["list_steps"], {"job_id": args.job_id})).fetchall()
     steps = [jobs.JobStepRow.model_validate(r) for r in rows]
     text = [f"{job.id}  {job.status}  {job.title or ''}"]
     if job.error_message:
         text.append(f"reason: {job.error_message}")
     text += [f"  step {s.step_index + 1}: {s.status:<9} {s.description}" for s in steps]
-    _emit(
+    emit(
         args,
         {"job": job.model_dump(mode="json"), "steps": [s.model_dump(mode="json") for s in steps]},
         "\n".join(text),
@@ -118,13 +128,13 @@ async def jobs_cancel(args: argparse.Namespace) -> None:
 
     from workers.starters import job_workflow_id
 
-    _, pool, client = await _context()
+    _, pool, client = await operator_context()
     async with pool:
         try:
             await client.get_workflow_handle(job_workflow_id(args.job_id)).cancel()
         except RPCError as exc:
             raise CliError(f"cannot cancel job {args.job_id}: {exc.message}") from None
-    _emit(args, {"job_id": str(args.job_id), "cancel_requested": True}, "cancellation requested")
+    emit(args, {"job_id": str(args.job_id), "cancel_requested": True}, "cancellation requested")
 
 
 # --- approvals --------------------------------------------------------------------------
@@ -133,33 +143,33 @@ async def jobs_cancel(args: argparse.Namespace) -> None:
 async def approvals_list(args: argparse.Namespace) -> None:
     from db import approvals
 
-    _, pool, _ = await _context()
+    _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
         rows = await approvals.list_approvals(conn, status=args.status, limit=args.limit)
     lines = [
         f"{r.id}  {r.status:<9} job {r.job_id}  {r.action_type}: {r.description}" for r in rows
     ] or ["no approvals"]
-    _emit(args, rows, "\n".join(lines))
+    emit(args, rows, "\n".join(lines))
 
 
 async def approvals_show(args: argparse.Namespace) -> None:
     from db import approvals
 
-    _, pool, _ = await _context()
+    _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
-        row = await _get(approvals.get_approval(conn, args.approval_id))
+        row = await get_or_fail(approvals.get_approval(conn, args.approval_id))
     text = "\n".join(f"{k}: {v}" for k, v in row.model_dump(mode="json").items())
-    _emit(args, row, text)
+    emit(args, row, text)
 
 
 async def approvals_decide(args: argparse.Namespace) -> None:
     from activities.decisions import deliver_decision
     from db import approvals
 
-    _, pool, client = await _context()
+    _, pool, client = await operator_context()
     async with pool:
         async with pool.connection() as conn:
-            row = await _get(approvals.get_approval(conn, args.approval_id))
+            row = await get_or_fail(approvals.get_approval(conn, args.approval_id))
         outcome = await deliver_decision(
             client,
             row,
@@ -171,10 +181,10 @@ async def approvals_decide(args: argparse.Namespace) -> None:
         )
     if not outcome.applied:
         raise CliError(outcome.message)
-    _emit(args, outcome, outcome.message)
+    emit(args, outcome, outcome.message)
 
 
-async def _get(coro: Awaitable[Any]) -> Any:
+async def get_or_fail(coro: Awaitable[Any]) -> Any:
     from db.transitions import RowNotFound
 
     try:
@@ -193,7 +203,7 @@ async def migrate_cmd(args: argparse.Namespace) -> None:
     settings.require("database_url")
     assert settings.database_url is not None
     applied = await migrate(settings.database_url.get_secret_value())
-    _emit(args, {"applied": applied}, "\n".join(applied) or "database is up to date")
+    emit(args, {"applied": applied}, "\n".join(applied) or "database is up to date")
 
 
 async def search_attributes_register(args: argparse.Namespace) -> None:
@@ -202,7 +212,7 @@ async def search_attributes_register(args: argparse.Namespace) -> None:
     settings = load_settings()
     client = await connect_client(settings)
     added = await register_search_attributes(client, settings.temporal_namespace)
-    _emit(args, {"added": added}, "\n".join(added) or "all search attributes present")
+    emit(args, {"added": added}, "\n".join(added) or "all search attributes present")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -235,10 +245,10 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--limit", type=int, default=20)
     lst.set_defaults(run=jobs_list)
     status = jobs_sub.add_parser("status", help="a job and its steps")
-    status.add_argument("job_id", type=_uuid)
+    status.add_argument("job_id", type=uuid_arg)
     status.set_defaults(run=jobs_status)
     cancel = jobs_sub.add_parser("cancel", help="cancel a job (its browser session is released)")
-    cancel.add_argument("job_id", type=_uuid)
+    cancel.add_argument("job_id", type=uuid_arg)
     cancel.set_defaults(run=jobs_cancel)
 
     appr = sub.add_parser("approvals", help="list and decide approval gates")
@@ -248,14 +258,20 @@ def _parser() -> argparse.ArgumentParser:
     alist.add_argument("--limit", type=int, default=20)
     alist.set_defaults(run=approvals_list)
     show = appr_sub.add_parser("show", help="one approval")
-    show.add_argument("approval_id", type=_uuid)
+    show.add_argument("approval_id", type=uuid_arg)
     show.set_defaults(run=approvals_show)
     for decision in ("approve", "reject"):
         p = appr_sub.add_parser(decision, help=f"{decision} a pending approval")
-        p.add_argument("approval_id", type=_uuid)
+        p.add_argument("approval_id", type=uuid_arg)
         p.add_argument("--by", required=True, help="who decides (recorded as decided_by)")
         p.add_argument("--note", help="why (recorded as the decision note)")
         p.set_defaults(run=approvals_decide, decision=decision)
+    from workers.cli_generations import add_commands as add_generation_commands
+
+    add_generation_commands(sub)
+    from workers.cli_syncs import add_commands as add_sync_commands
+
+    add_sync_commands(sub)
     return parser
 
 

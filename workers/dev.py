@@ -146,6 +146,9 @@ async def _serve(
         from workers.demo import seed_demo
 
         demo = await seed_demo(pool, client, settings)
+        from workers.demo_metrics import seed_demo_connection
+
+        metric_sync = await seed_demo_connection(pool, client, settings)
         print(f"temporal: {settings.temporal_address}", flush=True)
         print(f"temporal-ui: {os.environ.get('TEMPORAL_UI_URL', 'external')}", flush=True)
         print(f"ingress: {settings.ingress_url}", flush=True)
@@ -154,6 +157,7 @@ async def _serve(
             print(f"emulators: {emulators_url}", flush=True)
             print(f"outbox: {emulators_url}/resend/_outbox", flush=True)
         print(f"demo-job: {demo}", flush=True)
+        print(f"demo-metric-sync: {metric_sync}", flush=True)
         write_runtime()
         cleanups.append(_forget_runtime)
         await stop.wait()

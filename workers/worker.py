@@ -15,6 +15,7 @@ from steel import AsyncSteel
 from supermemory import AsyncSupermemory
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -25,24 +26,32 @@ from temporalio.worker import (
 
 from activities.approvals import ApprovalActivities
 from activities.browser import BrowserActivities
+from activities.connectors import AdPlatformConfig
 from activities.credentials import CredentialBox
 from activities.email import EmailActivities, EmailConfig, configure_resend
+from activities.higgsfield import GenerationActivities, HiggsfieldConfig
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
+from activities.metric_sync import MetricSyncActivities, ScheduleActivities
 from db.migrate import migrate
 from db.pool import Pool, open_pool
+from db.transitions import InvalidTransition, RowNotFound
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
 from workflows.agent_job import AgentJob
+from workflows.generation import Generation
+from workflows.generation_batch import GenerationBatch
+from workflows.metric_sync import MetricSync, ScheduleReconcile
 
 log = get_logger("workers.worker")
 
-ALL_WORKFLOWS: list[type] = [AgentJob]
+ALL_WORKFLOWS: list[type] = [AgentJob, Generation, GenerationBatch, MetricSync, ScheduleReconcile]
 
 
-class _LogContext(ActivityInboundInterceptor):
-    """Binds workflow id, run id and activity name to every log line of an activity."""
+class _ActivityContext(ActivityInboundInterceptor):
+    """Binds workflow id, run id and activity name to every log line of an activity, and
+    makes a refused state transition final: retrying it cannot succeed."""
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
@@ -52,14 +61,19 @@ class _LogContext(ActivityInboundInterceptor):
             activity=info.activity_type,
             attempt=info.attempt,
         ):
-            return await super().execute_activity(input)
+            try:
+                return await super().execute_activity(input)
+            except (InvalidTransition, RowNotFound) as exc:
+                raise ApplicationError(
+                    str(exc), type=type(exc).__name__, non_retryable=True
+                ) from exc
 
 
 class LoggingInterceptor(Interceptor):
-    """Worker interceptor that installs ``_LogContext``."""
+    """Worker interceptor that installs ``_ActivityContext``."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _LogContext(next)
+        return _ActivityContext(next)
 
 
 @dataclass
@@ -72,6 +86,8 @@ class Services:
     email: EmailConfig
     credentials: CredentialBox  # decrypts stored user keys and connection tokens
     http: httpx.AsyncClient  # for vendors called through their HTTP APIs
+    higgsfield: HiggsfieldConfig
+    ad_platforms: AdPlatformConfig  # Meta / Google Ads URLs, developer token, lookback
 
 
 def build_services(settings: Settings, pool: Pool) -> Services:
@@ -108,6 +124,13 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         ),
         credentials=CredentialBox(settings.credentials_encryption_key.get_secret_value()),
         http=httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)),
+        higgsfield=HiggsfieldConfig(
+            base_url=str(settings.higgsfield_base_url).rstrip("/"),
+            ingress_url=settings.ingress_url,
+            token_secret=settings.approval_token_secret.get_secret_value(),
+            asset_dir=settings.asset_storage_dir or settings.orchestrator_home / "assets",
+        ),
+        ad_platforms=AdPlatformConfig.from_settings(settings),
     )
 
 
@@ -118,6 +141,13 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
     email = EmailActivities(services.pool, services.email)
     browser = BrowserActivities(services.pool, services.steel)
     memory = MemoryActivities(services.pool, services.supermemory)
+    generation = GenerationActivities(
+        services.pool, services.credentials, services.http, services.higgsfield
+    )
+    metric_sync = MetricSyncActivities(
+        services.pool, services.credentials, services.http, services.ad_platforms
+    )
+    schedules = ScheduleActivities(services.pool)
     return [
         jobs.create_job,
         jobs.add_job_steps,
@@ -134,6 +164,19 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         browser.release_session,
         memory.recall_memories,
         memory.store_outcome_memory,
+        generation.create_generation,
+        generation.take_slot,
+        generation.submit_generation,
+        generation.adopt_request,
+        generation.check_generation,
+        generation.cancel_on_higgsfield,
+        generation.note_cancel_refused,
+        generation.finish_generation,
+        generation.save_results,
+        metric_sync.open_metric_sync,
+        metric_sync.pull_metrics,
+        metric_sync.close_metric_sync,
+        schedules.reconcile_metric_schedules,
     ]
 
 

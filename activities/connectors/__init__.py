@@ -1,0 +1,119 @@
+"""Ad-platform connectors: one small interface, one module per platform.
+
+A connector fetches one page of campaign x day insights at a time and returns it as
+normalized metric values plus the cursor of the next page. It raises the typed errors
+below and never retries on its own: the sync activity decides (wait out a throttle,
+retry a failed page, give up on an expired token). Tokens travel in headers only, so
+no URL, cursor or error message carries one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from db.metrics import MetricValue
+
+if TYPE_CHECKING:
+    from workers.settings import Settings
+
+
+@dataclass(frozen=True)
+class AdPlatformConfig:
+    """Where the platforms' APIs are, the app-wide Google developer token, the lookback."""
+
+    meta_graph_url: str
+    google_ads_url: str
+    google_ads_developer_token: str | None
+    lookback: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AdPlatformConfig:
+        """The config of a worker process."""
+        token = settings.google_ads_developer_token
+        return cls(
+            meta_graph_url=str(settings.meta_graph_url).rstrip("/"),
+            google_ads_url=str(settings.google_ads_url).rstrip("/"),
+            google_ads_developer_token=token.get_secret_value() if token else None,
+            lookback=settings.metric_sync_lookback,
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of normalized values and the cursor of the next page (None: last page)."""
+
+    values: list[MetricValue]
+    rows: int  # API rows (campaign x day) on the page
+    next_cursor: str | None
+
+
+class ConnectorError(Exception):
+    """The platform refused the request for a reason a retry cannot fix."""
+
+
+class ThrottledError(ConnectorError):
+    """The platform asks us to wait ``retry_after`` seconds before the next call."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthExpiredError(ConnectorError):
+    """The access token expired or was revoked: the account must be reconnected."""
+
+
+class PageFailedError(ConnectorError):
+    """This page failed for a transient reason (5xx, network); it may succeed again."""
+
+
+class Connector(Protocol):
+    """Fetches one account's campaign x day metrics, a page at a time."""
+
+    platform: str
+    api_version: str
+
+    async def fetch_page(self, since: date, until: date, cursor: str | None) -> Page:
+        """The page at ``cursor`` (None: the first) of the window ``since``..``until``."""
+        ...
+
+
+def retry_after_header(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` header in seconds, if it is a number."""
+    value = response.headers.get("retry-after")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def json_body(response: httpx.Response) -> dict[str, object]:
+    """The response's JSON object, or an empty one if it has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def decimal_value(value: object, platform: str) -> Decimal:
+    """A metric value as a Decimal; a non-numeric one fails the page."""
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise PageFailedError(f"{platform} returned a non-numeric value {value!r}") from None
+
+
+def campaign_day_values(
+    entity_id: str, day: date, values: dict[str, Decimal], detail: dict[str, Any]
+) -> list[MetricValue]:
+    """One campaign's metrics of one day as rows to upsert."""
+    return [
+        MetricValue(entity_id=entity_id, metric_type=k, date=day, value=v, source_detail=detail)
+        for k, v in values.items()
+    ]

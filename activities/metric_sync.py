@@ -1,0 +1,474 @@
+"""Metric syncs: open the log, pull pages from the platform into performance_metrics, close.
+
+The pull is one activity that fetches and writes page after page, heartbeating its cursor
+and counts, so a crash resumes at the last page written instead of the first. The window
+is split into slices of ``SLICE_DAYS``: a page that keeps failing ends its slice only
+(cursors cannot skip a page), and the sync ends ``partial`` naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from activities.connectors import (
+    AdPlatformConfig,
+    AuthExpiredError,
+    Connector,
+    ConnectorError,
+    Page,
+    PageFailedError,
+    ThrottledError,
+)
+from activities.connectors.google_ads import GoogleAdsConnector
+from activities.connectors.meta import MetaConnector
+from activities.context import transition_context
+from activities.credentials import CredentialBox, DecryptionError
+from db import metrics
+from db.metrics import ConnectionRow, UpsertCounts
+from db.pool import Pool
+from db.transitions import RowNotFound
+
+SLICE_DAYS = 7
+PAGE_ATTEMPTS = 3  # a page failing this often (5xx, network) is recorded and skipped
+PAGE_RETRY_DELAY = 0.5  # seconds, doubled on each attempt
+MAX_INLINE_WAIT = 30.0  # longer throttles end the attempt with next_retry_delay
+MAX_INLINE_THROTTLES = 5
+HEARTBEAT_EVERY = 2.0
+MAX_RECORDED_FAILURES = 50  # keeps the workflow history small whatever happens
+
+
+def credentials_context(connection_id: UUID) -> str:
+    """The associated data a connection's credentials are encrypted with."""
+    return f"platform_connections:{connection_id}"
+
+
+class OpenSyncInput(BaseModel):
+    """A sync run to open; an explicit window (backfill) or the one since the last sync."""
+
+    sync_id: UUID
+    connection_id: UUID
+    since: date | None = None
+    until: date | None = None
+
+
+class SyncOpened(BaseModel):
+    """The opened sync: what it pulls and for which window."""
+
+    sync_id: UUID
+    platform: str
+    account: str  # "<platform> account <id> (<name>)": ids, no secrets
+    since: date
+    until: date
+    window_start: datetime
+    window_end: datetime
+
+
+class PullInput(BaseModel):
+    """What to pull into performance_metrics."""
+
+    sync_id: UUID
+    connection_id: UUID
+    since: date
+    until: date
+
+
+class PageFailure(BaseModel):
+    """A page that kept failing: which account, slice and page, and why."""
+
+    account_id: str
+    since: date
+    until: date
+    page_index: int
+    reason: str
+
+
+class PullProgress(BaseModel):
+    """Heartbeat details: where the pull is (slice, cursor) and what it did so far."""
+
+    slice_index: int = 0
+    cursor: str | None = None
+    page_index: int = 0
+    pages: int = 0
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failures: list[PageFailure] = []
+    resumed: int = 0  # how many times the pull resumed from a heartbeat
+
+
+class PullResult(PullProgress):
+    """Counts of the whole pull and the pages that failed."""
+
+
+class CloseSyncInput(BaseModel):
+    """How the sync ended."""
+
+    sync_id: UUID
+    connection_id: UUID
+    status: Literal["success", "partial", "failed"]
+    pulled: PullResult | None = None
+    error_message: str | None = None
+    window_start: datetime
+    window_end: datetime
+
+
+class SyncClosed(BaseModel):
+    """The closed log and where last_synced_at stands."""
+
+    sync_id: UUID
+    status: str
+    last_synced_at: datetime | None
+
+
+class MetricSyncActivities:
+    """Sync logs, the pull from Meta / Google Ads, and the upserts."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        credentials: CredentialBox,
+        http: httpx.AsyncClient,
+        config: AdPlatformConfig,
+    ) -> None:
+        self.pool = pool
+        self.credentials = credentials
+        self.http = http
+        self.config = config
+
+    @activity.defn
+    async def open_metric_sync(self, request: OpenSyncInput) -> SyncOpened:
+        """Compute the window and open the log row (status running)."""
+        async with self.pool.connection() as conn:
+            row = await _connection(conn, request.connection_id)
+            explicit = request.since is not None and request.until is not None
+            if not explicit and not row.is_active:
+                raise ApplicationError(
+                    f"connection {row.id} is inactive; activate it or run a backfill",
+                    type="ConnectionUnavailable",
+                    non_retryable=True,
+                )
+            start, end = self._window(row, request.since, request.until)
+            info = activity.info()
+            log = await metrics.open_sync_log(
+                conn,
+                sync_id=request.sync_id,
+                connection_id=row.id,
+                window_start=start,
+                window_end=end,
+                workflow_id=info.workflow_id or "",
+                run_id=info.workflow_run_id or "",
+            )
+        assert log.window_start is not None and log.window_end is not None
+        return SyncOpened(
+            sync_id=log.id,
+            platform=row.platform,
+            account=row.label,
+            since=log.window_start.date(),
+            until=(log.window_end - timedelta(microseconds=1)).date(),
+            window_start=log.window_start,
+            window_end=log.window_end,
+        )
+
+    def _window(
+        self, row: ConnectionRow, since: date | None, until: date | None
+    ) -> tuple[datetime, datetime]:
+        now = datetime.now(UTC)
+        if since is not None and until is not None:
+            if until < since:
+                raise ApplicationError(
+                    f"window ends ({until}) before it starts ({since})",
+                    type="InvalidWindow",
+                    non_retryable=True,
+                )
+            end = min(_midnight(until + timedelta(days=1)), now)
+            return _midnight(since), max(end, _midnight(since) + timedelta(microseconds=1))
+        # Late conversions change recent days: re-pull the lookback before the last sync.
+        start = (row.last_synced_at or now) - self.config.lookback
+        return _midnight(start.astimezone(UTC).date()), now
+
+    @activity.defn
+    async def pull_metrics(self, request: PullInput) -> PullResult:
+        """Fetch every page of the window and upsert it; resume from the last heartbeat."""
+        info = activity.info()
+        progress = PullProgress()
+        if info.heartbeat_details:
+            progress = PullProgress.model_validate(info.heartbeat_details[0])
+            progress.resumed += 1
+        async with self.pool.connection() as conn:
+            row = await _connection(conn, request.connection_id)
+        connector = self._connector(row)
+        slices = _slices(request.since, request.until)
+        async with _heartbeating(progress):
+            while progress.slice_index < len(slices):
+                since, until = slices[progress.slice_index]
+                await self._pull_slice(request, row, connector, since, until, progress)
+                progress.slice_index += 1
+                progress.cursor, progress.page_index = None, 0
+                _beat(progress)
+        return PullResult.model_validate(progress.model_dump())
+
+    async def _pull_slice(
+        self,
+        request: PullInput,
+        row: ConnectionRow,
+        connector: Connector,
+        since: date,
+        until: date,
+        progress: PullProgress,
+    ) -> None:
+        while True:
+            try:
+                page = await self._fetch(row, connector, since, until, progress.cursor)
+            except PageFailedError as exc:
+                if len(progress.failures) < MAX_RECORDED_FAILURES:
+                    progress.failures.append(
+                        PageFailure(
+                            account_id=row.account_id,
+                            since=since,
+                            until=until,
+                            page_index=progress.page_index,
+                            reason=str(exc),
+                        )
+                    )
+                activity.logger.warning(
+                    "page failed; continuing with the next slice",
+                    extra={"page_index": progress.page_index, "since": str(since)},
+                )
+                return
+            async with self.pool.connection() as conn:
+                counts = await metrics.upsert_metric_batch(
+                    conn,
+                    connection_id=row.id,
+                    platform=row.platform,
+                    sync_id=request.sync_id,
+                    values=page.values,
+                )
+            _add(progress, page, counts)
+            _beat(progress)  # the page is written: resume after it
+            if page.next_cursor is None:
+                return
+
+    async def _fetch(
+        self,
+        row: ConnectionRow,
+        connector: Connector,
+        since: date,
+        until: date,
+        cursor: str | None,
+    ) -> Page:
+        """One page, waiting out short throttles and retrying transient failures."""
+        failures = throttles = 0
+        while True:
+            try:
+                return await connector.fetch_page(since, until, cursor)
+            except ThrottledError as exc:
+                throttles += 1
+                if exc.retry_after > MAX_INLINE_WAIT or throttles > MAX_INLINE_THROTTLES:
+                    # The next attempt resumes from the heartbeat after the platform's wait.
+                    raise ApplicationError(
+                        f"{exc}; retrying in {exc.retry_after:.0f}s",
+                        type="Throttled",
+                        category=ApplicationErrorCategory.BENIGN,
+                        next_retry_delay=timedelta(seconds=exc.retry_after),
+                    ) from None
+                activity.logger.info("throttled; waiting", extra={"wait_s": exc.retry_after})
+                await asyncio.sleep(exc.retry_after)
+            except PageFailedError:
+                failures += 1
+                if failures >= PAGE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(PAGE_RETRY_DELAY * 2 ** (failures - 1))
+            except AuthExpiredError as exc:
+                raise ApplicationError(
+                    f"{row.label}: access token expired or revoked ({exc}); reconnect the "
+                    f"account with `orchestrator connections add`",
+                    type="AuthExpired",
+                    non_retryable=True,
+                ) from None
+            except ConnectorError as exc:
+                raise ApplicationError(
+                    f"{row.label}: {exc}", type="PlatformRefused", non_retryable=True
+                ) from None
+
+    def _connector(self, row: ConnectionRow) -> Connector:
+        """The platform's connector with the decrypted token (it never leaves this process)."""
+        try:
+            sealed = str(row.credentials["ciphertext"])
+            secret = json.loads(self.credentials.decrypt(sealed, credentials_context(row.id)))
+            token = str(secret["access_token"])
+        except (KeyError, TypeError, ValueError, DecryptionError) as exc:
+            reason = exc if isinstance(exc, DecryptionError) else "no access token stored"
+            raise ApplicationError(
+                f"credentials of connection {row.id} are unusable: {reason}",
+                type="CredentialsUnusable",
+                non_retryable=True,
+            ) from None
+        if row.platform == "meta":
+            return MetaConnector(self.http, self.config.meta_graph_url, row.account_id, token)
+        if row.platform == "google_ads":
+            return GoogleAdsConnector(
+                self.http,
+                self.config.google_ads_url,
+                row.account_id,
+                token,
+                developer_token=self.config.google_ads_developer_token,
+                login_customer_id=secret.get("login_customer_id"),
+            )
+        raise ApplicationError(
+            f"connection {row.id}: platform {row.platform!r} has no connector",
+            type="PlatformRefused",
+            non_retryable=True,
+        )
+
+    @activity.defn
+    async def close_metric_sync(self, request: CloseSyncInput) -> SyncClosed:
+        """Close the log and, after a success, advance last_synced_at over the window."""
+        pulled = request.pulled or PullResult()
+        details: dict[str, Any] = {
+            "pages": pulled.pages,
+            "api_rows": pulled.rows,
+            "unchanged": pulled.unchanged,
+            "resumed": pulled.resumed,
+            "failed_pages": [f.model_dump(mode="json") for f in pulled.failures],
+        }
+        async with self.pool.connection() as conn, conn.transaction():
+            log = await metrics.close_sync_log(
+                conn,
+                request.sync_id,
+                transition_context(f"metric sync {request.status}"),
+                status=request.status,
+                created=pulled.created,
+                updated=pulled.updated,
+                details=details,
+                error_message=request.error_message,
+            )
+            if request.status == "success":
+                await metrics.advance_last_synced(
+                    conn,
+                    request.connection_id,
+                    window_start=request.window_start,
+                    synced_to=request.window_end,
+                )
+            row = await metrics.get_connection(conn, request.connection_id)
+        return SyncClosed(sync_id=log.id, status=log.status, last_synced_at=row.last_synced_at)
+
+
+async def _connection(conn: Any, connection_id: UUID) -> ConnectionRow:
+    try:
+        return await metrics.get_connection(conn, connection_id)
+    except RowNotFound:
+        raise ApplicationError(
+            f"connection {connection_id} no longer exists",
+            type="ConnectionUnavailable",
+            non_retryable=True,
+        ) from None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _slices(since: date, until: date) -> list[tuple[date, date]]:
+    """The window in consecutive slices of at most ``SLICE_DAYS`` days."""
+    slices = []
+    start = since
+    while start <= until:
+        end = min(start + timedelta(days=SLICE_DAYS - 1), until)
+        slices.append((start, end))
+        start = end + timedelta(days=1)
+    return slices
+
+
+def _add(progress: PullProgress, page: Page, counts: UpsertCounts) -> None:
+    progress.pages += 1
+    progress.page_index += 1
+    progress.rows += page.rows
+    progress.created += counts.created
+    progress.updated += counts.updated
+    progress.unchanged += counts.unchanged
+    progress.cursor = page.next_cursor
+
+
+def _beat(progress: PullProgress) -> None:
+    """Heartbeat a snapshot of the progress (the SDK sends it later, throttled)."""
+    activity.heartbeat(progress.model_copy(deep=True))
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(progress: PullProgress) -> AsyncIterator[None]:
+    """Heartbeat the current progress while waiting on the platform (throttles, slow pages).
+
+    Each heartbeat replaces the details of the last, so every beat carries the progress.
+    """
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            _beat(progress)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class ReconcileInput(BaseModel):
+    """The task queue whose metric-sync schedules are reconciled."""
+
+    task_queue: str
+
+
+class ReconcileResult(BaseModel):
+    """Which connections' schedules changed, by kind of change."""
+
+    created: list[str] = []
+    updated: list[str] = []
+    paused: list[str] = []
+    unpaused: list[str] = []
+    deleted: list[str] = []
+    unchanged: int = 0
+
+    def summary(self) -> str:
+        """One line for operators."""
+        parts = [
+            f"{len(ids)} {kind}"
+            for kind, ids in (
+                ("created", self.created),
+                ("updated", self.updated),
+                ("paused", self.paused),
+                ("unpaused", self.unpaused),
+                ("deleted", self.deleted),
+            )
+            if ids
+        ]
+        return ", ".join([*parts, f"{self.unchanged} unchanged"])
+
+
+class ScheduleActivities:
+    """Keeps the metric-sync schedules in step with platform_connections."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    @activity.defn
+    async def reconcile_metric_schedules(self, request: ReconcileInput) -> ReconcileResult:
+        """Create, update, pause and delete schedules to match the table."""
+        # Imported here: workers.schedules imports the workflows that import this module.
+        from workers.schedules import reconcile_schedules
+
+        return await reconcile_schedules(activity.client(), self.pool, request.task_queue)
