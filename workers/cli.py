@@ -35,7 +35,10 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
-def uuid_arg(value: str) -> uuid.UUID:
+def uuid_arg(value: str) -> uuid.UUID | str:
+    """A UUID argument (a ``job-`` prefix is accepted); ``latest`` names the newest one."""
+    if value == "latest":
+        return value
     try:
         return uuid.UUID(value.removeprefix("job-"))
     except ValueError:
@@ -109,6 +112,11 @@ async def jobs_status(args: argparse.Namespace) -> None:
 
     _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
+        if args.job_id == "latest":
+            newest = await jobs.list_jobs(conn, limit=1)
+            if not newest:
+                raise CliError("no jobs yet")
+            args.job_id = newest[0].id
         job = await get_or_fail(jobs.get_job(conn, args.job_id))
         rows = await (await conn.execute(jobs.Q["list_steps"], {"job_id": args.job_id})).fetchall()
     steps = [jobs.JobStepRow.model_validate(r) for r in rows]
@@ -157,7 +165,7 @@ async def approvals_show(args: argparse.Namespace) -> None:
 
     _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
-        row = await get_or_fail(approvals.get_approval(conn, args.approval_id))
+        row = await get_or_fail(approvals.get_approval(conn, await _approval_id(conn, args)))
     text = "\n".join(f"{k}: {v}" for k, v in row.model_dump(mode="json").items())
     emit(args, row, text)
 
@@ -169,7 +177,7 @@ async def approvals_decide(args: argparse.Namespace) -> None:
     _, pool, client = await operator_context()
     async with pool:
         async with pool.connection() as conn:
-            row = await get_or_fail(approvals.get_approval(conn, args.approval_id))
+            row = await get_or_fail(approvals.get_approval(conn, await _approval_id(conn, args)))
         outcome = await deliver_decision(
             client,
             row,
@@ -182,6 +190,18 @@ async def approvals_decide(args: argparse.Namespace) -> None:
     if not outcome.applied:
         raise CliError(outcome.message)
     emit(args, outcome, outcome.message)
+
+
+async def _approval_id(conn: Any, args: argparse.Namespace) -> uuid.UUID:
+    """The approval named on the command line; ``latest``: the newest pending one."""
+    from db import approvals
+
+    if args.approval_id != "latest":
+        return uuid.UUID(str(args.approval_id))
+    pending = await approvals.list_approvals(conn, status="pending", limit=1)
+    if not pending:
+        raise CliError("no pending approvals")
+    return pending[0].id
 
 
 async def get_or_fail(coro: Awaitable[Any]) -> Any:
@@ -242,27 +262,27 @@ def _parser() -> argparse.ArgumentParser:
     start.set_defaults(run=jobs_start)
     lst = jobs_sub.add_parser("list", help="recent jobs")
     lst.add_argument("--status", help="only jobs with this status")
-    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     lst.set_defaults(run=jobs_list)
     status = jobs_sub.add_parser("status", help="a job and its steps")
-    status.add_argument("job_id", type=uuid_arg)
+    status.add_argument("job_id", type=uuid_arg, help="a job id, or 'latest'")
     status.set_defaults(run=jobs_status)
     cancel = jobs_sub.add_parser("cancel", help="cancel a job (its browser session is released)")
-    cancel.add_argument("job_id", type=uuid_arg)
+    cancel.add_argument("job_id", type=uuid_arg, help="a job id")
     cancel.set_defaults(run=jobs_cancel)
 
     appr = sub.add_parser("approvals", help="list and decide approval gates")
     appr_sub = appr.add_subparsers(dest="action", required=True, metavar="ACTION")
     alist = appr_sub.add_parser("list", help="approvals, pending first")
     alist.add_argument("--status", help="only approvals with this status")
-    alist.add_argument("--limit", type=int, default=20)
+    alist.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     alist.set_defaults(run=approvals_list)
     show = appr_sub.add_parser("show", help="one approval")
-    show.add_argument("approval_id", type=uuid_arg)
+    show.add_argument("approval_id", type=uuid_arg, help="an approval id, or 'latest' pending")
     show.set_defaults(run=approvals_show)
     for decision in ("approve", "reject"):
         p = appr_sub.add_parser(decision, help=f"{decision} a pending approval")
-        p.add_argument("approval_id", type=uuid_arg)
+        p.add_argument("approval_id", type=uuid_arg, help="an approval id, or 'latest' pending")
         p.add_argument("--by", required=True, help="who decides (recorded as decided_by)")
         p.add_argument("--note", help="why (recorded as the decision note)")
         p.set_defaults(run=approvals_decide, decision=decision)
@@ -272,6 +292,9 @@ def _parser() -> argparse.ArgumentParser:
     from workers.cli_syncs import add_commands as add_sync_commands
 
     add_sync_commands(sub)
+    from workers.cli_outbox import add_commands as add_outbox_commands
+
+    add_outbox_commands(sub)
     return parser
 
 

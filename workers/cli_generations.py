@@ -32,20 +32,25 @@ def add_commands(sub: Any) -> None:
     lst = gen_sub.add_parser("list", help="recent generations")
     lst.add_argument("--status", help="only generations with this status")
     lst.add_argument("--user", type=uuid_arg, help="only this user's")
-    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     lst.set_defaults(run=generations_list)
     status = gen_sub.add_parser("status", help="one generation")
-    status.add_argument("generation_id", type=uuid_arg)
+    status.add_argument("generation_id", type=uuid_arg, help="a generation id, or 'latest'")
     status.set_defaults(run=generations_status)
     cancel = gen_sub.add_parser("cancel", help="cancel (possible on Higgsfield while queued)")
-    cancel.add_argument("generation_id", type=uuid_arg)
+    cancel.add_argument("generation_id", type=uuid_arg, help="a generation id")
     cancel.set_defaults(run=generations_cancel)
 
     keys = sub.add_parser("keys", help="store users' API keys (encrypted at rest)")
     keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     kset = keys_sub.add_parser("set", help="store a user's key for a service (read from stdin)")
-    kset.add_argument("--user", required=True, type=uuid_arg)
-    kset.add_argument("--service", required=True, choices=["higgsfield", "elevenlabs", "wavespeed"])
+    kset.add_argument("--user", required=True, type=uuid_arg, help="the user (profiles.id)")
+    kset.add_argument(
+        "--service",
+        required=True,
+        choices=["higgsfield", "elevenlabs", "wavespeed"],
+        help="whose key it is",
+    )
     kset.set_defaults(run=keys_set)
 
 
@@ -111,10 +116,15 @@ async def generations_list(args: argparse.Namespace) -> None:
 async def generations_status(args: argparse.Namespace) -> None:
     """Show one generation."""
     from db import generations
-    from workers.cli import emit, get_or_fail, operator_context
+    from workers.cli import CliError, emit, get_or_fail, operator_context
 
     _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
+        if args.generation_id == "latest":
+            newest = await generations.list_generations(conn, limit=1)
+            if not newest:
+                raise CliError("no generations yet")
+            args.generation_id = newest[0].id
         row = await get_or_fail(generations.get_generation(conn, args.generation_id))
     emit(args, row, "\n".join(f"{k}: {v}" for k, v in row.model_dump(mode="json").items()))
 

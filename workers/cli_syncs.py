@@ -202,7 +202,9 @@ def add_commands(sub: Any) -> None:
     conns = sub.add_parser("connections", help="ad-platform connections (Meta, Google Ads)")
     conns_sub = conns.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = conns_sub.add_parser("add", help="store a connection (token encrypted) and schedule it")
-    add.add_argument("--platform", required=True, choices=["meta", "google_ads"])
+    add.add_argument(
+        "--platform", required=True, choices=["meta", "google_ads"], help="the ad platform"
+    )
     add.add_argument("--account-id", required=True, help="ad account (Meta) or customer id")
     add.add_argument("--account-name", help="how operators recognise the account")
     add.add_argument("--token", required=True, help="access token; '-' reads it from stdin")
@@ -230,5 +232,5 @@ def add_commands(sub: Any) -> None:
     backfill.set_defaults(run=syncs_backfill)
     lst = syncs_sub.add_parser("list", help="recent sync logs")
     lst.add_argument("--connection", type=_uuid, help="only this connection's syncs")
-    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     lst.set_defaults(run=syncs_list)

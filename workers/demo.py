@@ -1,5 +1,6 @@
-"""Demo data for `orchestrator dev`: a user, a Notion workspace and one agent job that
-stops at an approval gate, so a newcomer can approve it by replying to the email."""
+"""Demo data for `orchestrator dev`: a user (with a Higgsfield key for the emulator), a
+Notion workspace and one agent job that stops at an approval gate, so a newcomer can
+approve it by replying to the email."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from importlib import resources
 
 from temporalio.client import Client
 
+from activities.credentials import CredentialBox
+from activities.higgsfield import key_context
 from db.pool import Pool
 from workers.settings import Settings
 from workers.starters import start_agent_job
@@ -30,6 +33,13 @@ INSERT INTO public.workspaces (id, user_id, platform_name, agent_email)
 VALUES (%(workspace_id)s, %(user_id)s, 'Notion', 'assistant@agency.localhost')
 ON CONFLICT (id) DO NOTHING
 """
+SEED_HIGGSFIELD_KEY = """
+INSERT INTO public.user_api_keys (user_id, service, encrypted_api_key)
+VALUES (%(user_id)s, 'higgsfield', %(encrypted)s)
+ON CONFLICT (user_id, service) DO NOTHING
+"""
+# Not a secret: the Higgsfield emulator accepts any "id:secret" key.
+DEMO_HIGGSFIELD_KEY = "demo-key-id:demo-key-secret"
 OPEN_DEMO_JOB = """
 SELECT id FROM public.jobs
 WHERE user_id = %(user_id)s AND status IN ('pending', 'running', 'waiting_approval')
@@ -52,6 +62,10 @@ async def seed_demo(pool: Pool, client: Client, settings: Settings) -> str:
         await conn.execute(SEED, params)
         await conn.execute(SEED_PROFILE, params)
         await conn.execute(SEED_WORKSPACE, params)
+        assert settings.credentials_encryption_key is not None
+        box = CredentialBox(settings.credentials_encryption_key.get_secret_value())
+        sealed = box.encrypt(DEMO_HIGGSFIELD_KEY, key_context(DEMO_USER_ID, "higgsfield"))
+        await conn.execute(SEED_HIGGSFIELD_KEY, {**params, "encrypted": sealed})
         row = await (await conn.execute(OPEN_DEMO_JOB, params)).fetchone()
     if row is not None:
         return f"job-{row['id']} (still open)"

@@ -28,7 +28,7 @@ from workers.processes import inbound_config
 from workers.runtime_file import remove_runtime, write_runtime
 from workers.settings import Settings, load_settings
 from workers.temporal import connect_client, register_search_attributes
-from workers.worker import build_services, build_worker
+from workers.worker import build_services, build_worker, telemetry_runtime
 
 log = get_logger("workers.dev")
 Cleanup = Callable[[], Awaitable[None]]
@@ -118,7 +118,7 @@ async def _serve(
     await migrate(database_url)
     pool = await open_pool(database_url, min_size=2, max_size=settings.database_pool_max)
     cleanups.append(pool.close)
-    client = await connect_client(settings)
+    client = await connect_client(settings, runtime=telemetry_runtime(settings))
     await register_search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings, build_services(settings, pool))
     ingress = InProcessServer(
@@ -153,7 +153,10 @@ async def _serve(
         print(f"temporal-ui: {os.environ.get('TEMPORAL_UI_URL', 'external')}", flush=True)
         print(f"ingress: {settings.ingress_url}", flush=True)
         print(f"database: {_redacted(database_url)}", flush=True)
+        if settings.metrics_bind_address:
+            print(f"metrics: http://{settings.metrics_bind_address}/metrics", flush=True)
         if emulators_url:
+            os.environ["EMULATORS_URL"] = emulators_url
             print(f"emulators: {emulators_url}", flush=True)
             print(f"outbox: {emulators_url}/resend/_outbox", flush=True)
         print(f"demo-job: {demo}", flush=True)

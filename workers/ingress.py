@@ -55,8 +55,18 @@ class BodyTooLarge(Exception):
     """The request body is over the limit."""
 
 
+def body_too_large(*_: object) -> Response:
+    """The 413 answer; the connection is closed so the rest of the body is never read."""
+    return JSONResponse({"error": "request body too large"}, 413, headers={"Connection": "close"})
+
+
 class BodyLimit:
-    """ASGI middleware: refuse bodies over ``limit`` bytes before reading them whole."""
+    """ASGI middleware: refuse bodies over ``limit`` bytes before reading them whole.
+
+    The app must map ``BodyTooLarge`` to ``body_too_large`` (Starlette's
+    ``exception_handlers``): raised while a handler reads the body, it would otherwise
+    become Starlette's 500 before this middleware could answer.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -67,7 +77,7 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await JSONResponse({"error": "request body too large"}, 413)(scope, receive, send)
+            await body_too_large()(scope, receive, send)
             return
         seen = 0
 
@@ -82,7 +92,7 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except BodyTooLarge:
-            await JSONResponse({"error": "request body too large"}, 413)(scope, receive, send)
+            await body_too_large()(scope, receive, send)
 
 
 def create_app(deps: IngressDeps) -> ASGIApp:
@@ -169,7 +179,8 @@ def create_app(deps: IngressDeps) -> ASGIApp:
         Route("/approvals/{token:str}", approval_link, methods=["GET", "POST"]),
         Route("/webhooks/higgsfield/{generation_id:str}", higgsfield_webhook, methods=["POST"]),
     ]
-    return BodyLimit(Starlette(routes=routes), deps.max_body_bytes)
+    app = Starlette(routes=routes, exception_handlers={BodyTooLarge: body_too_large})
+    return BodyLimit(app, deps.max_body_bytes)
 
 
 async def _verified_link(
