@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import secrets
@@ -14,15 +13,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import uvicorn
 from pydantic import SecretStr
 from temporalio.client import Client
 
 from db.pool import Pool, open_pool
 from emulators.runner import free_port
 from emulators.server import EmulatorStack, start_emulators
-from workers.ingress import IngressDeps, InProcessServer, create_app
-from workers.processes import inbound_config
+from workers.processes import serving_ingress
 from workers.settings import Settings, load_settings
 from workers.worker import build_services, build_worker
 
@@ -94,37 +91,15 @@ async def running_stack(
     )
     settings = stack_settings(db_url, task_queue, port, emulators.url, webhook_secret, **overrides)
     pool = await open_pool(db_url, min_size=1, max_size=10)
-    ingress = InProcessServer(
-        uvicorn.Config(
-            create_app(
-                IngressDeps(
-                    pool=pool,
-                    client=client,
-                    inbound=inbound_config(settings),
-                    max_body_bytes=settings.ingress_max_body_bytes,
-                )
-            ),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    serving = asyncio.create_task(ingress.serve())
-    while not ingress.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
     stack = Stack(settings, pool, client, emulators, ingress_url)
     try:
-        if worker:
-            async with build_worker(client, settings, build_services(settings, pool)):
+        async with serving_ingress(pool, client, settings, port=port):
+            if worker:
+                async with build_worker(client, settings, build_services(settings, pool)):
+                    yield stack
+            else:
                 yield stack
-        else:
-            yield stack
     finally:
-        ingress.should_exit = True
-        await serving
         await pool.close()
         emulators.stop()
 

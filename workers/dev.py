@@ -16,15 +16,12 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import uvicorn
-
 from db.migrate import migrate
 from db.pool import open_pool
 from workers.dev_secrets import apply_dev_secrets
 from workers.embedded import EmbeddedPostgres, TemporalDevServer, port_is_free
-from workers.ingress import IngressDeps, InProcessServer, create_app
 from workers.logging import configure_logging, get_logger, register_secrets
-from workers.processes import inbound_config
+from workers.processes import serving_ingress
 from workers.runtime_file import remove_runtime, write_runtime
 from workers.settings import Settings, load_settings
 from workers.temporal import connect_client, register_search_attributes
@@ -121,28 +118,7 @@ async def _serve(
     client = await connect_client(settings, runtime=telemetry_runtime(settings))
     await register_search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings, build_services(settings, pool))
-    ingress = InProcessServer(
-        uvicorn.Config(
-            create_app(
-                IngressDeps(
-                    pool=pool,
-                    client=client,
-                    inbound=inbound_config(settings),
-                    max_body_bytes=settings.ingress_max_body_bytes,
-                )
-            ),
-            host=settings.ingress_host,
-            port=settings.ingress_port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    async with worker:
-        serving = asyncio.create_task(ingress.serve())
-        while not ingress.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.02)
+    async with worker, serving_ingress(pool, client, settings):
         from workers.demo import seed_demo
 
         demo = await seed_demo(pool, client, settings)
@@ -164,8 +140,6 @@ async def _serve(
         write_runtime()
         cleanups.append(_forget_runtime)
         await stop.wait()
-        ingress.should_exit = True
-        await serving
 
 
 async def _forget_runtime() -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import uvicorn
+from temporalio.client import Client
 
 from activities.email import configure_resend
 from activities.inbound_email import InboundConfig
-from db.pool import open_pool
-from workers.ingress import IngressDeps, create_app
+from db.pool import Pool, open_pool
+from workers.ingress import IngressDeps, InProcessServer, create_app
 from workers.logging import configure_logging, register_secrets
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
@@ -29,6 +32,40 @@ def inbound_config(settings: Settings) -> InboundConfig:
         inbound_domain=settings.inbound_email_domain,
         sender=settings.email_from,
     )
+
+
+@contextlib.asynccontextmanager
+async def serving_ingress(
+    pool: Pool, client: Client, settings: Settings, *, port: int | None = None
+) -> AsyncIterator[InProcessServer]:
+    """Serve the ingress inside this process's event loop while the block runs."""
+    app = create_app(
+        IngressDeps(
+            pool=pool,
+            client=client,
+            inbound=inbound_config(settings),
+            max_body_bytes=settings.ingress_max_body_bytes,
+        )
+    )
+    server = InProcessServer(
+        uvicorn.Config(
+            app,
+            host=settings.ingress_host,
+            port=port or settings.ingress_port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises why it could not start
+        await asyncio.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await serving
 
 
 async def run_ingress(settings: Settings) -> None:

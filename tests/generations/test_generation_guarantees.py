@@ -10,24 +10,11 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
+from tests.faults import fail_first_update, failures_injected
 from tests.generations.helpers import generation_row, start, user_with_key
 from tests.harness import running_stack
 from tests.history_recording import record_history
 from workflows.generation_batch import BatchPrompt, GenerationBatch, GenerationBatchInput
-
-# A real database failure once, when the request id is recorded after the submit call.
-FAIL_FIRST_RECORD = """
-CREATE SEQUENCE fault_injection_seq;
-CREATE FUNCTION fail_first_record() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF nextval('fault_injection_seq') = 1 THEN
-        RAISE EXCEPTION 'injected failure after the submit call';
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER fail_first_record BEFORE UPDATE OF higgsfield_job_id ON generations
-    FOR EACH ROW WHEN (NEW.higgsfield_job_id IS NOT NULL) EXECUTE FUNCTION fail_first_record();
-"""
 
 
 async def test_failure_between_submit_and_record_submits_exactly_once(
@@ -35,13 +22,15 @@ async def test_failure_between_submit_and_record_submits_exactly_once(
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         async with stack.pool.connection() as conn:
-            await conn.execute(FAIL_FIRST_RECORD)
+            await fail_first_update(conn, "generations", "higgsfield_job_id")
         user_id = await user_with_key(stack)
         request, handle = await start(stack, user_id, "only once please")
         result = await handle.result()
         await record_history(handle, "generation_recovered_from_webhook")
         assert result.status == "completed"
         assert stack.emulators.higgsfield.submission_count() == 1
+        async with stack.pool.connection() as conn:
+            assert await failures_injected(conn) == 2  # failed once, then the webhook's id
         row = await generation_row(stack, request.generation_id)
         assert row["higgsfield_job_id"] == stack.emulators.higgsfield.submissions()[0]["request_id"]
 
