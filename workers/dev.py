@@ -37,15 +37,15 @@ def _pick_port(preferred: int) -> int:
     return preferred if preferred and port_is_free(preferred) else free_port()
 
 
-async def _start_backends(home: Path, cleanups: list[Cleanup]) -> None:
+async def _start_backends(home: Path, settings: Settings, cleanups: list[Cleanup]) -> None:
     """Embedded Postgres and Temporal where the environment names none."""
     if not os.environ.get("DATABASE_URL"):
         postgres = EmbeddedPostgres(home / "postgres")
         os.environ["DATABASE_URL"] = await postgres.start()
         cleanups.append(postgres.stop)
     if not os.environ.get("TEMPORAL_ADDRESS"):
-        port = _pick_port(int(os.environ.get("TEMPORAL_PORT", "7233")))
-        ui_port = _pick_port(int(os.environ.get("TEMPORAL_UI_PORT", "8233")))
+        port = _pick_port(settings.temporal_port)
+        ui_port = _pick_port(settings.temporal_ui_port)
         server = TemporalDevServer(
             home / "temporal", port=port, ui_port=ui_port, log_path=home / "temporal.log"
         )
@@ -96,7 +96,7 @@ async def run_dev() -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         emulators_url = _start_emulators(cleanups, preliminary.ingress_url)
-        await _start_backends(home, cleanups)
+        await _start_backends(home, preliminary, cleanups)
         settings = load_settings()
         register_secrets(settings.secret_values())
         await _serve(settings, cleanups, emulators_url, stop)

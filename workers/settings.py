@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     temporal_tls_cert_path: Path | None = None
     temporal_tls_key_path: Path | None = None
     temporal_api_key: SecretStr | None = None
+    # Ports of the dev server `orchestrator dev` starts (a busy one is replaced by a free one).
+    temporal_port: int = Field(default=7233, ge=0, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=0, le=65535)
 
     # Worker tuning.
