@@ -67,6 +67,10 @@ def verify_webhook(raw_body: bytes, headers: dict[str, str], secret: str) -> dic
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("email_id"), str):
         raise WebhookRejected(400, "webhook event has no data.email_id")
+    for field in ("to", "received_for"):
+        addresses = data.get(field, [])
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            raise WebhookRejected(400, f"webhook event data.{field} is not a list of addresses")
     return dict(event)
 
 
@@ -147,7 +151,13 @@ async def _decide_from_email(
     email_id: str,
     token: str,
 ) -> str:
-    email = await resend.Emails.Receiving.get_async(email_id)
+    try:
+        email = await resend.Emails.Receiving.get_async(email_id)
+    except resend.exceptions.ResendError as exc:
+        # Not recorded as handled: Resend redelivers, and a later attempt may find it.
+        if str(exc.code) == "404":
+            raise WebhookRejected(404, f"Resend has no received email {email_id}") from None
+        raise WebhookRejected(503, "cannot read the reply from Resend; retry later") from None
     sender = replies.sender_address(str(email.get("from", "")))
     headers = {str(k): str(v) for k, v in (email.get("headers") or {}).items()}
     if reason := replies.is_automatic(headers, sender):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
 
@@ -84,6 +85,10 @@ async def jobs_start(args: argparse.Namespace) -> None:
         raise CliError(f"job file not found: {path}") from None
     except json.JSONDecodeError as exc:
         raise CliError(f"job file {path} is not valid JSON: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read job file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"job file {path} must hold a JSON object, not {type(data).__name__}")
     data.setdefault("job_id", str(uuid.uuid4()))
     try:
         request = AgentJobInput.model_validate(data)
@@ -317,18 +322,32 @@ def main(argv: list[str] | None = None) -> None:
         ingress_main()
         return
     run: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = args.run
+    status = 0
     try:
         asyncio.run(run(args))
     except SettingsError as exc:
         print(f"orchestrator: {exc.code}", file=sys.stderr)
-        raise SystemExit(2) from None
+        status = 2
     except CliError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        status = 1
     except OSError as exc:
         print(f"orchestrator: cannot connect: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        status = 1
+    _exit(status)
+
+
+def _exit(status: int) -> NoReturn:
+    """Exit without interpreter teardown: the Temporal client's runtime threads can abort a
+    finalizing interpreter (SIGABRT instead of the status; temporalio/sdk-python#300)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m workers.cli` runs this file as __main__; the command modules raise
+    # workers.cli.CliError, so run main from that module or their errors escape it.
+    from workers.cli import main as package_main
+
+    package_main()

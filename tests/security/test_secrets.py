@@ -1,0 +1,149 @@
+"""No secret leaks: after a demo-like flow (an approval by reply, a generation with a stored
+key, a metric sync with an encrypted token), no configured secret and no decrypted
+credential appears in logs, workflow histories or plain database columns."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import structlog
+from temporalio.testing import WorkflowEnvironment
+
+from emulators.runner import free_port
+from tests.generations.helpers import HF_KEY, start, user_with_key
+from tests.harness import Stack, running_stack, settings_env
+from tests.metrics import add_connection, backfill
+from tests.waiting import eventually
+from tests.workflows.approval_helpers import approval_email, reply
+from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
+
+AD_TOKEN = f"EAAB-leak-canary-{uuid.uuid4().hex}"
+# Ciphertext columns: the only places a credential may be stored (encrypted).
+CIPHERTEXT = {"user_api_keys": "encrypted_api_key", "platform_connections": "credentials"}
+
+
+def _worker(stack: Stack, address: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """`orchestrator worker` at debug level, everything it prints going to ``log_path``."""
+    env = settings_env(stack.settings) | {
+        "TEMPORAL_ADDRESS": address,
+        "LOG_LEVEL": "debug",
+        "METRICS_BIND_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    with log_path.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "worker"], env=env, stdout=out, stderr=out
+        )
+
+
+async def _run_demo_flow(stack: Stack) -> list[str]:
+    """An approval decided by reply, a generation and a metric sync; their workflow ids."""
+    request = await job_request(stack, [SAFE_STEPS[0], DELETE_STEP], email="leak@example.com")
+    job = await start_job(stack, request)
+    sent = await approval_email(stack, "leak@example.com")
+    await reply(stack, sent["id"], "Approve\nGo ahead.")
+    user_id = await user_with_key(stack)
+    _, generation = await start(stack, user_id, "a lighthouse in fog")
+    stack.emulators.meta.configure_account("1234567", campaigns=3)
+    connection = await add_connection(stack, account_id="1234567", token=AD_TOKEN)
+    sync = await backfill(stack, connection)
+    results = await asyncio.wait_for(
+        asyncio.gather(job.result(), generation.result(), sync.result()), timeout=90
+    )
+    assert [r.status for r in results] == ["completed", "completed", "success"]
+    async with httpx.AsyncClient() as http:  # one refusal, so the ingress logs something
+        refused = await http.post(f"{stack.ingress_url}/webhooks/resend", content=b"{}")
+    assert refused.status_code == 401
+    return [job.id, generation.id, sync.id]
+
+
+async def _history_text(stack: Stack, workflow_ids: list[str]) -> str:
+    """Every event of every workflow on the queue: payloads and failures, decoded."""
+    queue = stack.settings.temporal_task_queue
+    ids = set(workflow_ids)
+    async for execution in stack.client.list_workflows(f"TaskQueue = '{queue}'"):
+        ids.add(execution.id)
+    parts: list[str] = []
+    for workflow_id in sorted(ids):
+        history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
+        raw = b"".join(event.SerializeToString() for event in history.events)
+        parts += [raw.decode("utf-8", "replace"), history.to_json()]
+    return "\n".join(parts)
+
+
+async def _database_text(stack: Stack) -> str:
+    """Every row of every table as JSON text, ciphertext columns left out."""
+    tables = await stack.fetchall(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_schema IN ('public', 'auth') AND table_type = 'BASE TABLE'"
+    )
+    assert {"user_api_keys", "platform_connections", "jobs"} <= {t["table_name"] for t in tables}
+    parts: list[str] = []
+    for table in tables:
+        name = table["table_name"]
+        skip = CIPHERTEXT.get(name, "")
+        rows = await stack.fetchall(
+            f"SELECT to_jsonb(t) - %s AS row FROM {table['table_schema']}.{name} t", skip
+        )
+        parts += [json.dumps(r["row"], default=str) for r in rows]
+    return "\n".join(parts)
+
+
+def _leaks(secrets: dict[str, str], places: dict[str, str]) -> list[str]:
+    return [
+        f"{what} found in {where}"
+        for what, secret in secrets.items()
+        for where, text in places.items()
+        if secret in text
+    ]
+
+
+async def test_no_secret_or_credential_in_logs_histories_or_rows(
+    db_url: str,
+    temporal_env: WorkflowEnvironment,
+    task_queue: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    address = temporal_env.client.service_client.config.target_host
+    log_path = tmp_path / "worker.log"
+    caplog.set_level(logging.DEBUG)
+    async with running_stack(db_url, temporal_env.client, task_queue, worker=False) as stack:
+        worker = _worker(stack, address, log_path)
+        try:
+            with structlog.testing.capture_logs() as ingress_events:
+                workflow_ids = await _run_demo_flow(stack)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(worker.wait, 30)
+        histories = await _history_text(stack, workflow_ids)
+        rows = await _database_text(stack)
+        secrets = {f"setting #{i}": v for i, v in enumerate(stack.settings.secret_values())}
+        secrets |= {"Higgsfield key": HF_KEY, "Higgsfield key secret": HF_KEY.split(":")[1]}
+        secrets |= {"ad-platform token": AD_TOKEN}
+        stored = await stack.fetchrow("SELECT credentials::text AS c FROM platform_connections")
+    worker_log = log_path.read_text()
+    ingress_log = json.dumps(ingress_events, default=str) + "\n" + caplog.text
+    ingress_log += "\n".join(str(r.exc_info) for r in caplog.records if r.exc_info)
+
+    # The haystacks are real: debug lines, decoded payloads, rows, ingress events.
+    assert '"level": "debug"' in worker_log and "Tidy the specs" in histories
+    assert "leak@example.com" in rows
+    assert any("rejected" in str(e.get("event")) for e in ingress_events), ingress_events
+    assert stored is not None and AD_TOKEN not in stored["c"]  # stored encrypted
+    assert await eventually(lambda: worker.returncode is not None, what="worker exit")
+    places = {
+        "worker log": worker_log,
+        "ingress log": ingress_log,
+        "histories": histories,
+        "rows": rows,
+    }
+    assert _leaks(secrets, places) == []
