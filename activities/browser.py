@@ -70,8 +70,10 @@ class ReleaseSessionInput(BaseModel):
 
 @contextlib.asynccontextmanager
 async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
-    """Heartbeat in the background while a Steel call runs, so a dead worker is noticed
-    within the heartbeat timeout and a cancellation reaches the activity."""
+    """Heartbeat in the background for a whole browser activity, so a dead worker is noticed
+    within the heartbeat timeout and a cancellation reaches the activity. It covers the
+    database calls too: an attempt waiting out a Postgres outage must not time out and be
+    retried beside itself (two attempts would act twice in the browser)."""
 
     async def beat() -> None:
         while True:
@@ -88,7 +90,9 @@ async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
 
 
 def classify_steel_error(exc: Exception, what: str) -> Exception:
-    """Transient errors stay retryable; a gone session and a refused action do not."""
+    """Transient errors stay retryable (``exc`` itself is returned: re-raise it, never
+    ``raise exc from exc``, a cause cycle the failure converter recurses on); a gone
+    session and a refused action do not."""
     if isinstance(exc, steel.NotFoundError):
         return ApplicationError(
             f"browser session gone during {what}", type="BrowserSessionGone", non_retryable=True
@@ -113,8 +117,11 @@ class BrowserActivities:
     @activity.defn
     async def open_session(self, request: OpenSessionInput) -> SessionInfo:
         """Find or create the session with the reserved id; record its live view."""
+        async with heartbeating():
+            return await self._open_session(request)
+
+    async def _open_session(self, request: OpenSessionInput) -> SessionInfo:
         try:
-            activity.heartbeat()
             session = await self._find(request.session_id)
             if session is None or session.status != "live":
                 if session is not None:
@@ -133,7 +140,9 @@ class BrowserActivities:
                     options["persist_profile"] = True
                 session = await self.client.sessions.create(**options)
         except steel.APIError as exc:
-            raise classify_steel_error(exc, "session creation") from exc
+            if (failure := classify_steel_error(exc, "session creation")) is exc:
+                raise  # transient: `raise exc from exc` would make a cause cycle
+            raise failure from exc
         viewer = getattr(session, "session_viewer_url", None)
         async with self.pool.connection() as conn:
             await conn.execute(
@@ -151,6 +160,10 @@ class BrowserActivities:
     @activity.defn
     async def run_step(self, request: RunStepInput) -> StepResult:
         """Run one step unless its row already says it completed."""
+        async with heartbeating():
+            return await self._run_step(request)
+
+    async def _run_step(self, request: RunStepInput) -> StepResult:
         key = {"job_id": request.job_id, "step_index": request.step_index}
         async with self.pool.connection() as conn:
             row = await (await conn.execute(Q["get_step"], key)).fetchone()
@@ -158,8 +171,7 @@ class BrowserActivities:
                 return _stored_result(request.step_index, row)
             await conn.execute(Q["mark_step_running"], key)
         try:
-            async with heartbeating():
-                output, image = await self._perform(request.session_id, request.step)
+            output, image = await self._perform(request.session_id, request.step)
         except asyncio.CancelledError:
             await self._finish(request, "failed", None, None, "cancelled while running")
             raise
@@ -167,6 +179,8 @@ class BrowserActivities:
             failure = classify_steel_error(exc, f"step {request.step_index}")
             if isinstance(failure, ApplicationError) and failure.type == "BrowserActionRefused":
                 await self._finish(request, "failed", None, None, str(failure))
+            if failure is exc:
+                raise
             raise failure from exc
         blob_id = None
         if image is not None:
@@ -228,12 +242,18 @@ class BrowserActivities:
     @activity.defn
     async def capture_screenshot(self, request: ScreenshotInput) -> str:
         """Store a screenshot of the current page; return the blob id."""
+        async with heartbeating():
+            return await self._capture_screenshot(request)
+
+    async def _capture_screenshot(self, request: ScreenshotInput) -> str:
         try:
             response = await self.client.sessions.computer(
                 request.session_id, action="take_screenshot"
             )
         except steel.APIError as exc:
-            raise classify_steel_error(exc, "screenshot") from exc
+            if (failure := classify_steel_error(exc, "screenshot")) is exc:
+                raise
+            raise failure from exc
         if not response.base64_image:
             raise ApplicationError("Steel returned no screenshot", type="BrowserActionFailed")
         async with self.pool.connection() as conn:
@@ -246,11 +266,14 @@ class BrowserActivities:
     async def release_session(self, request: ReleaseSessionInput) -> None:
         """Release the session; releasing one already released or gone is fine."""
         try:
-            await self.client.sessions.release(request.session_id)
+            async with heartbeating():
+                await self.client.sessions.release(request.session_id)
         except steel.NotFoundError:
             return
         except steel.APIError as exc:
-            raise classify_steel_error(exc, "release") from exc
+            if (failure := classify_steel_error(exc, "release")) is exc:
+                raise
+            raise failure from exc
 
 
 def _stored_result(step_index: int, row: dict[str, Any]) -> StepResult:

@@ -76,7 +76,9 @@ async def send_email(params: dict[str, Any], idempotency_key: str) -> str:
             {"idempotency_key": idempotency_key},
         )
     except resend.exceptions.ResendError as exc:
-        raise classify_resend_error(exc) from exc
+        if (failure := classify_resend_error(exc)) is exc:
+            raise  # retryable: `raise exc from exc` would make a cause cycle
+        raise failure from exc
     return str(response["id"])
 
 

@@ -1,0 +1,1 @@
+"""Reliability: the system under crashes, restarts and outages (the ``chaos`` marker)."""
