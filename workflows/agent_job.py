@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
@@ -108,7 +108,8 @@ class JobStopped(Exception):
     """A rejected or expired gate under the ``stop`` policy."""
 
 
-@workflow.defn(name="AgentJob")
+# A request that does not validate fails the workflow (not its task, forever).
+@workflow.defn(name="AgentJob", failure_exception_types=[ValidationError])
 class AgentJob(ApprovalGateHost):
     """Durable browser work for a user, gated by approvals before risky steps."""
 
@@ -195,6 +196,7 @@ class AgentJob(ApprovalGateHost):
                 browser_settings=self._browser_settings,
             ),
             start_to_close_timeout=BROWSER_TIMEOUT,
+            heartbeat_timeout=BROWSER_HEARTBEAT,
             retry_policy=BROWSER_RETRY,
             summary="open browser session",
         )
@@ -270,6 +272,7 @@ class AgentJob(ApprovalGateHost):
             BrowserActivities.capture_screenshot,
             ScreenshotInput(session_id=self._session_id or "", blob_id=workflow.uuid4()),
             start_to_close_timeout=BROWSER_TIMEOUT,
+            heartbeat_timeout=BROWSER_HEARTBEAT,
             retry_policy=BROWSER_RETRY,
             summary="screenshot for approval",
         )
@@ -320,6 +323,7 @@ class AgentJob(ApprovalGateHost):
                 BrowserActivities.release_session,
                 ReleaseSessionInput(session_id=self._session_id),
                 start_to_close_timeout=BROWSER_TIMEOUT,
+                heartbeat_timeout=BROWSER_HEARTBEAT,
                 retry_policy=BROWSER_RETRY,
                 summary="release browser session",
             )

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
@@ -38,6 +38,7 @@ SUBMIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attemp
 POLL_DELAYS = [timedelta(seconds=s) for s in (2, 3, 5, 10, 20, 30, 60, 120)]
 POLL_MAX = timedelta(minutes=5)
 SLOT_WAIT = timedelta(seconds=5)
+HINTS_SINCE_LAST_READ = "hints-since-last-read"  # workflow.patched id
 DEFAULT_TIER_LIMITS = {"free": 1, "basic": 2, "pro": 4, "enterprise": 8}
 
 
@@ -82,7 +83,8 @@ class DeadlinePassed(Exception):
     """The generation did not finish by its deadline."""
 
 
-@workflow.defn(name="Generation")
+# A request that does not validate fails the workflow (not its task, forever).
+@workflow.defn(name="Generation", failure_exception_types=[ValidationError])
 class Generation:
     """A Higgsfield generation whose ``generations`` row is always the truth."""
 
@@ -93,6 +95,7 @@ class Generation:
         self._request_id: str | None = None
         self._hint: WebhookHint | None = None
         self._hints = 0
+        self._hints_read = 0  # hints received before the last status read
 
     @workflow.run
     async def run(self, request: GenerationInput) -> GenerationResult:
@@ -194,13 +197,16 @@ class Generation:
         polls = 0
         while self._status not in ("completed", "failed", "nsfw", "cancelled"):
             delay = POLL_DELAYS[polls] if polls < len(POLL_DELAYS) else POLL_MAX
-            seen = self._hints
+            # A hint that came while submitting (or during the last read) means: read now.
+            # Older runs waited for the next poll; they replay unchanged.
+            seen = self._hints_read if workflow.patched(HINTS_SINCE_LAST_READ) else self._hints
             self._show(f"next status read within {delay}")
             until = min(deadline, workflow.now() + delay)
             await self._wait(lambda seen=seen: self._hints > seen, until, "poll")
             if workflow.now() >= deadline:
                 raise DeadlinePassed
             polls += 1
+            self._hints_read = self._hints
             checked = await workflow.execute_activity_method(
                 GenerationActivities.check_generation,
                 self._ref(),

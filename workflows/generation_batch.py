@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
@@ -39,7 +39,7 @@ class GenerationBatchResult(BaseModel):
     results: list[GenerationResult]
 
 
-@workflow.defn(name="GenerationBatch")
+@workflow.defn(name="GenerationBatch", failure_exception_types=[ValidationError])
 class GenerationBatch:
     """Runs one child Generation per prompt; cancelling the batch cancels them."""
 

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ValidationError, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -88,7 +88,7 @@ class ScheduleReconcileInput(BaseModel):
     task_queue: str | None = None
 
 
-@workflow.defn(name="MetricSync")
+@workflow.defn(name="MetricSync", failure_exception_types=[ValidationError])
 class MetricSync:
     """One sync of one ad-platform connection, scheduled or backfilled."""
 
@@ -193,7 +193,7 @@ class MetricSync:
         workflow.set_current_details("\n\n".join(lines))
 
 
-@workflow.defn(name="ScheduleReconcile")
+@workflow.defn(name="ScheduleReconcile", failure_exception_types=[ValidationError])
 class ScheduleReconcile:
     """Make the metric-sync schedules match platform_connections (runs on its own schedule)."""
 
