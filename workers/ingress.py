@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from activities import approval_tokens
@@ -124,7 +124,7 @@ def create_app(deps: IngressDeps) -> ASGIApp:
         except WebhookRejected as exc:
             log.warning("resend webhook rejected", reason=exc.message, status=exc.status_code)
             return JSONResponse({"error": exc.message}, exc.status_code)
-        except RPCError as exc:
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             log.error("temporal unavailable for a webhook", error=str(exc))
             return JSONResponse({"error": "temporarily unavailable, retry"}, 503)
         return JSONResponse(answer)
@@ -150,7 +150,7 @@ def create_app(deps: IngressDeps) -> ASGIApp:
                 note=note,
                 update_id=f"link-{approval.id}-{decision}",
             )
-        except RPCError:
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
             return _page("Try again", "The service is busy; please try again shortly.", 503)
         if not result.applied:
             return _page("Nothing changed", result.message, 409)

@@ -1,0 +1,1 @@
+"""Benchmarks of the orchestrator on its embedded stack (``python -m benchmarks.bench``)."""

@@ -1,0 +1,141 @@
+"""Scenario 4: metric rows through the sync's write path vs a raw COPY of the same rows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from activities.connectors import meta
+from benchmarks.common import rate
+from benchmarks.stack import BenchStack
+from db import metrics
+from db.metrics import MetricValue
+from emulators import google_ads  # its page size is the real API's fixed 10,000 rows
+
+METRIC_TYPES = ("impressions", "clicks", "spend", "conversions")  # per campaign x day row
+DAYS = 30
+# What one upsert call receives: one API page of campaign x day rows, 4 values per row.
+PAGE_VALUES = {
+    "meta": meta.PAGE_LIMIT * len(METRIC_TYPES),
+    "google_ads": google_ads.PAGE_SIZE * len(METRIC_TYPES),
+}
+RAW_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_raw_metrics (
+    platform_connection_id uuid, platform varchar(50), entity_id text,
+    metric_type varchar(50), date date, value numeric, source varchar(50),
+    source_detail jsonb, sync_id uuid
+)
+"""
+COPY = (
+    "COPY bench_raw_metrics (platform_connection_id, platform, entity_id, metric_type, date, "
+    "value, source, source_detail, sync_id) FROM STDIN"
+)
+
+
+def metric_values(count: int) -> list[MetricValue]:
+    """``count`` distinct values: campaigns x days x the four metric types."""
+    first = date(2025, 1, 1)
+    detail = {"platform": "meta", "account_id": "act_bench", "api_version": meta.API_VERSION}
+    values = []
+    for i in range(count):
+        row, metric = divmod(i, len(METRIC_TYPES))
+        campaign, day = divmod(row, DAYS)
+        values.append(
+            MetricValue(
+                entity_id=f"cmp-{campaign}",
+                metric_type=METRIC_TYPES[metric],
+                date=first + timedelta(days=day),
+                value=Decimal(i % 997) + Decimal("0.25"),
+                source_detail=detail | {"campaign_name": f"Campaign {campaign}"},
+            )
+        )
+    return values
+
+
+async def _connection(stack: BenchStack, platform: metrics.Platform) -> uuid.UUID:
+    connection_id = uuid.uuid4()
+    async with stack.pool.connection() as conn:
+        await metrics.insert_connection(
+            conn,
+            connection_id=connection_id,
+            platform=platform,
+            credentials={},
+            account_id=f"bench-{connection_id.hex[:8]}",
+            account_name=None,
+            sync_frequency=24,
+            created_by=None,
+        )
+    return connection_id
+
+
+async def upsert_rate(
+    stack: BenchStack, values: list[MetricValue], platform: metrics.Platform
+) -> float:
+    """Rows per second through ``upsert_metric_batch``, one pooled connection per page
+    (as ``MetricSyncActivities._pull_slice`` writes them)."""
+    connection_id = await _connection(stack, platform)
+    sync_id, page = uuid.uuid4(), PAGE_VALUES[platform]
+    written = 0
+    started = time.perf_counter()
+    for offset in range(0, len(values), page):
+        async with stack.pool.connection() as conn:
+            counts = await metrics.upsert_metric_batch(
+                conn,
+                connection_id=connection_id,
+                platform=platform,
+                sync_id=sync_id,
+                values=values[offset : offset + page],
+            )
+        written += counts.created + counts.updated
+    seconds = time.perf_counter() - started
+    assert written == len(values), f"upserted {written} of {len(values)} rows"
+    return rate(written, seconds)
+
+
+async def copy_rate(stack: BenchStack, values: list[MetricValue]) -> float:
+    """Rows per second of a raw COPY of the same rows into a plain table."""
+    connection_id, sync_id = uuid.uuid4(), uuid.uuid4()
+    async with stack.pool.connection() as conn:
+        await conn.execute(RAW_TABLE)
+        await conn.execute("TRUNCATE bench_raw_metrics")
+    started = time.perf_counter()
+    async with stack.pool.connection() as conn, conn.cursor() as cur, cur.copy(COPY) as copy:
+        for v in values:
+            await copy.write_row(
+                (
+                    connection_id,
+                    "meta",
+                    v.entity_id,
+                    v.metric_type,
+                    v.date,
+                    v.value,
+                    "api_sync",
+                    Jsonb(v.source_detail),
+                    sync_id,
+                )
+            )
+    seconds = time.perf_counter() - started
+    return rate(len(values), seconds)
+
+
+async def metric_upserts(stack: BenchStack, rows: int) -> dict[str, Any]:
+    """Upsert ``rows`` new rows with each platform's page size, then COPY them raw."""
+    values = metric_values(rows)
+    meta_rate = await upsert_rate(stack, values, "meta")
+    google_rate = await upsert_rate(stack, values, "google_ads")
+    raw_rate = await copy_rate(stack, values)
+    return {
+        "rows": rows,
+        "meta_page_values": PAGE_VALUES["meta"],
+        "google_ads_page_values": PAGE_VALUES["google_ads"],
+        "upsert_meta_rows_per_s": meta_rate,
+        "upsert_google_ads_rows_per_s": google_rate,
+        "copy_rows_per_s": raw_rate,
+        "ratio_meta": round(meta_rate / raw_rate, 3) if raw_rate else 0.0,
+        "ratio_google_ads": round(google_rate / raw_rate, 3) if raw_rate else 0.0,
+    }

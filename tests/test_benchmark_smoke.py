@@ -1,0 +1,58 @@
+"""`python -m benchmarks.bench --quick` runs end to end and writes every figure (no timing
+assertions: this proves the benchmark works, not how fast the system is)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = {
+    "agent_jobs": ("jobs", "failed", "seconds", "jobs_per_s"),
+    "agent_jobs_bare": ("workflows", "failed", "seconds", "per_s"),
+    "reply_to_resume": ("samples", "p50_ms", "p99_ms", "webhook_answer_p50_ms"),
+    "generations": ("generations", "failed", "seconds", "per_s"),
+    "generations_bare": ("workflows", "failed", "seconds", "per_s"),
+    "metric_upserts": (
+        "rows",
+        "upsert_meta_rows_per_s",
+        "upsert_google_ads_rows_per_s",
+        "copy_rows_per_s",
+        "ratio_meta",
+        "ratio_google_ads",
+    ),
+    "parked": ("jobs", "worker_rss_parked_mb", "worker_rss_idle_mb", "resume_seconds"),
+}
+ROUND_TRIPS = ("activities", "local_activities", "timers", "workflow_tasks")
+
+
+def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    for section, names in FIGURES.items():
+        for name in names:
+            assert isinstance(figures[section][name], int | float), (section, name)
+    assert figures["agent_jobs"]["failed"] == 0
+    assert figures["generations"]["failed"] == 0
+    assert figures["parked"]["failed"] == 0
+    assert figures["reply_to_resume"]["samples"] == figures["config"]["jobs"]
+    for ratio in ("agent_jobs_ratio", "generations_ratio"):
+        assert figures[ratio] > 0
+    for kind in ("per_job", "per_generation"):
+        assert figures[kind]["transitions"]["total"] > 0
+        for name in ROUND_TRIPS:
+            assert isinstance(figures[kind]["round_trips"][name], int)
+            assert isinstance(figures[kind]["bare_round_trips"][name], int)
+    assert len(figures["targets"]) == 7
+    assert all(isinstance(t["pass"], bool) for t in figures["targets"])
+    assert "PASS" in run.stdout or "MISS" in run.stdout
