@@ -86,10 +86,13 @@ async def test_quoted_original_with_both_words_reads_only_the_reply(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        _, handle, sent = await _waiting_job(stack, "carol@example.com")
-        # The emulator quotes the original ("... APPROVE or REJECT ...") under the reply.
+        request, handle, sent = await _waiting_job(stack, "carol@example.com")
+        # The emulator quotes the original ("... APPROVE or REJECT ...") under the reply:
+        # only the reply's own lines may become the decision and its note.
         await reply(stack, sent["id"], "yes, go ahead")
         assert (await handle.result()).status == "completed"
+        row = await approval_row(stack, request.job_id)
+        assert row["decision_note"] == "go ahead"
 
 
 async def test_ambiguous_reply_asks_to_clarify_and_keeps_the_gate_open(
