@@ -136,18 +136,26 @@ async def jobs_status(args: argparse.Namespace) -> None:
     )
 
 
-async def jobs_cancel(args: argparse.Namespace) -> None:
+async def cancel_workflow(
+    args: argparse.Namespace, workflow_id: str, what: str, ids: dict[str, str]
+) -> None:
+    """Request cancellation of a workflow; the workflow cleans up and records its end."""
     from temporalio.service import RPCError
-
-    from workers.starters import job_workflow_id
 
     _, pool, client = await operator_context()
     async with pool:
         try:
-            await client.get_workflow_handle(job_workflow_id(args.job_id)).cancel()
+            await client.get_workflow_handle(workflow_id).cancel()
         except RPCError as exc:
-            raise CliError(f"cannot cancel job {args.job_id}: {exc.message}") from None
-    emit(args, {"job_id": str(args.job_id), "cancel_requested": True}, "cancellation requested")
+            raise CliError(f"cannot cancel {what}: {exc.message}") from None
+    emit(args, {**ids, "cancel_requested": True}, "cancellation requested")
+
+
+async def jobs_cancel(args: argparse.Namespace) -> None:
+    from workers.starters import job_workflow_id
+
+    job_id = str(args.job_id)
+    await cancel_workflow(args, job_workflow_id(job_id), f"job {job_id}", {"job_id": job_id})
 
 
 # --- approvals --------------------------------------------------------------------------

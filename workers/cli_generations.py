@@ -131,23 +131,10 @@ async def generations_status(args: argparse.Namespace) -> None:
 
 async def generations_cancel(args: argparse.Namespace) -> None:
     """Request cancellation of a generation's workflow."""
-    from temporalio.service import RPCError
+    from workers.cli import cancel_workflow
 
-    from workers.cli import CliError, emit, operator_context
-
-    _, pool, client = await operator_context()
-    async with pool:
-        try:
-            await client.get_workflow_handle(f"generation-{args.generation_id}").cancel()
-        except RPCError as exc:
-            raise CliError(
-                f"cannot cancel generation {args.generation_id}: {exc.message}"
-            ) from None
-    emit(
-        args,
-        {"generation_id": str(args.generation_id), "cancel_requested": True},
-        "cancellation requested",
-    )
+    gid = str(args.generation_id)
+    await cancel_workflow(args, f"generation-{gid}", f"generation {gid}", {"generation_id": gid})
 
 
 async def keys_set(args: argparse.Namespace) -> None:
