@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from db.approvals import ApprovalRow, Channel
-from workflows.approval_gate import ApprovalDecisionInput, ApprovalDecisionResult, Decision
+from workflows.models.approval import ApprovalDecisionInput, ApprovalDecisionResult, Decision
 
 
 class DecisionOutcome(BaseModel):

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.higgsfield import webhook_token
-from workflows.generation import WebhookHint
+from workflows.models.generation import WebhookHint
 
 
 class WebhookRefused(Exception):

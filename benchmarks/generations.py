@@ -14,7 +14,7 @@ from benchmarks.common import rate, start_all, wait_all
 from benchmarks.stack import BenchStack
 from db.generations import Q
 from workers.starters import start_generation
-from workflows.generation import GenerationInput
+from workflows.models.generation import GenerationInput
 
 HF_KEY = "hf_bench_key_id:hf_bench_key_secret"
 

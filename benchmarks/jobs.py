@@ -17,7 +17,7 @@ from benchmarks.bare import BARE_TASK_QUEUE, BareJob, BarePlan
 from benchmarks.common import percentile, rate, start_all, wait_all
 from benchmarks.stack import BenchStack
 from workers.starters import start_agent_job
-from workflows.agent_job import AgentJobInput
+from workflows.models.agent_job import AgentJobInput
 from workflows.steps import Step
 
 REPLY_THREADS = 16  # webhook posts in flight at once (each waits for the update's result)

@@ -76,7 +76,7 @@ def apply_dev_secrets_if_local() -> None:
 
 async def jobs_start(args: argparse.Namespace) -> None:
     from workers.starters import start_agent_job
-    from workflows.agent_job import AgentJobInput
+    from workflows.models.agent_job import AgentJobInput
 
     path = Path(args.file)
     try:

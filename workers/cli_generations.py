@@ -75,7 +75,7 @@ async def generations_start(args: argparse.Namespace) -> None:
 
     from workers.cli import CliError, emit, operator_context
     from workers.starters import start_generation
-    from workflows.generation import GenerationInput
+    from workflows.models.generation import GenerationInput
 
     settings, pool, client = await operator_context()
     try:

@@ -15,7 +15,7 @@ from activities.higgsfield import key_context
 from db.pool import Pool
 from workers.settings import Settings
 from workers.starters import start_agent_job
-from workflows.agent_job import AgentJobInput
+from workflows.models.agent_job import AgentJobInput
 
 DEMO_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 DEMO_WORKSPACE_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")

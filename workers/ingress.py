@@ -28,7 +28,7 @@ from db import approvals
 from db.pool import Pool
 from db.transitions import RowNotFound
 from workers.logging import get_logger
-from workflows.approval_gate import Decision
+from workflows.models.approval import Decision
 
 log = get_logger("workers.ingress")
 

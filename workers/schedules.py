@@ -37,13 +37,8 @@ from activities.metric_sync import ReconcileResult
 from db import metrics
 from db.metrics import ConnectionRow
 from db.pool import Pool
-from workflows.metric_sync import (
-    MetricSync,
-    MetricSyncInput,
-    MetricSyncResult,
-    ScheduleReconcile,
-    ScheduleReconcileInput,
-)
+from workflows.metric_sync import MetricSync, ScheduleReconcile
+from workflows.models.metric_sync import MetricSyncInput, MetricSyncResult, ScheduleReconcileInput
 from workflows.search_attributes import CONNECTION_ID, PLATFORM
 
 SCHEDULE_PREFIX = "metric-sync-"

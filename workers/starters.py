@@ -6,8 +6,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from workers.settings import Settings
-from workflows.agent_job import AgentJob, AgentJobInput, AgentJobResult
-from workflows.generation import Generation, GenerationInput, GenerationResult
+from workflows.agent_job import AgentJob
+from workflows.generation import Generation
+from workflows.models.agent_job import AgentJobInput, AgentJobResult
+from workflows.models.generation import GenerationInput, GenerationResult
 from workflows.search_attributes import GENERATION_STATUS, JOB_STATUS, MODEL, USER_ID
 
 

@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
-from workflows.approval_gate import (
-    ApprovalGateHost,
-    ApprovalPolicy,
-    ApprovalRequest,
-)
-from workflows.policies import DB_RETRY, DB_TIMEOUT
-from workflows.search_attributes import AWAITING_SINCE, JOB_STATUS, PLATFORM, USER_ID
+from workflows.approval_gate import ApprovalGateHost
 
 with workflow.unsafe.imports_passed_through():
     # Shared with the activities: one class identity inside and outside the sandbox.
@@ -43,6 +36,17 @@ with workflow.unsafe.imports_passed_through():
         StepRecordInput,
     )
     from activities.memory import MemoryActivities, RecallInput, StoreMemoryInput
+    from workflows.models.agent_job import (
+        MAX_STEPS,
+        AddStepsRequest,
+        AgentJobInput,
+        AgentJobResult,
+        JobOutcome,
+        JobProgress,
+    )
+    from workflows.models.approval import ApprovalRequest
+    from workflows.policies import DB_RETRY, DB_TIMEOUT
+    from workflows.search_attributes import AWAITING_SINCE, JOB_STATUS, PLATFORM, USER_ID
     from workflows.steps import Step, StepResult
 
 BROWSER_TIMEOUT = timedelta(minutes=2)
@@ -57,51 +61,6 @@ BROWSER_RETRY = RetryPolicy(
 MEMORY_TIMEOUT = timedelta(seconds=20)
 MEMORY_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=5))
 MAX_SESSION_RECREATIONS = 2
-MAX_STEPS = 200
-
-JobOutcome = Literal["completed", "failed", "cancelled"]
-
-
-class AgentJobInput(BaseModel):
-    """A job: who it is for, where, what, and the plan of steps."""
-
-    job_id: UUID
-    user_id: UUID
-    workspace_id: UUID
-    title: Annotated[str, Field(min_length=1, max_length=200)]
-    instruction: Annotated[str, Field(max_length=4000)] = ""
-    steps: Annotated[list[Step], Field(max_length=MAX_STEPS)] = []
-    approval: ApprovalPolicy = ApprovalPolicy()
-    keep_open: bool = False  # wait for add_steps until the finish signal or the idle timeout
-    idle_timeout: timedelta = timedelta(hours=1)
-
-
-class AddStepsRequest(BaseModel):
-    """Steps an upstream agent adds to a running job."""
-
-    steps: Annotated[list[Step], Field(min_length=1, max_length=50)]
-
-
-class AgentJobResult(BaseModel):
-    """How the job ended and what each step did."""
-
-    job_id: UUID
-    status: JobOutcome
-    reason: str | None = None
-    steps: list[StepResult]
-
-
-class JobProgress(BaseModel):
-    """The ``progress`` query: where the job is."""
-
-    job_id: UUID
-    status: str
-    steps_done: int
-    steps_planned: int
-    waiting_on: str | None
-    browser_session_id: str | None
-    memories_recalled: int
-    steps: list[StepResult]
 
 
 class JobStopped(Exception):

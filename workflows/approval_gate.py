@@ -10,16 +10,13 @@ the CLI and the Temporal UI; a signal for UIs that only send signals; a query).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from datetime import timedelta
+from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
-
-from workflows.policies import DB_RETRY, DB_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import (
@@ -29,79 +26,19 @@ with workflow.unsafe.imports_passed_through():
         RecordDecisionInput,
     )
     from activities.email import ApprovalEmailInput, EmailActivities
+    from workflows.models.approval import (
+        ApprovalDecisionInput,
+        ApprovalDecisionResult,
+        ApprovalPolicy,
+        ApprovalRequest,
+        GateOutcome,
+        GateState,
+    )
+    from workflows.policies import DB_RETRY, DB_TIMEOUT
 
 EMAIL_TIMEOUT = timedelta(seconds=30)
 EMAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=30)
 EMAIL_DEADLINE = timedelta(hours=6)  # Resend keeps idempotency keys for 24 h
-
-Decision = Literal["approve", "reject"]
-DecisionChannel = Literal["email", "link", "ui", "cli"]
-
-
-class ApprovalPolicy(BaseModel):
-    """How a workflow's gates behave; filled in by whoever starts the workflow."""
-
-    reminder_after: timedelta = timedelta(hours=24)
-    expires_after: timedelta = timedelta(hours=72)
-    on_rejection: Literal["stop", "skip"] = "stop"
-    approver_email: str | None = None  # default: the job owner's profiles.email_address
-
-
-class ApprovalRequest(BaseModel):
-    """One gate to open."""
-
-    job_id: UUID
-    action_type: str
-    description: str
-    screenshot_blob_id: UUID | None = None
-    step_index: int | None = None
-
-
-class ApprovalDecisionInput(BaseModel):
-    """A decision, as the webhook, a link, the CLI or an operator in the UI sends it.
-
-    In the Temporal UI: Update ``decide_approval`` (or Signal ``decide_approval_signal``)
-    with ``{"approval_id": "<uuid>", "decision": "approve", "decided_by": "you@example.com",
-    "channel": "ui", "note": "optional"}``.
-    """
-
-    approval_id: UUID
-    decision: Decision
-    decided_by: Annotated[str, Field(min_length=1, max_length=320)]
-    channel: DecisionChannel = "ui"
-    note: Annotated[str | None, Field(max_length=2000)] = None
-
-
-class ApprovalDecisionResult(BaseModel):
-    """The gate's status after the decision."""
-
-    approval_id: UUID
-    status: str
-    decided_at: datetime | None = None
-
-
-class GateOutcome(BaseModel):
-    """How a gate ended."""
-
-    approval_id: UUID
-    status: Literal["approved", "rejected", "expired", "cancelled"]
-    decided_by: str | None = None
-    note: str | None = None
-
-    @property
-    def approved(self) -> bool:
-        """True only for an approval; expiry counts as a rejection."""
-        return self.status == "approved"
-
-
-class GateState(BaseModel):
-    """What a gate waits on (the ``approval_state`` query)."""
-
-    approval_id: UUID
-    description: str
-    opened_at: datetime
-    expires_at: datetime
-    status: str
 
 
 class ApprovalGate:

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
-from uuid import UUID
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
-
-from workflows.policies import DB_RETRY, DB_TIMEOUT
-from workflows.search_attributes import GENERATION_STATUS, MODEL, USER_ID
 
 with workflow.unsafe.imports_passed_through():
     from activities.higgsfield import (
@@ -28,6 +24,9 @@ with workflow.unsafe.imports_passed_through():
         GenerationRef,
         SlotInput,
     )
+    from workflows.models.generation import GenerationInput, GenerationResult, WebhookHint
+    from workflows.policies import DB_RETRY, DB_TIMEOUT
+    from workflows.search_attributes import GENERATION_STATUS, MODEL, USER_ID
 
 API_TIMEOUT = timedelta(seconds=60)
 API_RETRY = RetryPolicy(
@@ -39,44 +38,6 @@ POLL_DELAYS = [timedelta(seconds=s) for s in (2, 3, 5, 10, 20, 30, 60, 120)]
 POLL_MAX = timedelta(minutes=5)
 SLOT_WAIT = timedelta(seconds=5)
 HINTS_SINCE_LAST_READ = "hints-since-last-read"  # workflow.patched id
-DEFAULT_TIER_LIMITS = {"free": 1, "basic": 2, "pro": 4, "enterprise": 8}
-
-
-class GenerationInput(BaseModel):
-    """One image to generate for a user."""
-
-    generation_id: UUID
-    user_id: UUID
-    prompt_id: UUID | None = None
-    prompt_text: Annotated[str | None, Field(max_length=4000)] = None
-    model: Annotated[str, Field(min_length=1, max_length=200)] = "soul"
-    settings: dict[str, Any] = {}
-    deadline: timedelta = timedelta(hours=1)
-    tier_limits: dict[str, int] = DEFAULT_TIER_LIMITS
-    batch_id: UUID | None = None
-
-    @model_validator(mode="after")
-    def _has_prompt(self) -> GenerationInput:
-        if self.prompt_id is None and not self.prompt_text:
-            raise ValueError("a generation needs prompt_id or prompt_text")
-        return self
-
-
-class WebhookHint(BaseModel):
-    """What Higgsfield's (unsigned) webhook said; confirmed by a status read."""
-
-    request_id: str
-    status: str
-
-
-class GenerationResult(BaseModel):
-    """How the generation ended."""
-
-    generation_id: UUID
-    status: str
-    request_id: str | None
-    asset_ids: list[str] = []
-    error: str | None = None
 
 
 class DeadlinePassed(Exception):

@@ -4,39 +4,16 @@ Generation workflows under one parent; the per-user slot limit paces them."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
-from uuid import UUID
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.generation import DEFAULT_TIER_LIMITS, Generation, GenerationInput, GenerationResult
+from workflows.generation import Generation
 
-
-class BatchPrompt(BaseModel):
-    """One variation: a stored prompt or a text."""
-
-    prompt_id: UUID | None = None
-    prompt_text: str | None = None
-
-
-class GenerationBatchInput(BaseModel):
-    """Variations to generate for one user."""
-
-    batch_id: UUID
-    user_id: UUID
-    prompts: Annotated[list[BatchPrompt], Field(min_length=1, max_length=20)]
-    model: str = "soul"
-    settings: dict[str, Any] = {}
-    tier_limits: dict[str, int] = DEFAULT_TIER_LIMITS
-
-
-class GenerationBatchResult(BaseModel):
-    """Each child's outcome, in prompt order."""
-
-    batch_id: UUID
-    results: list[GenerationResult]
+with workflow.unsafe.imports_passed_through():
+    from workflows.models.generation import GenerationInput
+    from workflows.models.generation_batch import GenerationBatchInput, GenerationBatchResult
 
 
 @workflow.defn(name="GenerationBatch", failure_exception_types=[ValidationError])

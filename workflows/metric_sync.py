@@ -8,17 +8,12 @@ ScheduleReconcile keeps one schedule per connection in step with platform_connec
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Literal
-from uuid import UUID
+from datetime import timedelta
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
-
-from workflows.policies import DB_RETRY, DB_TIMEOUT
-from workflows.search_attributes import CONNECTION_ID, PLATFORM, SYNC_OUTCOME
 
 with workflow.unsafe.imports_passed_through():
     from activities.metric_sync import (
@@ -32,6 +27,14 @@ with workflow.unsafe.imports_passed_through():
         ScheduleActivities,
         SyncOpened,
     )
+    from workflows.models.metric_sync import (
+        MetricSyncInput,
+        MetricSyncResult,
+        ScheduleReconcileInput,
+        SyncStatus,
+    )
+    from workflows.policies import DB_RETRY, DB_TIMEOUT
+    from workflows.search_attributes import CONNECTION_ID, PLATFORM, SYNC_OUTCOME
 
 PULL_TIMEOUT = timedelta(hours=2)
 # The pull heartbeats every page and every few seconds while it waits: a dead worker's
@@ -50,42 +53,6 @@ PULL_RETRY = RetryPolicy(
 )
 RECONCILE_TIMEOUT = timedelta(minutes=2)
 RECONCILE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
-
-SyncStatus = Literal["success", "partial", "failed"]
-
-
-class MetricSyncInput(BaseModel):
-    """A connection to sync; with both dates, that explicit window (a backfill)."""
-
-    connection_id: UUID
-    window_start: date | None = None
-    window_end: date | None = None
-
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> MetricSyncInput:
-        if (self.window_start is None) != (self.window_end is None):
-            raise ValueError("a backfill needs both window_start and window_end")
-        return self
-
-
-class MetricSyncResult(BaseModel):
-    """How the sync ended: counts, never rows."""
-
-    sync_id: UUID
-    status: SyncStatus
-    since: date
-    until: date
-    created: int
-    updated: int
-    unchanged: int
-    pages: int
-    failed_pages: int
-
-
-class ScheduleReconcileInput(BaseModel):
-    """Whose schedules to reconcile; default: the task queue this workflow runs on."""
-
-    task_queue: str | None = None
 
 
 @workflow.defn(name="MetricSync", failure_exception_types=[ValidationError])

@@ -11,7 +11,7 @@ from db.generations import Q
 from tests.db.factories import insert_user
 from tests.harness import Stack
 from workers.starters import start_generation
-from workflows.generation import GenerationInput
+from workflows.models.generation import GenerationInput
 
 HF_KEY = "hf_key_id:hf_key_secret_value"
 

@@ -14,7 +14,8 @@ from tests.faults import fail_first_update, failures_injected
 from tests.generations.helpers import generation_row, start, user_with_key
 from tests.harness import running_stack
 from tests.history_recording import record_history
-from workflows.generation_batch import BatchPrompt, GenerationBatch, GenerationBatchInput
+from workflows.generation_batch import GenerationBatch
+from workflows.models.generation_batch import BatchPrompt, GenerationBatchInput
 
 
 async def test_failure_between_submit_and_record_submits_exactly_once(

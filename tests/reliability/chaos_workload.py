@@ -18,8 +18,9 @@ from tests.harness import Stack
 from tests.metrics import SINCE, UNTIL, add_connection
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job, step
 from workers.schedules import backfill_workflow_id
-from workflows.agent_job import AgentJobInput
-from workflows.metric_sync import MetricSync, MetricSyncInput
+from workflows.metric_sync import MetricSync
+from workflows.models.agent_job import AgentJobInput
+from workflows.models.metric_sync import MetricSyncInput
 
 UPDATE_STEP = step({"action": "type_text", "text": "Specs (final)"}, "Retitle the page", "update")
 JOB_STEPS = [SAFE_STEPS[0], DELETE_STEP, SAFE_STEPS[2], UPDATE_STEP]

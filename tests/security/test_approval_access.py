@@ -18,7 +18,7 @@ from tests.harness import Stack, running_stack
 from tests.security import links_in
 from tests.workflows.approval_helpers import approval_email, approval_row, last_delivery, reply
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
-from workflows.approval_gate import ApprovalPolicy
+from workflows.models.approval import ApprovalPolicy
 
 STEPS = [SAFE_STEPS[0], DELETE_STEP]
 

@@ -30,8 +30,8 @@ from tests.conftest import create_database
 from tests.harness import running_stack
 from tests.security import World, waiting_world
 from tests.waiting import eventually
-from workflows.agent_job import AgentJobInput
-from workflows.generation import GenerationInput
+from workflows.models.agent_job import AgentJobInput
+from workflows.models.generation import GenerationInput
 
 PROPERTY = settings(
     max_examples=50,

@@ -8,8 +8,8 @@ from typing import Any
 from tests.db.factories import insert_user, insert_workspace
 from tests.harness import Stack
 from workers.starters import start_agent_job
-from workflows.agent_job import AgentJobInput
-from workflows.approval_gate import ApprovalPolicy
+from workflows.models.agent_job import AgentJobInput
+from workflows.models.approval import ApprovalPolicy
 from workflows.steps import Step
 
 APPROVER = "owner@example.com"

@@ -13,8 +13,8 @@ from tests.history_recording import record_history
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
-from workflows.agent_job import AddStepsRequest
-from workflows.approval_gate import ApprovalDecisionInput
+from workflows.models.agent_job import AddStepsRequest
+from workflows.models.approval import ApprovalDecisionInput
 from workflows.steps import Step, StepResult
 
 

@@ -15,7 +15,7 @@ from tests.harness import running_stack
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_email, approval_row
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
-from workflows.approval_gate import ApprovalDecisionInput, ApprovalDecisionResult
+from workflows.models.approval import ApprovalDecisionInput, ApprovalDecisionResult
 
 STEPS = [SAFE_STEPS[0], DELETE_STEP]
 

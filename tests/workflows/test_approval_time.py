@@ -10,7 +10,7 @@ from tests.harness import running_stack
 from tests.history_recording import record_history
 from tests.workflows.approval_helpers import approval_email, approval_row, reply
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
-from workflows.approval_gate import ApprovalPolicy
+from workflows.models.approval import ApprovalPolicy
 
 STEPS = [SAFE_STEPS[0], DELETE_STEP, SAFE_STEPS[1]]
 
