@@ -151,6 +151,13 @@ class GenerationActivities:
         self.credentials = credentials
         self.http = http
         self.config = config
+        # Connections to Higgsfield, shared by every user's client.
+        self.higgsfield_transport = httpx.AsyncHTTPTransport()
+
+    def _higgsfield(self, key: str) -> HiggsfieldClient:
+        return HiggsfieldClient(
+            base_url=self.config.base_url, api_key=key, transport=self.higgsfield_transport
+        )
 
     @activity.defn
     async def create_generation(self, request: CreateGenerationInput) -> GenerationCreated:
@@ -216,7 +223,7 @@ class GenerationActivities:
                 return SubmitResult(outcome="unknown")
             key = await self._user_key(conn, row.user_id)
             await conn.execute(Q["mark_submit_started"], {"id": row.id})
-        client = HiggsfieldClient(base_url=self.config.base_url, api_key=key)
+        client = self._higgsfield(key)
         try:
             controller = await client.submit(
                 application_for(row.model),
@@ -240,8 +247,6 @@ class GenerationActivities:
                     non_retryable=True,
                 ) from exc
             raise  # 5xx: it may have been created; the retry will not resubmit
-        finally:
-            await client.aclose()
         async with self.pool.connection() as conn:
             await generations.record_submission(
                 conn, row.id, controller.request_id, transition_context("submitted to Higgsfield")
@@ -267,7 +272,7 @@ class GenerationActivities:
         async with self.pool.connection() as conn:
             row = await generations.get_generation(conn, request.generation_id)
             key = await self._user_key(conn, row.user_id)
-        client = HiggsfieldClient(base_url=self.config.base_url, api_key=key)
+        client = self._higgsfield(key)
         try:
             state = _STATUSES[type(await client.status(request.request_id))]
             body: dict[str, Any] = {}
@@ -282,8 +287,6 @@ class GenerationActivities:
                     non_retryable=True,
                 ) from exc
             raise
-        finally:
-            await client.aclose()
         values: dict[str, object] = {}
         if state == "completed":
             values["result_urls"] = [str(i["url"]) for i in body.get("images", []) if "url" in i]
@@ -305,15 +308,17 @@ class GenerationActivities:
         async with self.pool.connection() as conn:
             row = await generations.get_generation(conn, request.generation_id)
             key = await self._user_key(conn, row.user_id)
-        client = HiggsfieldClient(base_url=self.config.base_url, api_key=key)
+        client = self._higgsfield(key)
         try:
             await client.cancel(request.request_id)
         except HiggsfieldClientError as exc:
             if (_http_status(exc) or 500) >= 500:
                 raise
+            # A retry after a cancel whose answer was lost is refused as well: the status
+            # tells the two apart.
+            if isinstance(await client.status(request.request_id), Cancelled):
+                return CancelResult(cancelled=True)
             return CancelResult(cancelled=False, reason=str(exc))
-        finally:
-            await client.aclose()
         return CancelResult(cancelled=True)
 
     @activity.defn

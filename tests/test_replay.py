@@ -29,6 +29,7 @@ EXPECTED = {
     "generation_failed",
     "generation_nsfw",
     "generation_cancelled",
+    "generation_cancelled_during_submit",
     "generation_deadline",
     "generation_recovered_from_webhook",
     "generation_batch",

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         GenerationActivities,
         GenerationRef,
         SlotInput,
+        SubmitResult,
     )
     from workflows.models.generation import GenerationInput, GenerationResult, WebhookHint
     from workflows.policies import DB_RETRY, DB_TIMEOUT
@@ -38,6 +39,7 @@ POLL_DELAYS = [timedelta(seconds=s) for s in (2, 3, 5, 10, 20, 30, 60, 120)]
 POLL_MAX = timedelta(minutes=5)
 SLOT_WAIT = timedelta(seconds=5)
 HINTS_SINCE_LAST_READ = "hints-since-last-read"  # workflow.patched id
+CANCEL_WAITS_FOR_SUBMIT = "cancel-waits-for-submit"  # workflow.patched id
 
 
 class DeadlinePassed(Exception):
@@ -57,6 +59,7 @@ class Generation:
         self._hint: WebhookHint | None = None
         self._hints = 0
         self._hints_read = 0  # hints received before the last status read
+        self._submitting: workflow.ActivityHandle[SubmitResult] | None = None
 
     @workflow.run
     async def run(self, request: GenerationInput) -> GenerationResult:
@@ -127,13 +130,22 @@ class Generation:
         self._set_status("submitting")
 
     async def _submit(self, deadline: datetime) -> None:
-        submitted = await workflow.execute_activity_method(
+        # A cancel that arrives while the submit runs (or in the same task as its result)
+        # must not lose a request Higgsfield accepted: the submit is shielded from it and
+        # _cancel waits for its outcome. Older runs let the cancel interrupt the submit.
+        shielded = workflow.patched(CANCEL_WAITS_FOR_SUBMIT)
+        submitting = workflow.start_activity_method(
             GenerationActivities.submit_generation,
             GenerationRef(generation_id=self._request.generation_id),
             start_to_close_timeout=API_TIMEOUT,
             retry_policy=SUBMIT_RETRY,
             summary="submit to Higgsfield (once)",
         )
+        if shielded:
+            self._submitting = submitting
+            submitted = await asyncio.shield(submitting)
+        else:
+            submitted = await submitting
         if submitted.outcome == "submitted":
             self._request_id = submitted.request_id
         else:
@@ -188,8 +200,19 @@ class Generation:
         return True
 
     async def _cancel(self, deadline: datetime) -> GenerationResult:
+        why = "cancelled before submission"
+        if self._request_id is None and self._submitting is not None:
+            try:
+                submitted = await self._submitting
+            except ActivityError:
+                submitted = SubmitResult(outcome="unknown")
+            if submitted.outcome == "submitted":
+                self._request_id = submitted.request_id
+                self._set_status("queued")
+            else:
+                why = "cancelled while the submit's outcome was unknown"
         if self._request_id is None:
-            return await self._end("cancelled", "cancelled before submission")
+            return await self._end("cancelled", why)
         outcome = await workflow.execute_activity_method(
             GenerationActivities.cancel_on_higgsfield,
             self._ref(),

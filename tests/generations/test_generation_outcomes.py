@@ -11,10 +11,12 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.higgsfield import GenerationActivities, GenerationRef
 from tests.generations.helpers import generation_row, start, status_reads, user_with_key
 from tests.harness import running_stack
 from tests.history_recording import record_history
 from tests.waiting import eventually
+from workers.worker import build_services
 
 
 async def test_completed_generation_copies_results_into_asset_storage(
@@ -172,6 +174,61 @@ async def test_cancel_while_queued_cancels_on_higgsfield(
         assert hf.status_of(hf.submissions()[0]["request_id"]) == "canceled"
         row = await generation_row(stack, request.generation_id)
         assert row["status"] == "cancelled"
+
+
+async def test_cancel_during_the_submit_cancels_the_request_on_higgsfield(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    # The cancel arrives while Higgsfield is still answering the submit: the workflow waits
+    # for the submit's outcome instead of forgetting a request that will then run anyway.
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        hf = stack.emulators.higgsfield
+        hf.auto_advance = False
+        hf.faults.latency_s = 1.5
+        user_id = await user_with_key(stack)
+        request, handle = await start(stack, user_id, "cancel me mid-submit")
+        await eventually(
+            lambda: _submit_started(stack, request.generation_id), what="submit started"
+        )
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        await record_history(handle, "generation_cancelled_during_submit")
+        assert [hf.status_of(s["request_id"]) for s in hf.submissions()] == ["canceled"]
+        row = await generation_row(stack, request.generation_id)
+        assert row["status"] == "cancelled"
+        assert row["higgsfield_job_id"] == hf.submissions()[0]["request_id"]
+
+
+async def _submit_started(stack, generation_id):  # type: ignore[no-untyped-def]
+    row = await stack.fetchrow(
+        "SELECT submit_started_at FROM generations WHERE id = %s", generation_id
+    )
+    return row is not None and row["submit_started_at"] is not None
+
+
+async def test_cancel_retried_after_its_answer_was_lost_still_counts_as_cancelled(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    # The first cancel reaches Higgsfield but its answer is lost (the activity is retried);
+    # Higgsfield refuses the second one, and the status read shows the first one worked.
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        hf = stack.emulators.higgsfield
+        hf.auto_advance = False
+        user_id = await user_with_key(stack)
+        request, handle = await start(stack, user_id, "cancel me twice")
+        await eventually(lambda: hf.submissions(), what="submission")
+        request_id = hf.submissions()[0]["request_id"]
+        services = build_services(stack.settings, stack.pool)
+        activities = GenerationActivities(
+            stack.pool, services.credentials, services.http, services.higgsfield
+        )
+        ref = GenerationRef(generation_id=request.generation_id, request_id=request_id)
+        first = await activities.cancel_on_higgsfield(ref)
+        retried = await activities.cancel_on_higgsfield(ref)
+        await handle.terminate("test done")
+        assert first.cancelled and retried.cancelled, retried.reason
+        assert hf.status_of(request_id) == "canceled"
 
 
 async def _status_is(stack, generation_id, status):  # type: ignore[no-untyped-def]
