@@ -15,6 +15,7 @@ import platform
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -125,18 +126,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         plans: dict[str, BarePlan] = warm["plans"]
         out: dict[str, Any] = {"config": _config(args, stack)}
         say(f"1. {args.jobs} agent jobs, each approved by an emailed reply")
-        jobs = await jobs_throughput(stack, desk, args.jobs)
+        jobs = await with_cpu(stack, jobs_throughput(stack, desk, args.jobs), args.jobs)
         job_ids = jobs.pop("job_ids")
         say(f"3. {args.jobs} bare workflows of the same shape")
-        bare_jobs = await bare_throughput(stack, plans["job"], args.jobs, "job")
+        bare_jobs = await with_cpu(
+            stack, bare_throughput(stack, plans["job"], args.jobs, "job"), args.jobs
+        )
         say(f"1. reply-to-resume latency: {args.jobs} parked jobs, {REPLY_RATE:g} replies/s")
-        latency = await reply_latency(stack, desk, args.jobs, REPLY_RATE)
+        latency = await with_cpu(
+            stack, reply_latency(stack, desk, args.jobs, REPLY_RATE), args.jobs
+        )
         say(f"2. {args.generations} generations completing by webhook")
-        generations = await generations_throughput(stack, args.generations)
+        generations = await with_cpu(
+            stack, generations_throughput(stack, args.generations), args.generations
+        )
         generation_ids = generations.pop("generation_ids")
         say(f"3. {args.generations} bare workflows of the same shape")
-        bare_generations = await bare_throughput(
-            stack, plans["generation"], args.generations, "generation"
+        bare_generations = await with_cpu(
+            stack,
+            bare_throughput(stack, plans["generation"], args.generations, "generation"),
+            args.generations,
         )
         say(f"4. {args.metric_rows} metric rows: upsert vs COPY")
         upserts = await metric_upserts(stack, args.metric_rows)
@@ -170,6 +179,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["worker_exit_codes"] = {k: await stack.stop_worker(k) for k in list(stack.workers)}
     out["targets"] = targets(out)
     return out
+
+
+async def with_cpu(
+    stack: BenchStack, scenario: Awaitable[dict[str, Any]], count: int
+) -> dict[str, Any]:
+    """The scenario's figures plus the CPU milliseconds each process spent per workflow."""
+    before = stack.cpu_seconds()
+    out = await scenario
+    after = stack.cpu_seconds()
+    out["cpu_ms_per_workflow"] = {
+        name: round((used - before.get(name, 0.0)) * 1000 / count, 1)
+        for name, used in after.items()
+        if count
+    }
+    return out
+
+
+def _cpu_row(figures: dict[str, Any]) -> str:
+    cpu = figures.get("cpu_ms_per_workflow", {})
+    return ", ".join(f"{name} {ms:g}" for name, ms in cpu.items() if ms >= 0.5)
 
 
 def _ratio(ours: float, bare: float) -> float:
@@ -235,6 +264,8 @@ def table(out: dict[str, Any]) -> str:
         ("1. agent jobs/s", f"{j['jobs_per_s']} ({j['jobs']} in {j['seconds']} s)"),
         ("3. bare jobs/s", f"{jb['per_s']} ({jb['workflows']} in {jb['seconds']} s)"),
         ("1/3. jobs ours/bare", out["agent_jobs_ratio"]),
+        ("1. CPU ms per job", _cpu_row(j)),
+        ("3. CPU ms per bare job", _cpu_row(jb)),
         ("1. reply-to-resume p50 ms", lat["p50_ms"]),
         ("1. reply-to-resume p99 ms", lat["p99_ms"]),
         (
@@ -244,6 +275,8 @@ def table(out: dict[str, Any]) -> str:
         ("2. generations/s", f"{g['per_s']} ({g['generations']} in {g['seconds']} s)"),
         ("3. bare generations/s", f"{gb['per_s']} ({gb['workflows']} in {gb['seconds']} s)"),
         ("2/3. generations ours/bare", out["generations_ratio"]),
+        ("2. CPU ms per generation", _cpu_row(g)),
+        ("3. CPU ms per bare generation", _cpu_row(gb)),
         (f"4. upsert rows/s, Meta page ({m['meta_page_values']})", m["upsert_meta_rows_per_s"]),
         (
             f"4. upsert rows/s, Google Ads page ({m['google_ads_page_values']})",

@@ -49,6 +49,7 @@ class BenchStack:
     client: Client
     emulators: EmulatorStack
     ingress_url: str
+    server_pid: int  # the Temporal dev server
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     bare_waiting: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
@@ -98,9 +99,35 @@ class BenchStack:
                 log = self.home / f"worker-{kind}.log"
                 raise RuntimeError(f"worker {kind} exited with {proc.returncode}; see {log}")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by each part of the stack: the Temporal
+        server, each worker, this process (ingress, emulators, driver) and Postgres."""
+        parts = {"temporal": self.server_pid, "bench": os.getpid()}
+        parts |= {f"worker_{kind}": proc.pid for kind, proc in self.workers.items()}
+        used = {name: _cpu(pid, children=False) for name, pid in parts.items()}
+        postmaster = next(self.home.glob("postgres/**/postmaster.pid"), None)
+        if postmaster is not None:
+            used["postgres"] = _cpu(int(postmaster.read_text().split()[0]), children=True)
+        return used
+
     def worker_rss_mb(self, kind: str = "ours") -> float:
         """Resident memory of a worker process, in MB."""
         return float(psutil.Process(self.workers[kind].pid).memory_info().rss) / 1e6
+
+
+def _cpu(pid: int, *, children: bool) -> float:
+    """CPU seconds of a process (and of its live children); 0 if it is gone."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)] if children else [proc]
+        total = 0.0
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = p.cpu_times()
+                total += times.user + times.system
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
 def _read_lines(
@@ -178,7 +205,10 @@ async def bench_stack(
         cleanups.append(pool.close)
         client = await connect_client(settings)
         await register_search_attributes(client, settings.temporal_namespace)
-        stack = BenchStack(home, settings, pool, client, emulators, ingress_url)
+        assert temporal.process is not None
+        stack = BenchStack(
+            home, settings, pool, client, emulators, ingress_url, temporal.process.pid
+        )
         serving = await _serve_ingress(stack, ingress_port)
         cleanups.append(serving)
         yield stack
