@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulators.faults import Faults
+from emulators.runner import webhook_client
 from emulators.steel import png
 
 OUTCOMES = ("completed", "failed", "nsfw", "slow", "webhook_lost", "webhook_duplicated")
@@ -104,6 +105,7 @@ class HiggsfieldEmulator:
         self.auto_advance = True  # False: generations move only through advance()
         self.faults = Faults(seed=seed, error_body=higgsfield_error_body)
         self._lock = threading.Lock()
+        self._webhooks = webhook_client()
         self._default_outcome = "completed"
         self._rules: list[tuple[str, str]] = []
         self._generations: dict[str, _Generation] = {}
@@ -246,7 +248,7 @@ class HiggsfieldEmulator:
             status_code: int | None = None
             error = None
             try:
-                status_code = httpx.post(url, json=payload, timeout=10).status_code
+                status_code = self._webhooks.post(url, json=payload).status_code
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             record: Record = {"request_id": request_id, "url": url, "payload": payload}

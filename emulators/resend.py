@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from emulators.faults import Faults
+from emulators.runner import webhook_client
 
 IDEMPOTENCY_WINDOW_S = 24 * 3600
 _ERROR_NAMES = {
@@ -85,6 +86,7 @@ class ResendEmulator:
         self.api_key = api_key  # None accepts any bearer key
         self.faults = Faults(seed=seed, error_body=resend_error_body)
         self._lock = threading.Lock()
+        self._webhooks = webhook_client()
         self._sent: dict[str, Record] = {}
         self._idempotency: dict[str, tuple[str, str, float]] = {}
         self._received: dict[str, Record] = {}
@@ -273,7 +275,7 @@ class ResendEmulator:
         attempt: Record = {"event_type": event_type, "email_id": data["email_id"], "url": url}
         attempt |= {"svix_id": svix_id, "at": _now(), "status": 0, "response": "", "error": None}
         try:
-            response = httpx.post(url, content=body, headers=headers, timeout=30)
+            response = self._webhooks.post(url, content=body, headers=headers)
             attempt |= {"status": response.status_code, "response": response.text[:2000]}
         except httpx.HTTPError as exc:
             attempt["error"] = repr(exc)

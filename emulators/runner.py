@@ -7,8 +7,16 @@ import threading
 import time
 from dataclasses import dataclass
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
+
+
+def webhook_client() -> httpx.Client:
+    """The client an emulator posts its webhooks with: one connection pool for all of
+    them (a client per post costs a TLS context each), released before a server's
+    usual 5 s keep-alive ends."""
+    return httpx.Client(timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -35,7 +43,11 @@ class ThreadedServer:
 def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> ThreadedServer:
     """Start ``app`` with uvicorn on ``host:port`` (0: a free port); return once it listens."""
     port = port or free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    # Idle connections stay open longer than clients keep them in their pools (httpx: 5 s),
+    # so a pooled request never meets a connection the server is just closing.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", timeout_keep_alive=30
+    )
     server = uvicorn.Server(config)
     # uvicorn installs signal handlers only in the main thread; this one is not.
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
