@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,6 +19,11 @@ Q = load_queries("metrics")
 Platform = Literal["meta", "google_ads"]
 SyncStatus = Literal["running", "success", "partial", "failed"]
 SyncOutcome = Literal["success", "partial", "failed"]
+# Values per upsert statement. A page goes as several statements in one pipeline, so
+# Postgres writes one chunk while the next is encoded; 200 overlaps even a Meta page (400).
+UPSERT_CHUNK = 200
+_UUID_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))  # high nibble of byte 6
+_UUID_VARIANT_RFC_4122 = bytes((b & 0x3F) | 0x80 for b in range(256))  # top bits of byte 8
 
 
 class ConnectionRow(BaseModel):
@@ -200,29 +206,66 @@ async def upsert_metric_batch(
     sync_id: UUID,
     values: Sequence[MetricValue],
 ) -> UpsertCounts:
-    """Upsert one page of values in one round trip; count inserted, changed and unchanged."""
+    """Upsert one page of values, all or nothing; count inserted, changed and unchanged.
+
+    Runs in a transaction of its own, or in a savepoint of the caller's open transaction.
+    """
     latest = {(v.entity_id, v.metric_type, v.date): v for v in values}  # one row per key
     batch = list(latest.values())
     if not batch:
         return UpsertCounts()
-    rows = await (
-        await conn.execute(
-            Q["upsert_metric_batch"],
-            {
-                "connection_id": connection_id,
-                "platform": platform,
-                "sync_id": sync_id,
-                "entity_ids": [v.entity_id for v in batch],
-                "metric_types": [v.metric_type for v in batch],
-                "dates": [v.date for v in batch],
-                "values": [v.value for v in batch],
-                "source_details": [Jsonb(v.source_detail) for v in batch],
-            },
-        )
-    ).fetchall()
-    created = sum(1 for r in rows if r["inserted"])
-    updated = len(rows) - created
-    return UpsertCounts(created=created, updated=updated, unchanged=len(batch) - len(rows))
+    ids = _random_ids(len(batch))
+    written = []
+    # One pipeline, one round trip; a failure rolls the whole page back.
+    async with conn.pipeline(), conn.transaction():
+        for start in range(0, len(batch), UPSERT_CHUNK):
+            end = start + UPSERT_CHUNK
+            params = _chunk_params(batch[start:end], ids[start:end])
+            params |= {"connection_id": connection_id, "platform": platform, "sync_id": sync_id}
+            written.append(await conn.execute(Q["upsert_metric_batch"], params))
+    created = updated = 0
+    for cursor in written:
+        row = await cursor.fetchone()
+        assert row is not None
+        created, updated = created + row["created"], updated + row["updated"]
+    return UpsertCounts(created=created, updated=updated, unchanged=len(batch) - created - updated)
+
+
+def _chunk_params(chunk: Sequence[MetricValue], ids: Sequence[UUID]) -> dict[str, Any]:
+    """A chunk as column arrays; a source_detail shared by many values is sent (and parsed) once."""
+    details: list[Jsonb] = []
+    position: dict[str, int] = {}
+    detail_ns = []
+    for v in chunk:
+        # Dicts of JSON values with equal reprs serialize to the same JSON; repr is 3x cheaper.
+        key = repr(v.source_detail)
+        n = position.get(key)
+        if n is None:
+            details.append(Jsonb(v.source_detail))
+            n = position[key] = len(details)  # 1-based, as SQL arrays
+        detail_ns.append(n)
+    return {
+        "ids": ids,
+        "entity_ids": [v.entity_id for v in chunk],
+        "metric_types": [v.metric_type for v in chunk],
+        "dates": [v.date for v in chunk],
+        "values": [v.value for v in chunk],
+        "detail_ns": detail_ns,
+        "source_details": details,
+    }
+
+
+def _random_ids(count: int) -> list[UUID]:
+    """``count`` version-4 UUIDs, as ``gen_random_uuid()`` makes them, from one random read.
+
+    Postgres built without OpenSSL (the embedded one) opens /dev/urandom for every
+    ``gen_random_uuid()``: a fifth of the insert's server time.
+    """
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = raw[6::16].translate(_UUID_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_UUID_VARIANT_RFC_4122)
+    data = bytes(raw)
+    return [UUID(bytes=data[i : i + 16]) for i in range(0, len(data), 16)]
 
 
 async def advance_last_synced(

@@ -35,23 +35,30 @@ ORDER BY start_time DESC
 LIMIT %(limit)s
 
 -- name: upsert_metric_batch
--- One page of metrics in one statement, on the natural key. A value that did not change
--- is left alone (its sync_id still names the sync that last changed it) and not returned;
--- (xmax = 0) tells a row this statement inserted from one it updated.
-INSERT INTO public.performance_metrics AS m
-    (platform_connection_id, platform, entity_id, metric_type, date, value, source,
-     source_detail, sync_id)
-SELECT %(connection_id)s, %(platform)s, entity_id, metric_type, date, value, 'api_sync',
-       source_detail, %(sync_id)s
-FROM unnest(%(entity_ids)s::text[], %(metric_types)s::text[], %(dates)s::date[],
-            %(values)s::numeric[], %(source_details)s::jsonb[])
-     AS page (entity_id, metric_type, date, value, source_detail)
-ON CONFLICT (platform_connection_id, entity_id, metric_type, date) DO UPDATE
-SET value = EXCLUDED.value, source = EXCLUDED.source, source_detail = EXCLUDED.source_detail,
-    sync_id = EXCLUDED.sync_id, platform = EXCLUDED.platform
-WHERE m.value IS DISTINCT FROM EXCLUDED.value
-   OR m.source_detail IS DISTINCT FROM EXCLUDED.source_detail
-RETURNING (xmax = 0) AS inserted
+-- One chunk of a page of metrics, on the natural key, counted. The arrays are bound in
+-- binary format: nothing to escape or parse as text. Each distinct source_detail comes once,
+-- picked by its 1-based position. A new row takes the id sent with it. A value that did not
+-- change is left alone (its sync_id still names the sync that last changed it) and not
+-- counted; (xmax = 0) tells a row this statement inserted from one it updated.
+WITH written AS (
+    INSERT INTO public.performance_metrics AS m
+        (id, platform_connection_id, platform, entity_id, metric_type, date, value, source,
+         source_detail, sync_id)
+    SELECT id, %(connection_id)s, %(platform)s, entity_id, metric_type, date, value, 'api_sync',
+           (%(source_details)b::jsonb[])[detail_n], %(sync_id)s
+    FROM unnest(%(ids)b::uuid[], %(entity_ids)b::text[], %(metric_types)b::text[],
+                %(dates)b::date[], %(values)b::numeric[], %(detail_ns)b::int[])
+         AS page (id, entity_id, metric_type, date, value, detail_n)
+    ON CONFLICT (platform_connection_id, entity_id, metric_type, date) DO UPDATE
+    SET value = EXCLUDED.value, source = EXCLUDED.source, source_detail = EXCLUDED.source_detail,
+        sync_id = EXCLUDED.sync_id, platform = EXCLUDED.platform
+    WHERE m.value IS DISTINCT FROM EXCLUDED.value
+       OR m.source_detail IS DISTINCT FROM EXCLUDED.source_detail
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS created,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+FROM written
 
 -- name: advance_last_synced
 -- Move last_synced_at forward to the end of a window that starts at or before it (or when
