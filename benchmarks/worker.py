@@ -7,6 +7,7 @@ environment; ``bare`` runs the baseline on its own task queue with the same tuni
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -17,7 +18,7 @@ from benchmarks.bare import BARE_TASK_QUEUE, BareJob, bare_noop, bare_notify
 from workers.logging import configure_logging
 from workers.settings import Settings, load_settings
 from workers.temporal import connect_client
-from workers.worker import run_worker
+from workers.worker import run_worker, worker_tuner
 
 
 async def run_bare(settings: Settings) -> None:
@@ -28,8 +29,7 @@ async def run_bare(settings: Settings) -> None:
         task_queue=BARE_TASK_QUEUE,
         workflows=[BareJob],
         activities=[bare_noop, bare_notify],
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        tuner=worker_tuner(settings),
         max_cached_workflows=settings.worker_sticky_cache_size,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
     )
@@ -47,6 +47,10 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_bare(settings) if kind == "bare" else run_worker(settings))
+    # No interpreter teardown: the Temporal runtime's threads can abort it (SIGABRT).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
     worker_sticky_cache_size: int = Field(default=1000, ge=0)
+    # Activity slots beyond a few are handed out only while the machine's CPU is below
+    # this fraction, so workflow tasks (a person's approval resuming a job) are not queued
+    # behind activities on a saturated machine. None: always max_concurrent_activities.
+    worker_activity_cpu_target: float | None = Field(default=0.8, gt=0, le=1)
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     metrics_bind_address: str | None = "127.0.0.1:9464"
     migrate_on_start: bool = False
