@@ -121,6 +121,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def start_worker_process(settings: Settings, temporal_address: str) -> subprocess.Popen[bytes]:
     """`orchestrator worker` in its own process (for crash tests)."""
     env = settings_env(settings) | {"TEMPORAL_ADDRESS": temporal_address, "LOG_LEVEL": "warning"}
+    # No Prometheus endpoint (an empty address turns it off): a restarted worker would
+    # otherwise race its predecessor for the default port.
+    env["METRICS_BIND_ADDRESS"] = settings.metrics_bind_address or ""
     return subprocess.Popen(
         [sys.executable, "-m", "workers.cli", "worker"],
         env=env,

@@ -314,21 +314,22 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orchestrator``."""
     args = _parser().parse_args(argv)
+    # The long-running processes exit through _exit too once they have shut down cleanly.
     if args.command == "dev":
         from workers.dev import main as dev_main
 
         dev_main()
-        return
+        _exit(0)
     if args.command == "worker":
         from workers.worker import main as worker_main
 
         worker_main()
-        return
+        _exit(0)
     if args.command == "ingress":
         from workers.processes import ingress_main
 
         ingress_main()
-        return
+        _exit(0)
     run: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = args.run
     status = 0
     try:
