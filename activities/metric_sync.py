@@ -247,14 +247,19 @@ class MetricSyncActivities:
                     extra={"page_index": progress.page_index, "since": str(since)},
                 )
                 return
-            async with self.pool.connection() as conn:
-                counts = await metrics.upsert_metric_batch(
-                    conn,
-                    connection_id=row.id,
-                    platform=row.platform,
-                    sync_id=request.sync_id,
-                    values=page.values,
-                )
+            # A big page is written by two connections at once, each half in a transaction
+            # of its own, so a failure or a crash can leave half a page written. That is safe
+            # because the progress (the cursor past this page) is heartbeated only once the
+            # whole page is written: a page that failed is pulled and upserted again from the
+            # same cursor by the next attempt, and the upsert on natural keys is idempotent
+            # (what the failed attempt wrote is then counted as unchanged).
+            counts = await metrics.upsert_metric_page(
+                self.pool,
+                connection_id=row.id,
+                platform=row.platform,
+                sync_id=request.sync_id,
+                values=page.values,
+            )
             _add(progress, page, counts)
             _beat(progress)  # the page is written: resume after it
             if page.next_cursor is None:

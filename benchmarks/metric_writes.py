@@ -76,21 +76,20 @@ async def _connection(stack: BenchStack, platform: metrics.Platform) -> uuid.UUI
 async def upsert_rate(
     stack: BenchStack, values: list[MetricValue], platform: metrics.Platform
 ) -> float:
-    """Rows per second through ``upsert_metric_batch``, one pooled connection per page
-    (as ``MetricSyncActivities._pull_slice`` writes them)."""
+    """Rows per second through ``upsert_metric_page`` from the pool, page after page (as
+    ``MetricSyncActivities._pull_slice`` writes them)."""
     connection_id = await _connection(stack, platform)
     sync_id, page = uuid.uuid4(), PAGE_VALUES[platform]
     written = 0
     started = time.perf_counter()
     for offset in range(0, len(values), page):
-        async with stack.pool.connection() as conn:
-            counts = await metrics.upsert_metric_batch(
-                conn,
-                connection_id=connection_id,
-                platform=platform,
-                sync_id=sync_id,
-                values=values[offset : offset + page],
-            )
+        counts = await metrics.upsert_metric_page(
+            stack.pool,
+            connection_id=connection_id,
+            platform=platform,
+            sync_id=sync_id,
+            values=values[offset : offset + page],
+        )
         written += counts.created + counts.updated
     seconds = time.perf_counter() - started
     assert written == len(values), f"upserted {written} of {len(values)} rows"

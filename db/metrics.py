@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -12,6 +13,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
+from db.pool import Pool
 from db.queries import load_queries
 from db.transitions import NOW, Conn, RowNotFound, TransitionContext, transition
 
@@ -20,8 +22,12 @@ Platform = Literal["meta", "google_ads"]
 SyncStatus = Literal["running", "success", "partial", "failed"]
 SyncOutcome = Literal["success", "partial", "failed"]
 # Values per upsert statement. A page goes as several statements in one pipeline, so
-# Postgres writes one chunk while the next is encoded; 200 overlaps even a Meta page (400).
+# Postgres writes one chunk while the next is encoded; 200 overlaps even a small page.
 UPSERT_CHUNK = 200
+# A page of at least this many values (two chunks a half) is written by two connections at
+# once. Measured on 2 busy cores: 1.1-1.3x for 2,000-value pages (Meta), 1.2-1.3x for 40,000
+# (Google Ads); 400-value pages gained nothing and cost 20 % more client CPU.
+SPLIT_PAGE_VALUES = 4 * UPSERT_CHUNK
 _UUID_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))  # high nibble of byte 6
 _UUID_VARIANT_RFC_4122 = bytes((b & 0x3F) | 0x80 for b in range(256))  # top bits of byte 8
 
@@ -198,6 +204,49 @@ async def close_sync_log(
     return SyncLogRow.model_validate(row)
 
 
+async def upsert_metric_page(
+    pool: Pool,
+    *,
+    connection_id: UUID,
+    platform: str,
+    sync_id: UUID,
+    values: Sequence[MetricValue],
+) -> UpsertCounts:
+    """Upsert one API page of values from pooled connections; count what it did.
+
+    A page of ``SPLIT_PAGE_VALUES`` or more is split in two halves with disjoint keys, the
+    first and second half of its distinct keys, written concurrently, each in a transaction
+    of its own on its own connection: Postgres works on both at once. Such a page is not
+    all or nothing: after a failure some of it may be written, and the caller must write
+    the whole page again (the upsert makes that harmless). A smaller page is one transaction.
+    """
+    batch = _latest(values)
+    if len(batch) < SPLIT_PAGE_VALUES:
+        async with pool.connection() as conn:
+            return await _write(conn, connection_id, platform, sync_id, batch)
+
+    async def write_half(half: list[MetricValue]) -> UpsertCounts:
+        async with pool.connection() as conn:
+            return await _write(conn, connection_id, platform, sync_id, half)
+
+    middle = len(batch) // 2
+    try:
+        # Keys are disjoint, so the halves never wait on each other's rows; both take the
+        # foreign key's KEY SHARE lock on the connection row, which do not conflict.
+        async with asyncio.TaskGroup() as group:
+            halves = [group.create_task(write_half(h)) for h in (batch[:middle], batch[middle:])]
+    except ExceptionGroup as failed:
+        # The other half has finished, or the group cancelled it and waited: psycopg cancels
+        # its query, its transaction rolls back, its connection goes back to the pool idle.
+        raise failed.exceptions[0] from None
+    first, second = (h.result() for h in halves)
+    return UpsertCounts(
+        created=first.created + second.created,
+        updated=first.updated + second.updated,
+        unchanged=first.unchanged + second.unchanged,
+    )
+
+
 async def upsert_metric_batch(
     conn: Conn,
     *,
@@ -206,17 +255,27 @@ async def upsert_metric_batch(
     sync_id: UUID,
     values: Sequence[MetricValue],
 ) -> UpsertCounts:
-    """Upsert one page of values, all or nothing; count inserted, changed and unchanged.
+    """Upsert values on one connection, all or nothing; count inserted, changed and unchanged.
 
     Runs in a transaction of its own, or in a savepoint of the caller's open transaction.
     """
-    latest = {(v.entity_id, v.metric_type, v.date): v for v in values}  # one row per key
-    batch = list(latest.values())
+    return await _write(conn, connection_id, platform, sync_id, _latest(values))
+
+
+def _latest(values: Sequence[MetricValue]) -> list[MetricValue]:
+    """One value per natural key, the last one sent."""
+    return list({(v.entity_id, v.metric_type, v.date): v for v in values}.values())
+
+
+async def _write(
+    conn: Conn, connection_id: UUID, platform: str, sync_id: UUID, batch: list[MetricValue]
+) -> UpsertCounts:
+    """Upsert values with distinct keys in one transaction (or savepoint), chunk by chunk."""
     if not batch:
         return UpsertCounts()
     ids = _random_ids(len(batch))
     written = []
-    # One pipeline, one round trip; a failure rolls the whole page back.
+    # One pipeline, one round trip; a failure rolls the whole batch back.
     async with conn.pipeline(), conn.transaction():
         for start in range(0, len(batch), UPSERT_CHUNK):
             end = start + UPSERT_CHUNK

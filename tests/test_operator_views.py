@@ -50,7 +50,7 @@ async def test_operator_views_find_what_they_promise(
         user_id = await user_with_key(stack)
         _, generation = await start(stack, user_id, "this one fails")
         assert (await generation.result()).status == "failed"
-        stack.emulators.meta.configure_account("555", campaigns=30)
+        stack.emulators.meta.configure_account("555", campaigns=150)  # several Meta pages per slice
         stack.emulators.meta.fail_page("555", 1, times=100)
         connection = await add_connection(stack, account_id="555")
         sync = await backfill(stack, connection)

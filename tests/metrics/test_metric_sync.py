@@ -11,6 +11,8 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.connectors.meta import PAGE_LIMIT
+from db.metrics import SPLIT_PAGE_VALUES
 from tests.harness import running_stack
 from tests.history_recording import record_history
 from tests.metrics import (
@@ -31,13 +33,23 @@ from workflows.metric_sync import MetricSync
 
 ACCOUNT = "1234567"
 CUSTOMER = "9876543210"
+# 2.1 pages of Meta rows a day for 7 days: the first slice is 3 pages, the 3-day slice 1.
+CAMPAIGNS = 3 * PAGE_LIMIT // 10
+
+
+def rows_per_transaction(page_values: list[int]) -> list[int]:
+    """Rows each writing transaction leaves, fewest first: big pages go as two halves."""
+    rows = []
+    for n in page_values:
+        rows += [n // 2, n - n // 2] if n >= SPLIT_PAGE_VALUES else [n]
+    return sorted(rows)
 
 
 async def test_backfill_writes_exactly_the_expected_meta_rows(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        stack.emulators.meta.configure_account(ACCOUNT, campaigns=30)  # 3 pages in 7 days
+        stack.emulators.meta.configure_account(ACCOUNT, campaigns=CAMPAIGNS)
         connection = await add_connection(stack, account_id=ACCOUNT, token="EAAB-secret-1")
         handle = await backfill(stack, connection)
         result = await handle.result()
@@ -45,19 +57,26 @@ async def test_backfill_writes_exactly_the_expected_meta_rows(
 
         stored = await stored_values(stack, connection.id)
         expected = expected_meta(stack, ACCOUNT, SINCE, UNTIL)
-        assert len(stored) == len(set(stored)) == 30 * 10 * 4
+        assert len(stored) == len(set(stored)) == CAMPAIGNS * 10 * 4
         assert set(stored) == expected
         assert (result.status, result.created, result.updated, result.pages) == (
             "success",
-            1200,
+            CAMPAIGNS * 10 * 4,
             0,
             4,
         )
+        written = await stack.fetchall(
+            "SELECT count(*) AS n FROM performance_metrics WHERE platform_connection_id = %s "
+            "GROUP BY xmin::text ORDER BY n",
+            connection.id,
+        )
+        page_values = [PAGE_LIMIT * 4, PAGE_LIMIT * 4, (7 * CAMPAIGNS - 2 * PAGE_LIMIT) * 4]
+        assert [r["n"] for r in written] == rows_per_transaction([*page_values, 3 * CAMPAIGNS * 4])
         assert handle.id == f"metric-sync-{connection.id}-backfill-{SINCE}-{UNTIL}"
         log = await sync_log(stack, handle.id)
         assert (log["status"], log["metrics_created"], log["metrics_updated"]) == (
             "success",
-            1200,
+            CAMPAIGNS * 10 * 4,
             0,
         )
         assert log["window_start"] == datetime(2025, 3, 1, tzinfo=UTC)
@@ -154,7 +173,7 @@ async def test_a_page_that_keeps_failing_makes_the_sync_partial(
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         meta = stack.emulators.meta
-        meta.configure_account(ACCOUNT, campaigns=30)
+        meta.configure_account(ACCOUNT, campaigns=CAMPAIGNS)
         meta.fail_page(ACCOUNT, 1, times=100)  # the second page of every slice
         connection = await add_connection(stack, account_id=ACCOUNT)
         handle = await backfill(stack, connection)
@@ -172,9 +191,10 @@ async def test_a_page_that_keeps_failing_makes_the_sync_partial(
             1,
         )
         assert "500" in failure["reason"]
-        # Pages 1 of the first slice and the whole second slice are stored: 100 + 90 rows.
-        assert len(await stored_values(stack, connection.id)) == (100 + 90) * 4
-        assert log["metrics_created"] == (100 + 90) * 4
+        # The first page of the first slice and the whole second slice are stored.
+        rows = PAGE_LIMIT + 3 * CAMPAIGNS
+        assert len(await stored_values(stack, connection.id)) == rows * 4
+        assert log["metrics_created"] == rows * 4
         row = await stack.fetchrow(
             "SELECT last_synced_at FROM platform_connections WHERE id = %s", connection.id
         )

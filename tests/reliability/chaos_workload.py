@@ -25,7 +25,7 @@ from workflows.models.metric_sync import MetricSyncInput
 UPDATE_STEP = step({"action": "type_text", "text": "Specs (final)"}, "Retitle the page", "update")
 JOB_STEPS = [SAFE_STEPS[0], DELETE_STEP, SAFE_STEPS[2], UPDATE_STEP]
 APPROVALS_PER_JOB = sum(1 for s in JOB_STEPS if s.risk != "none")
-CAMPAIGNS = 30  # 30 campaigns x 7 days = 3 pages of Meta's 100 rows per weekly slice
+CAMPAIGNS = 150  # 150 campaigns x 7 days = 3 pages of Meta's 500 rows per weekly slice (1,050 rows)
 REPLY_RETRY_S = 2.0  # a reply the ingress could not handle is sent again after this
 
 
