@@ -37,7 +37,12 @@ async def test_reply_with_approve_resumes_job(
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         email = "alice@example.com"
         request, handle, sent = await _waiting_job(stack, email)
-        pending = await approval_row(stack, request.job_id)
+
+        async def recorded() -> dict | None:  # Resend's id is stored just after the send
+            row = await approval_row(stack, request.job_id)
+            return row if row["resend_message_id"] else None
+
+        pending = await eventually(recorded, what="the email's id on the approval")
         assert pending["status"] == "pending" and pending["resend_message_id"] == sent["id"]
         job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
         assert job == {"status": "waiting_approval"}
