@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from pydantic import SecretStr
 from temporalio.client import Client
 
 from db.pool import Pool, open_pool
 from emulators.runner import free_port
 from emulators.server import EmulatorStack, start_emulators
 from workers.processes import serving_ingress
-from workers.settings import Settings, load_settings
+from workers.settings import Settings, load_settings, settings_env
 from workers.worker import build_services, build_worker
 
 
@@ -102,20 +99,6 @@ async def running_stack(
     finally:
         await pool.close()
         emulators.stop()
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a separate process exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, timedelta):
-            value = f"PT{int(value.total_seconds())}S"
-        env[name.upper()] = str(value)
-    return env
 
 
 def start_worker_process(settings: Settings, temporal_address: str) -> subprocess.Popen[bytes]:

@@ -7,6 +7,7 @@ them for the log redactor and the secrets test.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -139,6 +140,21 @@ def load_settings(**overrides: object) -> Settings:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
         raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a separate process exactly these settings (unset ones
+    fall back to their defaults there)."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, timedelta):
+            value = f"PT{int(value.total_seconds())}S"
+        env[name.upper()] = str(value)
+    return env
 
 
 def exit_on_settings_error(error: SettingsError) -> None:

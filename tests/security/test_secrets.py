@@ -20,11 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from emulators.runner import free_port
 from tests.generations.helpers import HF_KEY, start, user_with_key
-from tests.harness import Stack, running_stack, settings_env
+from tests.harness import Stack, running_stack
 from tests.metrics import add_connection, backfill
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_email, reply
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
+from workers.settings import settings_env
 
 AD_TOKEN = f"EAAB-leak-canary-{uuid.uuid4().hex}"
 # Ciphertext columns: the only places a credential may be stored (encrypted).
