@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -193,6 +194,12 @@ async def test_cancel_during_the_submit_cancels_the_request_on_higgsfield(
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await handle.result()
+        history = await handle.fetch_history()
+        kinds = [e.event_type for e in history.events]
+        # The path under test: the cancel request came before the submit's result.
+        assert kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED) < kinds.index(
+            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        )
         await record_history(handle, "generation_cancelled_during_submit")
         assert [hf.status_of(s["request_id"]) for s in hf.submissions()] == ["canceled"]
         row = await generation_row(stack, request.generation_id)
@@ -219,16 +226,21 @@ async def test_cancel_retried_after_its_answer_was_lost_still_counts_as_cancelle
         request, handle = await start(stack, user_id, "cancel me twice")
         await eventually(lambda: hf.submissions(), what="submission")
         request_id = hf.submissions()[0]["request_id"]
+        # The test cancels on Higgsfield itself: the workflow must not read the status first.
+        await handle.terminate("the test cancels on Higgsfield itself")
         services = build_services(stack.settings, stack.pool)
         activities = GenerationActivities(
             stack.pool, services.credentials, services.http, services.higgsfield
         )
         ref = GenerationRef(generation_id=request.generation_id, request_id=request_id)
-        first = await activities.cancel_on_higgsfield(ref)
-        retried = await activities.cancel_on_higgsfield(ref)
-        await handle.terminate("test done")
-        assert first.cancelled and retried.cancelled, retried.reason
-        assert hf.status_of(request_id) == "canceled"
+        try:
+            first = await activities.cancel_on_higgsfield(ref)
+            assert first.cancelled and hf.status_of(request_id) == "canceled"
+            # No longer queued: Higgsfield refuses this one, the status read settles it.
+            retried = await activities.cancel_on_higgsfield(ref)
+        finally:
+            await services.http.aclose()
+        assert retried.cancelled, retried.reason
 
 
 async def _status_is(stack, generation_id, status):  # type: ignore[no-untyped-def]
