@@ -151,13 +151,10 @@ class GenerationActivities:
         self.credentials = credentials
         self.http = http
         self.config = config
-        # Connections to Higgsfield, shared by every user's client.
-        self.higgsfield_transport = httpx.AsyncHTTPTransport()
 
     def _higgsfield(self, key: str) -> HiggsfieldClient:
-        return HiggsfieldClient(
-            base_url=self.config.base_url, api_key=key, transport=self.higgsfield_transport
-        )
+        # Each user's key, the worker's shared connections.
+        return HiggsfieldClient(base_url=self.config.base_url, api_key=key, http=self.http)
 
     @activity.defn
     async def create_generation(self, request: CreateGenerationInput) -> GenerationCreated:
@@ -312,13 +309,17 @@ class GenerationActivities:
         try:
             await client.cancel(request.request_id)
         except HiggsfieldClientError as exc:
-            if (_http_status(exc) or 500) >= 500:
-                raise
+            _raise_if_retryable(exc)
             # A retry after a cancel whose answer was lost is refused as well: the status
             # tells the two apart.
-            if isinstance(await client.status(request.request_id), Cancelled):
+            try:
+                already = isinstance(await client.status(request.request_id), Cancelled)
+            except HiggsfieldClientError as status_exc:
+                _raise_if_retryable(status_exc)
+                already = False  # the status cannot be read (401/403/404): not cancelled
+            if already:
                 return CancelResult(cancelled=True)
-            return CancelResult(cancelled=False, reason=str(exc))
+            return CancelResult(cancelled=False, reason=f"({_http_status(exc)}) {exc}")
         return CancelResult(cancelled=True)
 
     @activity.defn
@@ -400,6 +401,18 @@ class GenerationActivities:
 def key_context(user_id: UUID, service: str) -> str:
     """Where a user's API key is stored (the associated data of its ciphertext)."""
     return f"user_api_keys:{user_id}:{service}"
+
+
+def _raise_if_retryable(exc: HiggsfieldClientError) -> None:
+    """Re-raise what a retry may cure (5xx, no answer; 429 after a pause); return on any
+    other refusal, which no retry changes."""
+    status = _http_status(exc)
+    if status is None or status >= 500:
+        raise exc
+    if status == 429:
+        raise ApplicationError(
+            "Higgsfield rate limit", next_retry_delay=timedelta(seconds=10)
+        ) from exc
 
 
 def _http_status(exc: HiggsfieldClientError) -> int | None:

@@ -204,13 +204,14 @@ class Generation:
         if self._request_id is None and self._submitting is not None:
             try:
                 submitted = await self._submitting
-            except ActivityError:
+            except ActivityError as failure:
                 submitted = SubmitResult(outcome="unknown")
+                why = f"cancelled; the submit failed: {_reason(failure)}"
+            else:
+                why = "cancelled while the submit's outcome was unknown"
             if submitted.outcome == "submitted":
                 self._request_id = submitted.request_id
                 self._set_status("queued")
-            else:
-                why = "cancelled while the submit's outcome was unknown"
         if self._request_id is None:
             return await self._end("cancelled", why)
         outcome = await workflow.execute_activity_method(

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from activities.higgsfield_client import HiggsfieldClient
 from emulators.higgsfield import HiggsfieldEmulator
 from emulators.runner import ThreadedServer, serve_in_thread
 
@@ -269,3 +270,27 @@ async def test_webhook_is_sent_when_time_alone_finishes_the_generation(
         server.stop()
     assert hooks.bodies[0]["request_id"] == controller.request_id
     assert hooks.bodies[0]["status"] == "completed"
+
+
+async def test_our_client_sends_each_users_key_through_the_shared_http_client(
+    emulator: HiggsfieldEmulator, served: tuple[HiggsfieldEmulator, str]
+) -> None:
+    # Every user's client goes out through the worker's one httpx client (its connection
+    # pool and its proxies from the environment), each with the user's own key.
+    sent: list[httpx.Request] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(request)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as shared:
+        ours = HiggsfieldClient(base_url=served[1], api_key=CREDENTIAL, http=shared)
+        other = HiggsfieldClient(base_url=served[1], api_key="wrong:key", http=shared)
+        controller = await ours.submit(APPLICATION, {"prompt": "through the shared client"})
+        assert isinstance(await ours.status(controller.request_id), Queued | InProgress)
+        with pytest.raises(HiggsfieldClientError):
+            await other.status(controller.request_id)
+        await ours._client.aclose()  # a user's client closing leaves the shared one open
+        again = HiggsfieldClient(base_url=served[1], api_key=CREDENTIAL, http=shared)
+        assert isinstance(await again.status(controller.request_id), Queued | InProgress)
+    keys = [r.headers["authorization"] for r in sent]
+    assert keys == [f"Key {CREDENTIAL}"] * 2 + ["Key wrong:key", f"Key {CREDENTIAL}"]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.higgsfield import GenerationActivities, GenerationRef
@@ -241,6 +242,36 @@ async def test_cancel_retried_after_its_answer_was_lost_still_counts_as_cancelle
         finally:
             await services.http.aclose()
         assert retried.cancelled, retried.reason
+
+
+async def test_cancel_of_a_request_higgsfield_does_not_know_is_refused_not_retried(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    # Higgsfield answers 404 to the cancel and to the status read: no retry can change
+    # that, so the activity answers "not cancelled" instead of raising (and retrying
+    # forever). A 429 is the one refusal worth retrying, after a pause.
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        hf = stack.emulators.higgsfield
+        hf.auto_advance = False
+        user_id = await user_with_key(stack)
+        request, handle = await start(stack, user_id, "cancel what Higgsfield forgot")
+        await eventually(lambda: hf.submissions(), what="submission")
+        await handle.terminate("the test calls the activity itself")
+        services = build_services(stack.settings, stack.pool)
+        activities = GenerationActivities(
+            stack.pool, services.credentials, services.http, services.higgsfield
+        )
+        unknown = GenerationRef(generation_id=request.generation_id, request_id="no-such-id")
+        try:
+            refused = await activities.cancel_on_higgsfield(unknown)
+            hf.faults.fail_next(status=429, path_prefix="/requests/")
+            with pytest.raises(ApplicationError) as limited:
+                await activities.cancel_on_higgsfield(unknown)
+        finally:
+            await services.http.aclose()
+        assert not refused.cancelled and "404" in (refused.reason or "")
+        assert not limited.value.non_retryable
+        assert limited.value.next_retry_delay is not None
 
 
 async def _status_is(stack, generation_id, status):  # type: ignore[no-untyped-def]
