@@ -220,21 +220,20 @@ async def upsert_metric_page(
     all or nothing: after a failure some of it may be written, and the caller must write
     the whole page again (the upsert makes that harmless). A smaller page is one transaction.
     """
+
+    async def write(part: list[MetricValue]) -> UpsertCounts:
+        async with pool.connection() as conn:
+            return await _write(conn, connection_id, platform, sync_id, part)
+
     batch = _latest(values)
     if len(batch) < SPLIT_PAGE_VALUES:
-        async with pool.connection() as conn:
-            return await _write(conn, connection_id, platform, sync_id, batch)
-
-    async def write_half(half: list[MetricValue]) -> UpsertCounts:
-        async with pool.connection() as conn:
-            return await _write(conn, connection_id, platform, sync_id, half)
-
+        return await write(batch)
     middle = len(batch) // 2
     try:
         # Keys are disjoint, so the halves never wait on each other's rows; both take the
         # foreign key's KEY SHARE lock on the connection row, which do not conflict.
         async with asyncio.TaskGroup() as group:
-            halves = [group.create_task(write_half(h)) for h in (batch[:middle], batch[middle:])]
+            halves = [group.create_task(write(h)) for h in (batch[:middle], batch[middle:])]
     except ExceptionGroup as failed:
         # The other half has finished, or the group cancelled it and waited: psycopg cancels
         # its query, its transaction rolls back, its connection goes back to the pool idle.
