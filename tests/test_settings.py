@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from workers.settings import SettingsError, load_settings
+from workers.settings import SettingsError, load_settings, settings_env
 
 ORCHESTRATOR = [sys.executable, "-m", "workers.cli"]
 
@@ -28,6 +28,29 @@ def test_invalid_setting_names_the_variable() -> None:
 def test_webhook_secret_must_be_in_resend_format() -> None:
     with pytest.raises(SettingsError, match=r"RESEND_WEBHOOK_SECRET: .*whsec_"):
         load_settings(resend_webhook_secret="plain")
+
+
+def test_empty_cpu_target_means_fixed_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_ACTIVITY_CPU_TARGET", "")
+    assert load_settings().worker_activity_cpu_target is None
+    monkeypatch.setenv("WORKER_ACTIVITY_CPU_TARGET", "1.5")
+    with pytest.raises(SettingsError, match="invalid setting WORKER_ACTIVITY_CPU_TARGET"):
+        load_settings()
+
+
+def test_settings_env_gives_a_process_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What is turned off here (None over a default) stays off there.
+    settings = load_settings(
+        worker_activity_cpu_target=None, metrics_bind_address=None, database_pool_max=7
+    )
+    env = settings_env(settings)
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    again = load_settings()
+    assert again.worker_activity_cpu_target is None and not again.metrics_bind_address
+    assert again.database_pool_max == 7
 
 
 def test_worker_without_database_url_exits_with_one_line() -> None:

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     google_ads_developer_token: SecretStr | None = None
     metric_sync_lookback: timedelta = timedelta(days=3)
 
+    @field_validator("worker_activity_cpu_target", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("resend_webhook_secret")
     @classmethod
     def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
@@ -143,11 +148,12 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a separate process exactly these settings (unset ones
-    fall back to their defaults there)."""
+    """The environment that gives a separate process exactly these settings."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     for name, value in settings.model_dump().items():
         if value is None:
+            if Settings.model_fields[name].default is not None:
+                env[name.upper()] = ""  # turned off here: off there too, not the default
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
