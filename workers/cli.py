@@ -311,43 +311,47 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``orchestrator``."""
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of ``orchestrator``: run the command, exit with its status."""
+    _exit(run_command(argv))
+
+
+def run_command(argv: list[str] | None = None) -> int:
+    """Run one ``orchestrator`` command; its exit status."""
     args = _parser().parse_args(argv)
-    # The long-running processes exit through _exit too once they have shut down cleanly.
     if args.command == "dev":
         from workers.dev import main as dev_main
 
         dev_main()
-        _exit(0)
+        return 0
     if args.command == "worker":
         from workers.worker import main as worker_main
 
         worker_main()
-        _exit(0)
+        return 0
     if args.command == "ingress":
         from workers.processes import ingress_main
 
         ingress_main()
-        _exit(0)
+        return 0
     run: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = args.run
-    status = 0
     try:
         asyncio.run(run(args))
     except SettingsError as exc:
         print(f"orchestrator: {exc.code}", file=sys.stderr)
-        status = 2
+        return 2
     except CliError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
-        status = 1
+        return 1
     except OSError as exc:
         print(f"orchestrator: cannot connect: {exc}", file=sys.stderr)
-        status = 1
-    _exit(status)
+        return 1
+    return 0
 
 
 def _exit(status: int) -> NoReturn:
-    """Exit without interpreter teardown: the Temporal client's runtime threads can abort a
+    """Exit without interpreter teardown (every command, the long-running processes once
+    they have shut down cleanly): the Temporal client's runtime threads can abort a
     finalizing interpreter (SIGABRT instead of the status; temporalio/sdk-python#300)."""
     sys.stdout.flush()
     sys.stderr.flush()
