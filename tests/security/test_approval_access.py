@@ -6,6 +6,7 @@ in tests/workflows/test_approval_*.py.)"""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,17 +17,11 @@ from activities import approval_tokens
 from activities.approval_tokens import Purpose
 from tests.harness import Stack, running_stack
 from tests.security import links_in
-from tests.workflows.approval_helpers import approval_email, approval_row, last_delivery, reply
+from tests.workflows.approval_helpers import approval_row, last_delivery, reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
 from workflows.models.approval import ApprovalPolicy
 
 STEPS = [SAFE_STEPS[0], DELETE_STEP]
-
-
-async def _waiting(stack: Stack, email: str, **fields: Any) -> tuple[Any, Any, dict[str, Any]]:
-    request = await job_request(stack, STEPS, email=email, **fields)
-    handle = await start_job(stack, request)
-    return request, handle, await approval_email(stack, email)
 
 
 def _token(link: str) -> str:
@@ -58,7 +53,7 @@ async def test_a_token_decides_only_its_own_approval(
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         # One approver, two jobs: the same person holds valid tokens for both gates.
-        a_req, a_job, a_sent = await _waiting(stack, "same@example.com")
+        a_req, a_job, a_sent = await waiting_job(stack, STEPS, "same@example.com")
         a_row = await approval_row(stack, a_req.job_id)
         policy = ApprovalPolicy(approver_email="same@example.com")
         b_req = await job_request(stack, STEPS, approval=policy)
@@ -67,15 +62,20 @@ async def test_a_token_decides_only_its_own_approval(
         assert b_row["approver_email"] == "same@example.com"
 
         a_approve = _token(links_in(a_sent["text"])["Approve"])
+        moved_token = _moved_to(a_approve, b_row["id"])
+        # The moved token is well formed and names B's approval with A's purpose and expiry,
+        # so the 403 below comes from its MAC (bound to A's approval), not from a bad token.
+        a_content = approval_tokens.peek(a_approve)
+        assert a_content.approval_id == a_row["id"]
+        assert approval_tokens.peek(moved_token) == replace(a_content, approval_id=b_row["id"])
         async with httpx.AsyncClient(base_url=stack.ingress_url) as http:
-            moved = await http.post(f"/approvals/{_moved_to(a_approve, b_row['id'])}")
+            moved = await http.post(f"/approvals/{moved_token}")
             assert moved.status_code == 403
         await reply(stack, a_sent["id"], "Approve")
         assert (await a_job.result()).status == "completed"
         assert (await approval_row(stack, a_req.job_id))["status"] == "approved"
         assert (await approval_row(stack, b_req.job_id))["status"] == "pending"
         assert [g["status"] for g in await b_job.query("approval_state")] == ["pending"]
-        assert a_row["id"] != b_row["id"]
         await b_job.cancel()
 
 
@@ -83,7 +83,7 @@ async def test_after_a_decision_no_link_reply_or_update_changes_anything(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting(stack, "once@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "once@example.com")
         links = links_in(sent["text"])
         async with httpx.AsyncClient() as http:
             first = await http.post(links["Approve"], data={"note": "first"})
@@ -110,7 +110,7 @@ async def test_an_expired_link_token_changes_nothing(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, _ = await _waiting(stack, "late@example.com")
+        request, handle, _ = await waiting_job(stack, STEPS, "late@example.com")
         row = await approval_row(stack, request.job_id)
         past = datetime.now(UTC) - timedelta(seconds=1)
         expired = approval_tokens.sign(
@@ -131,7 +131,7 @@ async def test_links_after_the_gate_expired_change_nothing(
 ) -> None:
     async with running_stack(db_url, time_env.client, task_queue) as stack:
         policy = ApprovalPolicy(reminder_after=timedelta(hours=1), expires_after=timedelta(hours=2))
-        request, handle, sent = await _waiting(stack, "gone@example.com", approval=policy)
+        request, handle, sent = await waiting_job(stack, STEPS, "gone@example.com", approval=policy)
         assert (await handle.result()).status == "cancelled"  # time skips past the deadline
         row = await approval_row(stack, request.job_id)
         assert row["status"] == "expired"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from temporalio.client import WorkflowHandle
+
 from tests.harness import Stack
 from tests.waiting import eventually
+from tests.workflows.jobs_fixtures import job_request, start_job
+from workflows.models.agent_job import AgentJobInput
+from workflows.steps import Step
 
 
 async def approval_email(stack: Stack, to: str, kind: str = "request") -> dict[str, Any]:
@@ -20,6 +25,15 @@ async def approval_email(stack: Stack, to: str, kind: str = "request") -> dict[s
         return None
 
     return await eventually(find, what=f"approval {kind} email to {to}")
+
+
+async def waiting_job(
+    stack: Stack, steps: list[Step], email: str, **fields: Any
+) -> tuple[AgentJobInput, WorkflowHandle[Any, Any], dict[str, Any]]:
+    """Start a job for ``email`` and wait for its approval request email."""
+    request = await job_request(stack, steps, email=email, **fields)
+    handle = await start_job(stack, request)
+    return request, handle, await approval_email(stack, email)
 
 
 async def reply(stack: Stack, email_id: str, text: str, **kwargs: Any) -> str:

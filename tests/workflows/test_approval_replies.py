@@ -11,24 +11,13 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from emulators.resend import sign_svix
-from tests.harness import Stack, running_stack
+from tests.harness import running_stack
 from tests.history_recording import record_history
 from tests.waiting import eventually
-from tests.workflows.approval_helpers import approval_email, approval_row, last_delivery, reply
-from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
+from tests.workflows.approval_helpers import approval_row, last_delivery, reply, waiting_job
+from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS
 
 STEPS = [SAFE_STEPS[0], DELETE_STEP, SAFE_STEPS[2]]
-
-
-async def _waiting_job(stack: Stack, email: str) -> tuple[object, object, dict]:
-    request = await job_request(stack, STEPS, email=email)
-    handle = await start_job(stack, request)
-    sent = await approval_email(stack, email)
-    return request, handle, sent
-
-
-async def _decision_of(stack: Stack, job_id: object) -> dict:
-    return await approval_row(stack, job_id)
 
 
 async def test_reply_with_approve_resumes_job(
@@ -36,7 +25,7 @@ async def test_reply_with_approve_resumes_job(
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         email = "alice@example.com"
-        request, handle, sent = await _waiting_job(stack, email)
+        request, handle, sent = await waiting_job(stack, STEPS, email)
 
         async def recorded() -> dict | None:  # Resend's id is stored just after the send
             row = await approval_row(stack, request.job_id)
@@ -69,7 +58,7 @@ async def test_reply_with_reject_and_note_stops_job(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "bob@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "bob@example.com")
         await reply(stack, sent["id"], "REJECT\nWe still need those specs.")
         result = await handle.result()
         assert result.status == "cancelled"
@@ -91,7 +80,7 @@ async def test_quoted_original_with_both_words_reads_only_the_reply(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "carol@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "carol@example.com")
         # The emulator quotes the original ("... APPROVE or REJECT ...") under the reply:
         # only the reply's own lines may become the decision and its note.
         await reply(stack, sent["id"], "yes, go ahead")
@@ -104,7 +93,7 @@ async def test_ambiguous_reply_asks_to_clarify_and_keeps_the_gate_open(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "dan@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "dan@example.com")
         await reply(stack, sent["id"], "approve? no, reject... not sure")
         clarify = await eventually(
             lambda: [
@@ -125,7 +114,7 @@ async def test_auto_reply_changes_nothing(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "erin@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "erin@example.com")
         await reply(stack, sent["id"], "Approve", headers={"Auto-Submitted": "auto-replied"})
         assert last_delivery(stack)["status"] == 200
         await reply(stack, sent["id"], "Yes", headers={"Precedence": "auto_reply"})
@@ -137,7 +126,7 @@ async def test_reply_from_someone_else_changes_nothing(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "frank@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "frank@example.com")
         await reply(stack, sent["id"], "Approve", from_addr="mallory@example.com")
         assert last_delivery(stack)["status"] == 200
         assert (await approval_row(stack, request.job_id))["status"] == "pending"
@@ -148,7 +137,7 @@ async def test_forged_signature_and_stale_timestamp_are_refused(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "gina@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "gina@example.com")
         forged = "whsec_" + "Zm9yZ2VkLXNlY3JldC1rZXktMTIzNDU2"
         await reply(stack, sent["id"], "Approve", sign_with=forged)
         assert last_delivery(stack)["status"] == 401
@@ -167,7 +156,7 @@ async def test_replayed_delivery_changes_nothing(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "hank@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "hank@example.com")
         # Capture a genuine delivery by sending it ourselves with the real secret.
         reply_id = await asyncio.to_thread(
             stack.emulators.resend.deliver_inbound,
@@ -210,7 +199,7 @@ async def test_tampered_or_foreign_token_changes_nothing(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "ivy@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "ivy@example.com")
         address = sent["reply_to"][0]
         local, domain = address.split("@")
         token = local.removeprefix("approval+")
@@ -221,7 +210,9 @@ async def test_tampered_or_foreign_token_changes_nothing(
             )
             assert last_delivery(stack)["status"] == 200
         # A genuine token of another approval (another job) cannot decide this one.
-        other_request, other_handle, other_sent = await _waiting_job(stack, "ivy2@example.com")
+        other_request, other_handle, other_sent = await waiting_job(
+            stack, STEPS, "ivy2@example.com"
+        )
         await asyncio.to_thread(
             stack.emulators.resend.deliver_inbound,
             "ivy@example.com",
@@ -239,7 +230,7 @@ async def test_second_decision_is_refused_first_wins(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        request, handle, sent = await _waiting_job(stack, "jack@example.com")
+        request, handle, sent = await waiting_job(stack, STEPS, "jack@example.com")
         await reply(stack, sent["id"], "approve")
         await reply(stack, sent["id"], "reject")
         assert last_delivery(stack)["status"] == 200
