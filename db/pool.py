@@ -8,6 +8,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+import db.binary_arrays  # noqa: F401 - registers its dumpers before any connection opens
+
 # Connections of the pool return rows as dicts.
 Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 

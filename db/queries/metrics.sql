@@ -36,18 +36,19 @@ LIMIT %(limit)s
 
 -- name: upsert_metric_batch
 -- One chunk of a page of metrics, on the natural key, counted. The arrays are bound in
--- binary format: nothing to escape or parse as text. Each distinct source_detail comes once,
--- picked by its 1-based position. A new row takes the id sent with it. A value that did not
+-- binary format (db/binary_arrays.py); values come as text and are parsed here, exactly.
+-- Each distinct source_detail comes once, picked by its 1-based position. A new row takes
+-- the id sent with it. A value that did not
 -- change is left alone (its sync_id still names the sync that last changed it) and not
 -- counted; (xmax = 0) tells a row this statement inserted from one it updated.
 WITH written AS (
     INSERT INTO public.performance_metrics AS m
         (id, platform_connection_id, platform, entity_id, metric_type, date, value, source,
          source_detail, sync_id)
-    SELECT id, %(connection_id)s, %(platform)s, entity_id, metric_type, date, value, 'api_sync',
-           (%(source_details)b::jsonb[])[detail_n], %(sync_id)s
+    SELECT id, %(connection_id)s, %(platform)s, entity_id, metric_type, date, value::numeric,
+           'api_sync', (%(source_details)b::jsonb[])[detail_n], %(sync_id)s
     FROM unnest(%(ids)b::uuid[], %(entity_ids)b::text[], %(metric_types)b::text[],
-                %(dates)b::date[], %(values)b::numeric[], %(detail_ns)b::int[])
+                %(dates)b::date[], %(values)b::text[], %(detail_ns)b::int[])
          AS page (id, entity_id, metric_type, date, value, detail_n)
     ON CONFLICT (platform_connection_id, entity_id, metric_type, date) DO UPDATE
     SET value = EXCLUDED.value, source = EXCLUDED.source, source_detail = EXCLUDED.source_detail,

@@ -136,13 +136,32 @@ async def test_the_last_value_of_a_key_in_a_page_wins(pool: Pool) -> None:
     assert rows[key(values[4])]["value"] == values[4].value
 
 
-async def test_new_rows_get_distinct_version_4_ids(pool: Pool) -> None:
+async def test_new_rows_get_distinct_time_ordered_version_7_ids(pool: Pool) -> None:
     connection_id = await new_connection(pool)
     await upsert(pool, connection_id, uuid.uuid4(), page(500))
+    await asyncio.sleep(0.002)
+    later = page(4, campaign_offset=1000)
+    await upsert(pool, connection_id, uuid.uuid4(), later)
 
-    ids = [r["id"] for r in (await stored(pool, connection_id)).values()]
-    assert len(set(ids)) == 500
-    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+    rows = await stored(pool, connection_id)
+    ids = [r["id"] for r in rows.values()]
+    assert len(set(ids)) == 504
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    first_ids = {rows[key(v)]["id"] for v in page(500)}
+    assert min(rows[key(v)]["id"] for v in later) > max(first_ids)
+
+
+async def test_values_are_stored_exactly_whatever_their_scale(pool: Pool) -> None:
+    connection_id = await new_connection(pool)
+    exact = ["12345678901234567890.123456789", "1E+3", "-0.000001", "0", "7.10", "-42"]
+    values = [
+        v.model_copy(update={"value": Decimal(x)}) for v, x in zip(page(6), exact, strict=True)
+    ]
+    await upsert(pool, connection_id, uuid.uuid4(), values)
+
+    rows = await stored(pool, connection_id)
+    assert [rows[key(v)]["value"] for v in values] == [Decimal(x) for x in exact]
+    assert str(rows[key(values[4])]["value"]) == "7.10"  # the scale sent is kept
 
 
 async def test_a_page_failing_midway_writes_nothing_and_keeps_the_callers_transaction(
