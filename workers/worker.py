@@ -41,6 +41,7 @@ from activities.metric_sync import MetricSyncActivities, ScheduleActivities
 from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
+from workers import shared_code
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
@@ -223,6 +224,7 @@ def worker_tuner(settings: Settings) -> WorkerTuner:
 
 def build_worker(client: Client, settings: Settings, services: Services) -> Worker:
     """The worker with every workflow and activity registered."""
+    shared_code.install()  # before the sandbox first imports a workflow module
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
