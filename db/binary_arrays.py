@@ -92,9 +92,9 @@ def date_array(values: Sequence[date]) -> DateArray:
 
 def text_array(values: Sequence[str]) -> TextArray:
     """A ``text[]`` of ``values`` (UTF-8; Postgres refuses a NUL character in text)."""
-    encoded = [v.encode() for v in values]
-    if any(b"\x00" in e for e in encoded):
+    if "\x00" in "".join(values):
         raise ValueError("text array element contains a NUL character")
+    encoded = [v.encode() for v in values]
     lengths = struct.pack(f">{len(encoded)}i", *map(len, encoded))
     parts = [b""] * (2 * len(encoded))
     parts[0::2] = [lengths[i : i + 4] for i in range(0, len(lengths), 4)]
