@@ -73,12 +73,14 @@ async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
     """Heartbeat in the background for a whole browser activity, so a dead worker is noticed
     within the heartbeat timeout and a cancellation reaches the activity. It covers the
     database calls too: an attempt waiting out a Postgres outage must not time out and be
-    retried beside itself (two attempts would act twice in the browser)."""
+    retried beside itself (two attempts would act twice in the browser). The first beat
+    comes after ``every``: most activities end sooner and cost the server no heartbeat
+    (each one is a write of the activity's state; the SDK sends the first at once)."""
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(every)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:
