@@ -14,11 +14,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import httpx
 import psutil
 from temporalio.client import Client
 
@@ -27,12 +29,12 @@ from db.pool import Pool, open_pool
 from emulators.runner import free_port
 from emulators.server import EmulatorStack, start_emulators
 from workers.embedded import EmbeddedPostgres, TemporalDevServer, die_with_parent
-from workers.processes import serving_ingress
 from workers.settings import Settings, load_settings, settings_env
 from workers.temporal import connect_client, register_search_attributes
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER_STOP_TIMEOUT = 20.0
+INGRESS_START_TIMEOUT = 30.0
 
 
 @dataclass
@@ -54,14 +56,18 @@ class BenchStack:
         async with self.pool.connection() as conn:
             return await (await conn.execute(query, params)).fetchall()
 
-    def start_worker(self, kind: str) -> subprocess.Popen[bytes]:
-        """Start ``orchestrator worker`` (ours) or ``python -m benchmarks.worker`` (bare)
-        with this stack's settings; it dies with this process."""
+    def start_worker(self, kind: Literal["ours", "bare", "ingress"]) -> subprocess.Popen[bytes]:
+        """Start ``orchestrator worker`` (ours), ``python -m benchmarks.worker`` (bare) or
+        ``orchestrator ingress`` with this stack's settings; it dies with this process."""
         # No Prometheus endpoint: an empty address turns it off.
         env = settings_env(self.settings) | {"LOG_LEVEL": "warning", "METRICS_BIND_ADDRESS": ""}
         log = (self.home / f"worker-{kind}.log").open("ab")
-        # Ours is the production entry point; bare is the baseline worker.
-        module = ["workers.cli", "worker"] if kind == "ours" else ["benchmarks.worker"]
+        # Ours and the ingress are the production entry points; bare is the baseline worker.
+        module = {
+            "ours": ["workers.cli", "worker"],
+            "bare": ["benchmarks.worker"],
+            "ingress": ["workers.cli", "ingress"],
+        }[kind]
         proc = subprocess.Popen(  # noqa: S603 - our own modules, fixed arguments
             [sys.executable, "-m", *module],
             cwd=REPO,
@@ -97,6 +103,22 @@ class BenchStack:
         for kind in list(self.workers):
             await self.stop_worker(kind)
 
+    async def start_ingress(self) -> None:
+        """Start ``orchestrator ingress`` (its own process, as in production) and wait
+        until it answers its health check."""
+        proc = self.start_worker("ingress")
+        deadline = time.monotonic() + INGRESS_START_TIMEOUT
+        async with httpx.AsyncClient() as http:
+            while True:
+                if proc.poll() is not None:
+                    self.check_workers()
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(f"{self.ingress_url}/healthz")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"ingress not healthy after {INGRESS_START_TIMEOUT} s")
+                await asyncio.sleep(0.1)
+
     def check_workers(self) -> None:
         """Raise if a worker process has exited (a benchmark would otherwise wait forever)."""
         for kind, proc in self.workers.items():
@@ -106,9 +128,9 @@ class BenchStack:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds (user + system) used so far by each part of the stack: the Temporal
-        server, each worker, this process (ingress, emulators, driver) and Postgres."""
+        server, each worker, the ingress, this process (emulators, driver) and Postgres."""
         parts = {"temporal": self.server_pid, "bench": os.getpid()}
-        parts |= {f"worker_{kind}": proc.pid for kind, proc in self.workers.items()}
+        parts |= {_process_name(kind): proc.pid for kind, proc in self.workers.items()}
         used = {name: _cpu(pid, children=False) for name, pid in parts.items()}
         postmaster = next(self.home.glob("postgres/**/postmaster.pid"), None)
         if postmaster is not None:
@@ -200,14 +222,12 @@ async def bench_stack(
             exits.push_async_callback(pool.close)
             client = await connect_client(settings)
             await register_search_attributes(client, settings.temporal_namespace)
-            await exits.enter_async_context(
-                serving_ingress(pool, client, settings, port=ingress_port)
-            )
             assert temporal.process is not None
             stack = BenchStack(
                 home, settings, pool, client, emulators, ingress_url, temporal.process.pid
             )
             exits.push_async_callback(stack.stop_workers)
+            await stack.start_ingress()
             yield stack
     finally:
         if keep:
@@ -252,3 +272,7 @@ def _settings(
         log_level="warning",
         **overrides,
     )
+
+
+def _process_name(kind: str) -> str:
+    return kind if kind == "ingress" else f"worker_{kind}"
