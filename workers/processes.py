@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -69,7 +70,8 @@ async def serving_ingress(
 
 
 async def run_ingress(settings: Settings) -> None:
-    """Serve the ingress until SIGTERM/SIGINT (uvicorn handles both)."""
+    """Serve the ingress until SIGTERM/SIGINT, then finish the requests in flight and return
+    (uvicorn's own handlers would re-raise the signal: an exit status of -15, not 0)."""
     inbound = inbound_config(settings)
     assert settings.database_url is not None
     pool = await open_pool(settings.database_url.get_secret_value(), min_size=1)
@@ -82,7 +84,7 @@ async def run_ingress(settings: Settings) -> None:
             max_body_bytes=settings.ingress_max_body_bytes,
         )
     )
-    server = uvicorn.Server(
+    server = InProcessServer(
         uvicorn.Config(
             app,
             host=settings.ingress_host,
@@ -91,6 +93,9 @@ async def run_ingress(settings: Settings) -> None:
             log_level="warning",
         )
     )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
     try:
         await server.serve()
     finally:
