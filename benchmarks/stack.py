@@ -1,6 +1,6 @@
 """The benchmark's own embedded stack: fresh Postgres and Temporal in a temporary
-directory, emulators at zero latency, the ingress in this process, workers as
-subprocesses (so their memory can be measured on their own)."""
+directory, emulators at zero latency in this process; the workers and the ingress as
+subprocesses, as in production (their CPU and memory are measured on their own)."""
 
 from __future__ import annotations
 
