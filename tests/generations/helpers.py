@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from activities.credentials import CredentialBox
-from activities.higgsfield import key_context
+from activities.higgsfield import GenerationActivities, key_context
 from db.generations import Q
 from tests.db.factories import insert_user
 from tests.harness import Stack
+from tests.waiting import eventually
 from workers.starters import start_generation
+from workers.worker import build_services
 from workflows.models.generation import GenerationInput
 
 HF_KEY = "hf_key_id:hf_key_secret_value"
@@ -63,3 +67,27 @@ async def status_reads(handle: Any) -> int:
         if e.HasField("activity_task_scheduled_event_attributes")
         and e.activity_task_scheduled_event_attributes.activity_type.name == "check_generation"
     )
+
+
+@asynccontextmanager
+async def submitted_then_terminated(
+    stack: Stack, prompt: str
+) -> AsyncIterator[tuple[uuid.UUID, str, GenerationActivities]]:
+    """A generation submitted to Higgsfield (held queued) whose workflow is terminated, so
+    the test calls the activities itself: (generation id, request id, activities)."""
+    hf = stack.emulators.higgsfield
+    hf.auto_advance = False
+    request, handle = await start(stack, await user_with_key(stack), prompt)
+    await eventually(lambda: hf.submissions(), what="submission")
+    await handle.terminate("the test calls the activities itself")
+    services = build_services(stack.settings, stack.pool)
+    try:
+        yield (
+            request.generation_id,
+            hf.submissions()[0]["request_id"],
+            GenerationActivities(
+                stack.pool, services.credentials, services.http, services.higgsfield
+            ),
+        )
+    finally:
+        await services.http.aclose()

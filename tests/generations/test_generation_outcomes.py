@@ -13,12 +13,17 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.higgsfield import GenerationActivities, GenerationRef
-from tests.generations.helpers import generation_row, start, status_reads, user_with_key
+from activities.higgsfield import GenerationRef
+from tests.generations.helpers import (
+    generation_row,
+    start,
+    status_reads,
+    submitted_then_terminated,
+    user_with_key,
+)
 from tests.harness import running_stack
 from tests.history_recording import record_history
 from tests.waiting import eventually
-from workers.worker import build_services
 
 
 async def test_completed_generation_copies_results_into_asset_storage(
@@ -220,28 +225,17 @@ async def test_cancel_retried_after_its_answer_was_lost_still_counts_as_cancelle
 ) -> None:
     # The first cancel reaches Higgsfield but its answer is lost (the activity is retried);
     # Higgsfield refuses the second one, and the status read shows the first one worked.
-    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        hf = stack.emulators.higgsfield
-        hf.auto_advance = False
-        user_id = await user_with_key(stack)
-        request, handle = await start(stack, user_id, "cancel me twice")
-        await eventually(lambda: hf.submissions(), what="submission")
-        request_id = hf.submissions()[0]["request_id"]
-        # The test cancels on Higgsfield itself: the workflow must not read the status first.
-        await handle.terminate("the test cancels on Higgsfield itself")
-        services = build_services(stack.settings, stack.pool)
-        activities = GenerationActivities(
-            stack.pool, services.credentials, services.http, services.higgsfield
-        )
-        ref = GenerationRef(generation_id=request.generation_id, request_id=request_id)
-        try:
-            first = await activities.cancel_on_higgsfield(ref)
-            assert first.cancelled and hf.status_of(request_id) == "canceled"
-            # No longer queued: Higgsfield refuses this one, the status read settles it.
-            retried = await activities.cancel_on_higgsfield(ref)
-        finally:
-            await services.http.aclose()
-        assert retried.cancelled, retried.reason
+    # The test cancels on Higgsfield itself: the workflow must not read the status first.
+    async with (
+        running_stack(db_url, temporal_env.client, task_queue) as stack,
+        submitted_then_terminated(stack, "cancel me twice") as (generation_id, request_id, acts),
+    ):
+        ref = GenerationRef(generation_id=generation_id, request_id=request_id)
+        first = await acts.cancel_on_higgsfield(ref)
+        assert first.cancelled and stack.emulators.higgsfield.status_of(request_id) == "canceled"
+        # No longer queued: Higgsfield refuses this one, the status read settles it.
+        retried = await acts.cancel_on_higgsfield(ref)
+    assert retried.cancelled, retried.reason
 
 
 async def test_cancel_of_a_request_higgsfield_does_not_know_is_refused_not_retried(
@@ -250,28 +244,18 @@ async def test_cancel_of_a_request_higgsfield_does_not_know_is_refused_not_retri
     # Higgsfield answers 404 to the cancel and to the status read: no retry can change
     # that, so the activity answers "not cancelled" instead of raising (and retrying
     # forever). A 429 is the one refusal worth retrying, after a pause.
-    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        hf = stack.emulators.higgsfield
-        hf.auto_advance = False
-        user_id = await user_with_key(stack)
-        request, handle = await start(stack, user_id, "cancel what Higgsfield forgot")
-        await eventually(lambda: hf.submissions(), what="submission")
-        await handle.terminate("the test calls the activity itself")
-        services = build_services(stack.settings, stack.pool)
-        activities = GenerationActivities(
-            stack.pool, services.credentials, services.http, services.higgsfield
-        )
-        unknown = GenerationRef(generation_id=request.generation_id, request_id="no-such-id")
-        try:
-            refused = await activities.cancel_on_higgsfield(unknown)
-            hf.faults.fail_next(status=429, path_prefix="/requests/")
-            with pytest.raises(ApplicationError) as limited:
-                await activities.cancel_on_higgsfield(unknown)
-        finally:
-            await services.http.aclose()
-        assert not refused.cancelled and "404" in (refused.reason or "")
-        assert not limited.value.non_retryable
-        assert limited.value.next_retry_delay is not None
+    async with (
+        running_stack(db_url, temporal_env.client, task_queue) as stack,
+        submitted_then_terminated(stack, "cancel what Higgsfield forgot") as (gid, _, acts),
+    ):
+        unknown = GenerationRef(generation_id=gid, request_id="no-such-id")
+        refused = await acts.cancel_on_higgsfield(unknown)
+        stack.emulators.higgsfield.faults.fail_next(status=429, path_prefix="/requests/")
+        with pytest.raises(ApplicationError) as limited:
+            await acts.cancel_on_higgsfield(unknown)
+    assert not refused.cancelled and "404" in (refused.reason or "")
+    assert not limited.value.non_retryable
+    assert limited.value.next_retry_delay is not None
 
 
 async def _status_is(stack, generation_id, status):  # type: ignore[no-untyped-def]
