@@ -7,14 +7,13 @@ benchmark runs as ``orchestrator worker``), configured from the environment.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from datetime import timedelta
 
 from temporalio.worker import Worker
 
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, bare_noop, bare_notify
+from workers.cli import exit_without_teardown
 from workers.logging import configure_logging
 from workers.settings import Settings, load_settings
 from workers.temporal import connect_client
@@ -46,10 +45,7 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_bare(settings))
-    # No interpreter teardown: the Temporal runtime's threads can abort it (SIGABRT).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_without_teardown(0)
 
 
 if __name__ == "__main__":

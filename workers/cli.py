@@ -313,7 +313,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of ``orchestrator``: run the command, exit with its status."""
-    _exit(run_command(argv))
+    exit_without_teardown(run_command(argv))
 
 
 def run_command(argv: list[str] | None = None) -> int:
@@ -349,7 +349,7 @@ def run_command(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _exit(status: int) -> NoReturn:
+def exit_without_teardown(status: int) -> NoReturn:
     """Exit without interpreter teardown (every command, the long-running processes once
     they have shut down cleanly): the Temporal client's runtime threads can abort a
     finalizing interpreter (SIGABRT instead of the status; temporalio/sdk-python#300)."""
