@@ -196,7 +196,7 @@ def worker_tuner(settings: Settings) -> WorkerTuner:
     (up to ``worker_max_concurrent_activities``) only while CPU stays under the target.
 
     Measured on two cores at 10 replies/s: the reply-to-resume p50 went from 2.4 s with
-    100 fixed activity slots to 0.19 s, because resumed jobs' activities no longer crowd
+    100 fixed activity slots to under 0.1 s, because resumed jobs' activities no longer crowd
     out the workflow tasks that apply the next decisions.
     """
     if settings.worker_activity_cpu_target is None:
