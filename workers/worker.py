@@ -43,7 +43,6 @@ from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
 from workers.logging import configure_logging, get_logger, register_secrets
-from workers.sandbox_runner import CompiledSandboxRunner
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
 from workflows.agent_job import AgentJob
@@ -232,7 +231,6 @@ def build_worker(client: Client, settings: Settings, services: Services) -> Work
         workflows=ALL_WORKFLOWS,
         activities=all_activities(services),
         interceptors=[LoggingInterceptor()],
-        workflow_runner=CompiledSandboxRunner(),
         tuner=worker_tuner(settings),
         max_cached_workflows=settings.worker_sticky_cache_size,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
