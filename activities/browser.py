@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +20,10 @@ from steel import AsyncSteel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+# Every browser activity heartbeats for its whole body, database calls included: an attempt
+# waiting out a Postgres outage must not time out and be retried beside itself (two
+# attempts would act twice in the browser).
+from activities.context import heartbeating
 from db.blobs import put_blob
 from db.pool import Pool
 from db.queries import load_queries
@@ -66,29 +68,6 @@ class ReleaseSessionInput(BaseModel):
     """The session to release."""
 
     session_id: str
-
-
-@contextlib.asynccontextmanager
-async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
-    """Heartbeat in the background for a whole browser activity, so a dead worker is noticed
-    within the heartbeat timeout and a cancellation reaches the activity. It covers the
-    database calls too: an attempt waiting out a Postgres outage must not time out and be
-    retried beside itself (two attempts would act twice in the browser). The first beat
-    comes after ``every``: most activities end sooner and cost the server no heartbeat
-    (each one is a write of the activity's state; the SDK sends the first at once)."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every)
-            activity.heartbeat()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def classify_steel_error(exc: Exception, what: str) -> Exception:

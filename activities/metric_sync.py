@@ -9,9 +9,7 @@ is split into slices of ``SLICE_DAYS``: a page that keeps failing ends its slice
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -32,7 +30,7 @@ from activities.connectors import (
 )
 from activities.connectors.google_ads import GoogleAdsConnector
 from activities.connectors.meta import MetaConnector
-from activities.context import transition_context
+from activities.context import heartbeating, transition_context
 from activities.credentials import CredentialBox, DecryptionError
 from db import metrics
 from db.metrics import ConnectionRow, UpsertCounts
@@ -210,7 +208,9 @@ class MetricSyncActivities:
             row = await _connection(conn, request.connection_id)
         connector = self._connector(row)
         slices = _slices(request.since, request.until)
-        async with _heartbeating(progress):
+        # While waiting on the platform (throttles, slow pages); each beat carries the
+        # whole progress, since a heartbeat replaces the details of the last.
+        async with heartbeating(lambda: _beat(progress), every=HEARTBEAT_EVERY):
             while progress.slice_index < len(slices):
                 since, until = slices[progress.slice_index]
                 await self._pull_slice(request, row, connector, since, until, progress)
@@ -409,27 +409,6 @@ def _add(progress: PullProgress, page: Page, counts: UpsertCounts) -> None:
 def _beat(progress: PullProgress) -> None:
     """Heartbeat a snapshot of the progress (the SDK sends it later, throttled)."""
     activity.heartbeat(progress.model_copy(deep=True))
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating(progress: PullProgress) -> AsyncIterator[None]:
-    """Heartbeat the current progress while waiting on the platform (throttles, slow pages).
-
-    Each heartbeat replaces the details of the last, so every beat carries the progress.
-    """
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY)
-            _beat(progress)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class ReconcileInput(BaseModel):

@@ -50,5 +50,9 @@ async def test_ingress_serves_then_exits_0_on_sigterm(
                 await eventually(healthy, what="ingress health", timeout=30)
         finally:
             ingress.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(ingress.wait, 30)
+            try:
+                await asyncio.to_thread(ingress.wait, 30)
+            except subprocess.TimeoutExpired:
+                ingress.kill()  # fail below without leaving it running
+                await asyncio.to_thread(ingress.wait)
     assert ingress.returncode == 0, ingress.stderr.read() if ingress.stderr else ""
