@@ -77,8 +77,14 @@ async def test_reconcile_creates_updates_pauses_and_deletes_schedules(
             )
             changed = await reconcile_schedules(stack.client, stack.pool, task_queue)
             assert (changed.updated, changed.unchanged) == ([str(meta.id)], 1)
-            schedule = (await handle.describe()).schedule
-            assert [i.every for i in schedule.spec.intervals] == [timedelta(minutes=15)]
+
+            # The server applies schedule changes as signals to its scheduler: describe
+            # can lag them by a moment under load.
+            async def interval_is_15() -> bool:
+                intervals = (await handle.describe()).schedule.spec.intervals
+                return [i.every for i in intervals] == [timedelta(minutes=15)]
+
+            await eventually(interval_is_15, what="the 15-minute interval")
 
             await stack.fetchrow(
                 "UPDATE platform_connections SET is_active = false WHERE id = %s RETURNING id",
@@ -86,8 +92,12 @@ async def test_reconcile_creates_updates_pauses_and_deletes_schedules(
             )
             paused = await reconcile_schedules(stack.client, stack.pool, task_queue)
             assert paused.paused == [str(meta.id)]
-            state = (await handle.describe()).schedule.state
-            assert state.paused and state.note and state.note.startswith("Paused:")
+
+            async def is_paused() -> bool:
+                state = (await handle.describe()).schedule.state
+                return state.paused and (state.note or "").startswith("Paused:")
+
+            await eventually(is_paused, what="the schedule paused with its reason")
             assert (await reconcile_schedules(stack.client, stack.pool, task_queue)).unchanged == 2
 
             await stack.fetchrow(
@@ -96,7 +106,11 @@ async def test_reconcile_creates_updates_pauses_and_deletes_schedules(
             )
             resumed = await reconcile_schedules(stack.client, stack.pool, task_queue)
             assert resumed.unpaused == [str(meta.id)]
-            assert not (await handle.describe()).schedule.state.paused
+
+            async def is_running() -> bool:
+                return not (await handle.describe()).schedule.state.paused
+
+            await eventually(is_running, what="the schedule unpaused")
 
             await stack.fetchrow(
                 "DELETE FROM platform_connections WHERE id = %s RETURNING id", google.id
