@@ -11,6 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workers.sandbox_runner import CompiledSandboxRunner
 from workers.worker import ALL_WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -54,6 +55,10 @@ def test_every_workflow_path_has_a_recorded_history() -> None:
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=ALL_WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=CompiledSandboxRunner(),  # as the worker runs them
+    )
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
     await replayer.replay_workflow(history)

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # Activity slots beyond a few are handed out only while the machine's CPU is below
     # this fraction, so workflow tasks (a person's approval resuming a job) are not queued
     # behind activities on a saturated machine. None: always max_concurrent_activities.
-    worker_activity_cpu_target: float | None = Field(default=0.8, gt=0, le=1)
+    worker_activity_cpu_target: float | None = Field(default=0.7, gt=0, le=1)
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     metrics_bind_address: str | None = "127.0.0.1:9464"
     migrate_on_start: bool = False
