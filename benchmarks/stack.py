@@ -56,11 +56,14 @@ class BenchStack:
         async with self.pool.connection() as conn:
             return await (await conn.execute(query, params)).fetchall()
 
-    def start_worker(self, kind: Literal["ours", "bare", "ingress"]) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, kind: Literal["ours", "bare", "ingress"], extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start ``orchestrator worker`` (ours), ``python -m benchmarks.worker`` (bare) or
         ``orchestrator ingress`` with this stack's settings; it dies with this process."""
         # No Prometheus endpoint: an empty address turns it off.
         env = settings_env(self.settings) | {"LOG_LEVEL": "warning", "METRICS_BIND_ADDRESS": ""}
+        env |= extra_env or {}
         log = (self.home / f"worker-{kind}.log").open("ab")
         # Ours and the ingress are the production entry points; bare is the baseline worker.
         module = {

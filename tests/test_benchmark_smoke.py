@@ -54,6 +54,11 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert figures["reply_to_resume"]["samples"] == figures["config"]["jobs"]
     for ratio in ("agent_jobs_ratio", "generations_ratio"):
         assert figures[ratio] > 0
+        assert figures[f"{ratio}_our_runner"] > 0
+    for bare, count in (("agent_jobs_bare", "jobs"), ("generations_bare", "generations")):
+        for variant in (bare, f"{bare}_our_runner"):  # the SDK's sandbox runner, then ours
+            assert figures[variant]["failed"] == 0
+            assert figures[variant]["workflows"] == figures["config"][count]
     for kind in ("per_job", "per_generation"):
         assert figures[kind]["transitions"]["total"] > 0
         for name in ROUND_TRIPS:
