@@ -31,20 +31,24 @@ def dev_env(home: Path) -> dict[str, str]:
 
 def start_dev(home: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """Start `orchestrator dev`; return it and the lines it printed (key → value)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "dev"],
-        env=dev_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    home.mkdir(parents=True, exist_ok=True)
+    stderr = home / "dev-stderr.log"  # appended to, so a second start keeps the first's
+    with stderr.open("a") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "dev"],
+            env=dev_env(home),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     lines: dict[str, str] = {}
     deadline = time.monotonic() + 120
     assert proc.stdout is not None
     while not all(k in lines for k in EXPECTED_LINES):
         line = proc.stdout.readline()
         if not line:
-            pytest.fail(f"orchestrator dev exited early with {proc.wait()}")
+            tail = "\n".join(stderr.read_text(errors="replace").splitlines()[-30:])
+            pytest.fail(f"orchestrator dev exited early with {proc.wait()}; its stderr:\n{tail}")
         key, _, value = line.strip().partition(": ")
         lines[key] = value
         assert time.monotonic() < deadline, "orchestrator dev did not start in time"
