@@ -31,8 +31,9 @@ def dev_env(home: Path) -> dict[str, str]:
 
 def start_dev(home: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """Start `orchestrator dev`; return it and the lines it printed (key → value)."""
-    home.mkdir(parents=True, exist_ok=True)
-    stderr = home / "dev-stderr.log"  # appended to, so a second start keeps the first's
+    # Beside the home, not in it: the stack must create its home itself. Appended to, so
+    # a second start keeps the first's.
+    stderr = home.with_name(f"{home.name}-dev-stderr.log")
     with stderr.open("a") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "dev"],

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from db.pool import connect, open_pool
+from psycopg import AsyncConnection
+
+from db.pool import Pool, connect, open_pool
 from tests.waiting import eventually
 
 
-async def _backend_pid(pool: Any) -> int:
+async def _pid(conn: AsyncConnection[Any]) -> int:
+    row = await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
+    assert row is not None
+    return int(row["pid"])
+
+
+async def _backend_pid(pool: Pool) -> int:
     async with pool.connection() as conn:
-        row = await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
-        return int(row["pid"])
+        return await _pid(conn)
 
 
 async def test_connection_ended_by_the_server_is_replaced_on_checkout(db_url: str) -> None:
@@ -20,9 +27,7 @@ async def test_connection_ended_by_the_server_is_replaced_on_checkout(db_url: st
     admin = await connect(db_url)
     try:
         async with pool.connection() as ended:
-            first = int(
-                (await (await ended.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]
-            )  # type: ignore[index]
+            first = await _pid(ended)
 
         # What a Postgres restart does to every idle connection, done to this one.
         await admin.execute("SELECT pg_terminate_backend(%s)", (first,))
