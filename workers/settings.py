@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
     worker_sticky_cache_size: int = Field(default=1000, ge=0)
+    # A cached run with no activation for this long (a job parked at an approval gate)
+    # is evicted; its next task replays it. None: runs leave the cache only by its LRU.
+    worker_idle_eviction_seconds: float | None = Field(default=300.0, gt=0)
     # Activity slots beyond a few are handed out only while the machine's CPU is below
     # this fraction, so workflow tasks (a person's approval resuming a job) are not queued
     # behind activities on a saturated machine. None: always max_concurrent_activities.
@@ -100,7 +103,7 @@ class Settings(BaseSettings):
     google_ads_developer_token: SecretStr | None = None
     metric_sync_lookback: timedelta = timedelta(days=3)
 
-    @field_validator("worker_activity_cpu_target", mode="before")
+    @field_validator("worker_activity_cpu_target", "worker_idle_eviction_seconds", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -25,7 +25,6 @@ from temporalio.worker import (
     ResourceBasedSlotConfig,
     ResourceBasedSlotSupplier,
     ResourceBasedTunerConfig,
-    Worker,
     WorkerTuner,
 )
 
@@ -42,6 +41,7 @@ from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
+from workers.idle_eviction import CachedRuns, EvictingWorker
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.sandbox_runner import CompiledSandboxRunner
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
@@ -225,16 +225,19 @@ def worker_tuner(settings: Settings) -> WorkerTuner:
     )
 
 
-def build_worker(client: Client, settings: Settings, services: Services) -> Worker:
+def build_worker(client: Client, settings: Settings, services: Services) -> EvictingWorker:
     """The worker with every workflow and activity registered."""
     shared_code.install()  # before the sandbox first imports a workflow module
-    return Worker(
+    runs = CachedRuns()
+    return EvictingWorker(
         client,
+        runs=runs,
+        idle_eviction=settings.worker_idle_eviction_seconds,
         task_queue=settings.temporal_task_queue,
         workflows=ALL_WORKFLOWS,
         activities=all_activities(services),
         interceptors=[LoggingInterceptor()],
-        workflow_runner=CompiledSandboxRunner(),
+        workflow_runner=CompiledSandboxRunner(runs=runs),
         tuner=worker_tuner(settings),
         max_cached_workflows=settings.worker_sticky_cache_size,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),

@@ -1,0 +1,89 @@
+"""Runs idle in the worker's cache are evicted; a parked job still resumes on its reply."""
+
+from __future__ import annotations
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.harness import running_stack
+from tests.waiting import eventually
+from tests.workflows.approval_helpers import approval_row, reply, waiting_job
+from tests.workflows.jobs_fixtures import DELETE_STEP
+from workers.idle_eviction import CachedRuns
+from workers.worker import build_services, build_worker
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_only_runs_idle_long_enough_are_taken_and_each_once() -> None:
+    clock = _Clock()
+    runs = CachedRuns(clock)
+    runs.activated("parked")
+    clock.now += 10
+    runs.activated("busy")
+    assert runs.take_idle(10) == ["parked"]
+    assert runs.take_idle(10) == []  # asked once; the eviction is on its way
+    clock.now += 10
+    assert runs.take_idle(10) == ["busy"]
+    runs.activated("busy")  # a task reached it before the eviction did: active again
+    assert "busy" in runs and runs.take_idle(10) == []
+    runs.dropped("parked")
+    runs.dropped("parked")  # a second removal of the same run counts once
+    runs.dropped("never-seen")
+    assert "parked" not in runs and len(runs) == 1
+    assert runs.take_dropped() == 1 and runs.take_dropped() == 0
+    assert runs.evictions_requested == 2
+
+
+def test_a_run_waiting_on_a_local_activity_is_never_idle() -> None:
+    # Evicting it would cancel the local activity (a database write) half way.
+    clock = _Clock()
+    runs = CachedRuns(clock)
+    runs.activated("writing", scheduled_local=[1, 2])
+    clock.now += 60
+    runs.activated("writing", resolved_local=[1])  # a signal may come between
+    clock.now += 60
+    assert runs.take_idle(10) == []
+    runs.activated("writing", resolved_local=[2])
+    clock.now += 60
+    assert runs.take_idle(10) == ["writing"]
+
+
+async def test_a_parked_job_leaves_the_cache_and_resumes_on_its_reply(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(
+        db_url, temporal_env.client, task_queue, worker=False, worker_idle_eviction_seconds=1
+    ) as stack:
+        services = build_services(stack.settings, stack.pool)
+        async with build_worker(temporal_env.client, stack.settings, services) as worker:
+            email = "idle@example.com"
+            request, handle, sent = await waiting_job(stack, [DELETE_STEP], email)
+            run_id = (await handle.describe()).run_id
+            assert run_id is not None
+            cached = worker.cached_runs
+
+            # The worker had the run cached while it worked, then let it go once idle:
+            # the SDK core sent the eviction this worker asked for.
+            await eventually(
+                lambda: cached.evictions_requested and run_id not in cached,
+                what="the parked run evicted from the cache",
+            )
+            assert (await approval_row(stack, request.job_id))["status"] == "pending"
+
+            # The reply's workflow task replays the run from its history and goes on.
+            await reply(stack, sent["id"], "Approve")
+            result = await handle.result()
+            assert result.status == "completed"
+            row = await approval_row(stack, request.job_id)
+            assert row["status"] == "approved" and row["decision_channel"] == "email"
+            job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
+            assert job == {"status": "completed"}
+            assert stack.emulators.resend.sends_by_idempotency_key() == {
+                f"approval-request/{row['id']}": 1
+            }

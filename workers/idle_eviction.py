@@ -1,0 +1,183 @@
+"""Evicting workflow runs that have sat idle in the worker's cache.
+
+A job parked at an approval gate waits hours or days for a person. Temporal keeps its run
+in the worker's sticky cache (~0.25 MB each here) until the cache's LRU needs the slot,
+and has no idle eviction of its own (temporalio/features#573). A cache small enough for
+thousands of parked jobs makes every burst of active jobs replay their histories again
+and again; a large one holds every parked job in memory.
+
+So the cache stays sized for active runs, and a run with no activation for
+``WORKER_IDLE_EVICTION_SECONDS`` is evicted through the SDK core's own eviction request
+(the path an LRU eviction takes), unless a local activity of it is still running (the
+eviction would cancel it half way). Its next workflow task (the reply, a timer) replays its
+history once. After evictions the C heap is trimmed, so pages the C allocator freed go
+back to the OS; memory on pages still partly used stays with the process (README,
+Performance: RSS follows the high-water mark of cached runs, not their current count).
+
+The request goes through the worker's private ``_bridge_worker``: temporalio is pinned,
+and ``tests/workflows/test_idle_eviction.py`` fails if that changes in an upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from workers.logging import get_logger
+
+log = get_logger("workers.idle_eviction")
+
+SWEEP_EVERY_MAX = 30.0  # seconds between sweeps, at most
+
+
+class CachedRuns:
+    """The runs this worker holds, with when each last finished an activation.
+
+    Activations run on the SDK's workflow thread pool, the sweep on the event loop: every
+    access holds the lock.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_active: dict[str, float] = {}
+        self._requested: set[str] = set()
+        self._local_pending: dict[str, set[int]] = {}
+        self._dropped_since_trim = 0
+        self.evictions_requested = 0
+
+    def activated(
+        self,
+        run_id: str,
+        *,
+        scheduled_local: Iterable[int] = (),
+        resolved_local: Iterable[int] = (),
+    ) -> None:
+        """The run finished an activation: it is active now. Local activities it scheduled
+        (their sequence numbers) keep it from being idle until they are resolved: evicting
+        a run cancels its running local activity."""
+        with self._lock:
+            self._last_active[run_id] = self._clock()
+            self._requested.discard(run_id)
+            pending = self._local_pending.setdefault(run_id, set())
+            pending.difference_update(resolved_local)
+            pending.update(scheduled_local)
+            if not pending:
+                del self._local_pending[run_id]
+
+    def dropped(self, run_id: str) -> None:
+        """The run left the cache (evicted for any reason, or completed)."""
+        with self._lock:
+            if self._last_active.pop(run_id, None) is not None:
+                self._dropped_since_trim += 1
+            self._requested.discard(run_id)
+            self._local_pending.pop(run_id, None)  # a replay schedules them again
+
+    def take_idle(self, idle_for: float) -> list[str]:
+        """Runs idle at least ``idle_for`` seconds not yet asked to leave; marks them asked."""
+        cutoff = self._clock() - idle_for
+        with self._lock:
+            idle = [
+                run_id
+                for run_id, at in self._last_active.items()
+                if at <= cutoff
+                and run_id not in self._requested
+                and run_id not in self._local_pending
+            ]
+            self._requested.update(idle)
+            self.evictions_requested += len(idle)
+        return idle
+
+    def take_dropped(self) -> int:
+        """How many runs left the cache since the last call."""
+        with self._lock:
+            dropped, self._dropped_since_trim = self._dropped_since_trim, 0
+        return dropped
+
+    def __contains__(self, run_id: object) -> bool:
+        with self._lock:
+            return run_id in self._last_active
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._last_active)
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    """glibc's ``malloc_trim(0)``, or None where the C library has none (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+
+    def call() -> None:
+        trim(0)
+
+    return call
+
+
+class EvictingWorker(Worker):
+    """Temporal's worker, evicting runs idle for ``idle_eviction`` seconds from its cache."""
+
+    def __init__(
+        self, client: Client, *, runs: CachedRuns, idle_eviction: float | None, **kwargs: Any
+    ) -> None:
+        super().__init__(client, **kwargs)
+        self.cached_runs = runs
+        self._idle_eviction = idle_eviction
+        self._sweeping = False
+        self._trim = _malloc_trim()
+
+    async def run(self) -> None:
+        """Run the worker (see :meth:`Worker.run`) and sweep idle runs while it polls."""
+        if self._idle_eviction is None:
+            await super().run()
+            return
+        self._sweeping = True
+        sweeper = asyncio.create_task(self._sweep(self._idle_eviction))
+        try:
+            await super().run()
+        finally:
+            self._sweeping = False
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+    async def shutdown(self) -> None:
+        """Stop sweeping, then shut down as :meth:`Worker.shutdown`."""
+        self._sweeping = False
+        await super().shutdown()
+
+    async def _sweep(self, idle_eviction: float) -> None:
+        interval = max(0.5, min(idle_eviction / 4, SWEEP_EVERY_MAX))
+        while True:
+            await asyncio.sleep(interval)
+            if not self._sweeping:
+                return
+            idle = self.cached_runs.take_idle(idle_eviction)
+            try:
+                for run_id in idle:
+                    # The core evicts once any activation in flight is done, as for an LRU
+                    # eviction; the server does not know, and the next task replays the run.
+                    self._bridge_worker.request_workflow_eviction(run_id)
+            except Exception:  # a saving, never a reason to stop the worker
+                log.exception("idle eviction failed; runs now leave the cache by its LRU only")
+                return
+            if idle:
+                log.info("idle workflow runs evicted", runs=len(idle), idle_s=idle_eviction)
+            if self.cached_runs.take_dropped() and self._trim is not None:
+                await asyncio.to_thread(self._trim)
