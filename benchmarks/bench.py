@@ -45,6 +45,7 @@ from workers.embedded import DEV_SERVER_DYNAMIC_CONFIG
 from workers.settings import Settings
 
 QUICK = {"jobs": 5, "generations": 5, "metric_rows": 1000, "parked": 20}
+QUICK_IDLE_EVICTION = "2"
 REPLY_RATE = 10.0  # replies per second while latency is measured
 WARMUP = 3  # workflows of each kind run before anything is timed
 
@@ -77,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         for name, value in QUICK.items():
             setattr(args, name, value)
+        # Idle eviction within seconds, so the smoke run goes through it too.
+        args.worker_settings.setdefault("worker_idle_eviction_seconds", QUICK_IDLE_EVICTION)
     return args
 
 
@@ -270,7 +273,7 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
             ">=",
             0.5,
         ),
-        ("worker RSS, parked jobs (MB)", out["parked"]["worker_rss_parked_mb"], "<=", 200),
+        ("worker RSS, parked jobs (MB)", _parked_rss(out["parked"]), "<=", 200),
     ]
     return [
         {
@@ -281,6 +284,13 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for name, value, op, goal in checks
     ]
+
+
+def _parked_rss(parked: dict[str, Any]) -> float:
+    # Jobs wait at gates for hours: the worker's RSS once it has evicted the idle runs, or
+    # when the last one parked if idle eviction is off.
+    settled = parked["worker_rss_settled_mb"]
+    return float(parked["worker_rss_parked_mb"] if settled is None else settled)
 
 
 def table(out: dict[str, Any]) -> str:
@@ -321,6 +331,10 @@ def table(out: dict[str, Any]) -> str:
         ("4. COPY rows/s", m["copy_rows_per_s"]),
         ("4. upsert/COPY Meta, Google Ads", f"{m['ratio_meta']}, {m['ratio_google_ads']}"),
         (f"5. worker RSS, {p['jobs']} parked (MB)", p["worker_rss_parked_mb"]),
+        (
+            f"5. worker RSS, idle runs evicted after {p['idle_eviction_s']} s (MB)",
+            p["worker_rss_settled_mb"],
+        ),
         (
             "5. worker RSS idle / peak (MB)",
             f"{p['worker_rss_idle_mb']} / {p['worker_rss_peak_mb']}",

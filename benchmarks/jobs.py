@@ -16,6 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, BarePlan
 from benchmarks.common import percentile, rate, start_all, wait_all
 from benchmarks.stack import BenchStack
+from workers.idle_eviction import SWEEP_EVERY_MAX
 from workers.starters import start_agent_job
 from workflows.models.agent_job import AgentJobInput
 from workflows.steps import Step
@@ -267,7 +268,8 @@ async def reply_latency(
 
 
 async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[str, Any]:
-    """A fresh worker, ``count`` jobs parked at their gates: its RSS; then resume them all."""
+    """A fresh worker, ``count`` jobs parked at their gates: its RSS when the last one parked
+    and once the worker has evicted the idle runs; then resume them all."""
     await stack.stop_worker("ours")
     stack.start_worker("ours")
     await asyncio.sleep(3)  # imports done, polling
@@ -284,6 +286,12 @@ async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[
         samples.append(stack.worker_rss_mb())
         await asyncio.sleep(0.5)
     parked_mb = max(samples)
+    settled_mb = None
+    idle_eviction = stack.settings.worker_idle_eviction_seconds
+    if idle_eviction is not None:
+        # Every parked run idle past the eviction age, then a sweep and a trim after it.
+        await asyncio.sleep(idle_eviction + min(idle_eviction / 4, SWEEP_EVERY_MAX) + 5)
+        settled_mb = stack.worker_rss_mb()
     resume_started = time.time()
     replies = [asyncio.ensure_future(desk.reply(e, a)) for e, a in emails]
     failed, ended = await wait_all(handles, stack.check_workers)
@@ -296,6 +304,9 @@ async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[
         "worker_rss_idle_mb": round(idle_mb, 1),
         "worker_rss_parked_mb": round(parked_mb, 1),
         "worker_rss_peak_mb": round(max(peak), 1),
+        # After the idle runs were evicted (None: idle eviction is off).
+        "worker_rss_settled_mb": None if settled_mb is None else round(settled_mb, 1),
+        "idle_eviction_s": idle_eviction,
         "park_seconds": round(parked_s, 2),
         "resume_seconds": round(resume_s, 2),
         "resumed_per_s": rate(count - failed, resume_s),

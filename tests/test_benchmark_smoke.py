@@ -23,7 +23,13 @@ FIGURES = {
         "ratio_meta",
         "ratio_google_ads",
     ),
-    "parked": ("jobs", "worker_rss_parked_mb", "worker_rss_idle_mb", "resume_seconds"),
+    "parked": (
+        "jobs",
+        "worker_rss_parked_mb",
+        "worker_rss_settled_mb",
+        "worker_rss_idle_mb",
+        "resume_seconds",
+    ),
 }
 ROUND_TRIPS = ("activities", "local_activities", "timers", "workflow_tasks")
 
