@@ -16,7 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, BarePlan
 from benchmarks.common import percentile, rate, start_all, wait_all
 from benchmarks.stack import BenchStack
-from workers.idle_eviction import SWEEP_EVERY_MAX
+from workers.idle_eviction import sweep_interval
 from workers.starters import start_agent_job
 from workflows.models.agent_job import AgentJobInput
 from workflows.steps import Step
@@ -290,7 +290,7 @@ async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[
     idle_eviction = stack.settings.worker_idle_eviction_seconds
     if idle_eviction is not None:
         # Every parked run idle past the eviction age, then a sweep and a trim after it.
-        await asyncio.sleep(idle_eviction + min(idle_eviction / 4, SWEEP_EVERY_MAX) + 5)
+        await asyncio.sleep(idle_eviction + sweep_interval(idle_eviction) + 5)
         settled_mb = stack.worker_rss_mb()
     resume_started = time.time()
     replies = [asyncio.ensure_future(desk.reply(e, a)) for e, a in emails]

@@ -39,6 +39,11 @@ log = get_logger("workers.idle_eviction")
 SWEEP_EVERY_MAX = 30.0  # seconds between sweeps, at most
 
 
+def sweep_interval(idle_eviction: float) -> float:
+    """Seconds between two sweeps: a run is evicted at most this late after its idle time."""
+    return max(0.5, min(idle_eviction / 4, SWEEP_EVERY_MAX))
+
+
 class CachedRuns:
     """The runs this worker holds, with when each last finished an activation.
 
@@ -139,35 +144,34 @@ class EvictingWorker(Worker):
         super().__init__(client, **kwargs)
         self.cached_runs = runs
         self._idle_eviction = idle_eviction
-        self._sweeping = False
+        self._sweeper: asyncio.Task[None] | None = None
         self._trim = _malloc_trim()
 
     async def run(self) -> None:
         """Run the worker (see :meth:`Worker.run`) and sweep idle runs while it polls."""
-        if self._idle_eviction is None:
-            await super().run()
-            return
-        self._sweeping = True
-        sweeper = asyncio.create_task(self._sweep(self._idle_eviction))
+        if self._idle_eviction is not None:
+            self._sweeper = asyncio.create_task(self._sweep(self._idle_eviction))
         try:
             await super().run()
         finally:
-            self._sweeping = False
+            await self._stop_sweeping()
+
+    async def shutdown(self) -> None:
+        """Stop sweeping (no request reaches a core shutting down), then shut down."""
+        await self._stop_sweeping()
+        await super().shutdown()
+
+    async def _stop_sweeping(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
 
-    async def shutdown(self) -> None:
-        """Stop sweeping, then shut down as :meth:`Worker.shutdown`."""
-        self._sweeping = False
-        await super().shutdown()
-
     async def _sweep(self, idle_eviction: float) -> None:
-        interval = max(0.5, min(idle_eviction / 4, SWEEP_EVERY_MAX))
+        interval = sweep_interval(idle_eviction)
         while True:
             await asyncio.sleep(interval)
-            if not self._sweeping:
-                return
             idle = self.cached_runs.take_idle(idle_eviction)
             try:
                 for run_id in idle:
