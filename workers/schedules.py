@@ -10,7 +10,6 @@ several deployments (or tests) can share one namespace without touching each oth
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -157,24 +156,22 @@ async def reconcile_connection(client: Client, row: ConnectionRow, task_queue: s
         except ScheduleAlreadyRunningError:
             description = await handle.describe()  # created concurrently: reconcile it
     current: Schedule = description.schedule
-    change: Change = "unchanged"
-    if _differs(current, desired):
-        # The update keeps the paused state; pause/unpause below change it explicitly.
-        state = dataclasses.replace(desired.state, paused=current.state.paused)
+    pause_changes = current.state.paused != desired.state.paused
+    if not (pause_changes or _differs(current, desired)):
+        return "unchanged"
+    # One update sets everything, the paused state included. An update and a pause or
+    # unpause sent one after the other can reach the server's scheduler in the same
+    # workflow task, which applies the pause/unpause first and then the update's whole
+    # state: a reactivated connection's schedule would stay paused (and a deactivated
+    # one keep running) until the next reconcile.
 
-        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=dataclasses.replace(desired, state=state))
+    def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=desired)
 
-        await handle.update(replace)
-        change = "updated"
-    if current.state.paused != desired.state.paused:
-        if desired.state.paused:
-            await handle.pause(note=desired.state.note)
-            change = "paused"
-        else:
-            await handle.unpause(note=desired.state.note)
-            change = "unpaused"
-    return change
+    await handle.update(replace)
+    if not pause_changes:
+        return "updated"
+    return "paused" if desired.state.paused else "unpaused"
 
 
 async def reconcile_schedules(client: Client, pool: Pool, task_queue: str) -> ReconcileResult:
