@@ -18,7 +18,7 @@ from emulators.runner import free_port
 from emulators.server import EmulatorStack, start_emulators
 from workers.processes import serving_ingress
 from workers.settings import Settings, load_settings, settings_env
-from workers.worker import build_services, build_worker
+from workers.worker import build_worker, open_services
 
 
 @dataclass
@@ -92,7 +92,10 @@ async def running_stack(
     try:
         async with serving_ingress(pool, client, settings, port=port):
             if worker:
-                async with build_worker(client, settings, build_services(settings, pool)):
+                async with (
+                    open_services(settings, pool) as services,
+                    build_worker(client, settings, services),
+                ):
                     yield stack
             else:
                 yield stack

@@ -25,7 +25,7 @@ from workers.processes import serving_ingress
 from workers.runtime_file import remove_runtime, write_runtime
 from workers.settings import Settings, load_settings
 from workers.temporal import connect_client, register_search_attributes
-from workers.worker import build_services, build_worker, telemetry_runtime
+from workers.worker import build_worker, open_services, telemetry_runtime
 
 log = get_logger("workers.dev")
 Cleanup = Callable[[], Awaitable[None]]
@@ -117,8 +117,11 @@ async def _serve(
     cleanups.append(pool.close)
     client = await connect_client(settings, runtime=telemetry_runtime(settings))
     await register_search_attributes(client, settings.temporal_namespace)
-    worker = build_worker(client, settings, build_services(settings, pool))
-    async with worker, serving_ingress(pool, client, settings):
+    async with (
+        open_services(settings, pool) as services,
+        build_worker(client, settings, services),
+        serving_ingress(pool, client, settings),
+    ):
         from workers.demo import seed_demo
 
         demo = await seed_demo(pool, client, settings)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -95,6 +96,21 @@ class Services:
     http: httpx.AsyncClient  # for vendors called through their HTTP APIs
     higgsfield: HiggsfieldConfig
     ad_platforms: AdPlatformConfig  # Meta / Google Ads URLs, developer token, lookback
+    supermemory_http: httpx.AsyncClient  # the Supermemory client's connections
+
+    async def aclose(self) -> None:
+        """Close the clients' connections (the pool is its owner's to close).
+
+        A client left to the garbage collector is worse than a leak: Steel's SDK closes
+        an open client from ``__del__`` by creating a task on whatever event loop is
+        running, and the collector runs on whichever thread allocates. On a workflow
+        thread that loop is a workflow run's: httpx's close then ran inside the sandbox,
+        failed on its restrictions and left the connections open (the test suite's
+        occasional warning "Module sniffio was imported after initial workflow load").
+        """
+        await self.steel.close()
+        await self.supermemory_http.aclose()
+        await self.http.aclose()
 
 
 def build_services(settings: Settings, pool: Pool) -> Services:
@@ -110,6 +126,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     assert settings.steel_api_key and settings.supermemory_api_key
     assert settings.credentials_encryption_key
     configure_resend(settings.resend_api_key.get_secret_value(), str(settings.resend_api_url))
+    supermemory_timeout = 15.0
+    supermemory_http = httpx.AsyncClient(timeout=supermemory_timeout, follow_redirects=True)
     return Services(
         pool=pool,
         steel=AsyncSteel(
@@ -121,7 +139,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             api_key=settings.supermemory_api_key.get_secret_value(),
             base_url=str(settings.supermemory_base_url).rstrip("/"),
             max_retries=0,
-            timeout=15,
+            timeout=supermemory_timeout,
+            httpx_client=supermemory_http,
         ),
         email=EmailConfig(
             sender=settings.email_from,
@@ -138,7 +157,18 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             asset_dir=settings.asset_storage_dir or settings.orchestrator_home / "assets",
         ),
         ad_platforms=AdPlatformConfig.from_settings(settings),
+        supermemory_http=supermemory_http,
     )
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, pool: Pool) -> AsyncIterator[Services]:
+    """:func:`build_services`, closing the clients on the way out."""
+    services = build_services(settings, pool)
+    try:
+        yield services
+    finally:
+        await services.aclose()
 
 
 def all_activities(services: Services) -> list[Callable[..., Any]]:
@@ -268,13 +298,15 @@ async def run_worker(settings: Settings) -> None:
         database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max
     )
     client = await connect_client(settings, runtime=telemetry_runtime(settings))
-    worker = build_worker(client, settings, build_services(settings, pool))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker started", task_queue=settings.temporal_task_queue)
-    async with worker:
+    async with (
+        open_services(settings, pool) as services,
+        build_worker(client, settings, services),
+    ):
+        log.info("worker started", task_queue=settings.temporal_task_queue)
         await stop.wait()
         log.info("worker draining", timeout_s=settings.worker_graceful_shutdown_seconds)
     await pool.close()

@@ -14,7 +14,7 @@ from tests.db.factories import insert_user
 from tests.harness import Stack
 from tests.waiting import eventually
 from workers.starters import start_generation
-from workers.worker import build_services
+from workers.worker import open_services
 from workflows.models.generation import GenerationInput
 
 HF_KEY = "hf_key_id:hf_key_secret_value"
@@ -80,8 +80,7 @@ async def submitted_then_terminated(
     request, handle = await start(stack, await user_with_key(stack), prompt)
     await eventually(lambda: hf.submissions(), what="submission")
     await handle.terminate("the test calls the activities itself")
-    services = build_services(stack.settings, stack.pool)
-    try:
+    async with open_services(stack.settings, stack.pool) as services:
         yield (
             request.generation_id,
             hf.submissions()[0]["request_id"],
@@ -89,5 +88,3 @@ async def submitted_then_terminated(
                 stack.pool, services.credentials, services.http, services.higgsfield
             ),
         )
-    finally:
-        await services.http.aclose()

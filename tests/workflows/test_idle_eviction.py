@@ -9,7 +9,7 @@ from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row, reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP
 from workers.idle_eviction import CachedRuns
-from workers.worker import build_services, build_worker
+from workers.worker import build_worker, open_services
 
 
 class _Clock:
@@ -57,33 +57,35 @@ def test_a_run_waiting_on_a_local_activity_is_never_idle() -> None:
 async def test_a_parked_job_leaves_the_cache_and_resumes_on_its_reply(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_stack(
-        db_url, temporal_env.client, task_queue, worker=False, worker_idle_eviction_seconds=1
-    ) as stack:
-        services = build_services(stack.settings, stack.pool)
-        async with build_worker(temporal_env.client, stack.settings, services) as worker:
-            email = "idle@example.com"
-            request, handle, sent = await waiting_job(stack, [DELETE_STEP], email)
-            run_id = (await handle.describe()).run_id
-            assert run_id is not None
-            cached = worker.cached_runs
+    async with (
+        running_stack(
+            db_url, temporal_env.client, task_queue, worker=False, worker_idle_eviction_seconds=1
+        ) as stack,
+        open_services(stack.settings, stack.pool) as services,
+        build_worker(temporal_env.client, stack.settings, services) as worker,
+    ):
+        email = "idle@example.com"
+        request, handle, sent = await waiting_job(stack, [DELETE_STEP], email)
+        run_id = (await handle.describe()).run_id
+        assert run_id is not None
+        cached = worker.cached_runs
 
-            # The worker had the run cached while it worked, then let it go once idle:
-            # the SDK core sent the eviction this worker asked for.
-            await eventually(
-                lambda: cached.evictions_requested and run_id not in cached,
-                what="the parked run evicted from the cache",
-            )
-            assert (await approval_row(stack, request.job_id))["status"] == "pending"
+        # The worker had the run cached while it worked, then let it go once idle:
+        # the SDK core sent the eviction this worker asked for.
+        await eventually(
+            lambda: cached.evictions_requested and run_id not in cached,
+            what="the parked run evicted from the cache",
+        )
+        assert (await approval_row(stack, request.job_id))["status"] == "pending"
 
-            # The reply's workflow task replays the run from its history and goes on.
-            await reply(stack, sent["id"], "Approve")
-            result = await handle.result()
-            assert result.status == "completed"
-            row = await approval_row(stack, request.job_id)
-            assert row["status"] == "approved" and row["decision_channel"] == "email"
-            job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
-            assert job == {"status": "completed"}
-            assert stack.emulators.resend.sends_by_idempotency_key() == {
-                f"approval-request/{row['id']}": 1
-            }
+        # The reply's workflow task replays the run from its history and goes on.
+        await reply(stack, sent["id"], "Approve")
+        result = await handle.result()
+        assert result.status == "completed"
+        row = await approval_row(stack, request.job_id)
+        assert row["status"] == "approved" and row["decision_channel"] == "email"
+        job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
+        assert job == {"status": "completed"}
+        assert stack.emulators.resend.sends_by_idempotency_key() == {
+            f"approval-request/{row['id']}": 1
+        }
