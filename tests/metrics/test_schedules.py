@@ -127,7 +127,7 @@ async def test_overlapping_triggers_are_skipped_while_a_sync_runs(
         meta.configure_account("333", campaigns=3)
         # Each request takes a while, so the first sync surely outlives the next triggers
         # even on a loaded machine; the triggers are then skipped, not queued.
-        meta.faults.latency_s = 3.0
+        meta.faults.latency_s = 5.0
         connection = await add_connection(stack, account_id="333")
         schedule_id = connection_schedule(connection)
         async with deleting_schedules(stack.client, schedule_id):
@@ -137,9 +137,11 @@ async def test_overlapping_triggers_are_skipped_while_a_sync_runs(
             await eventually(
                 lambda: _running(handle), what="the first triggered sync to be running"
             )
+            # One trigger at a time: the server's scheduler keeps one pending patch, so two
+            # triggers reaching it in the same workflow task count as one.
             await trigger_sync(stack.client, connection.id)
+            await eventually(lambda: _skipped(handle, 1), what="an overlap skipped", timeout=60)
             await trigger_sync(stack.client, connection.id)
-
             info = await eventually(
                 lambda: _skipped(handle, 2), what="two overlaps skipped", timeout=60
             )
