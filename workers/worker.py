@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -108,9 +108,10 @@ class Services:
         failed on its restrictions and left the connections open (the test suite's
         occasional warning "Module sniffio was imported after initial workflow load").
         """
-        await self.steel.close()
-        await self.supermemory_http.aclose()
-        await self.http.aclose()
+        async with contextlib.AsyncExitStack() as clients:  # every one, even if one fails
+            clients.push_async_callback(self.http.aclose)
+            clients.push_async_callback(self.supermemory_http.aclose)
+            clients.push_async_callback(self.steel.close)
 
 
 def build_services(settings: Settings, pool: Pool) -> Services:
@@ -161,7 +162,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     )
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def open_services(settings: Settings, pool: Pool) -> AsyncIterator[Services]:
     """:func:`build_services`, closing the clients on the way out."""
     services = build_services(settings, pool)
