@@ -10,9 +10,16 @@ So the cache stays sized for active runs, and a run with no activation for
 ``WORKER_IDLE_EVICTION_SECONDS`` is evicted through the SDK core's own eviction request
 (the path an LRU eviction takes), unless a local activity of it is still running (the
 eviction would cancel it half way). Its next workflow task (the reply, a timer) replays its
-history once. After evictions the C heap is trimmed, so pages the C allocator freed go
-back to the OS; memory on pages still partly used stays with the process (README,
-Performance: RSS follows the high-water mark of cached runs, not their current count).
+history once.
+
+A run that leaves the cache leaves its objects as cyclic garbage (the modules the sandbox
+executed for it, its classes, the workflow instance), already in the collector's oldest
+generation, which Python collects only in a full collection; once a burst is over, little
+triggers one. So after the runs that left since the last full collection outnumber those
+still cached, the sweep runs one (its cost follows the objects still live, so this bounds
+it per run that left), and then trims the C heap, so pages the C allocator freed go back
+to the OS. Memory on pages still partly used stays with the process (README, Performance:
+RSS follows the high-water mark of cached runs, not their current count).
 
 The request goes through the worker's private ``_bridge_worker``: temporalio is pinned,
 and ``tests/workflows/test_idle_eviction.py`` fails if that changes in an upgrade.
@@ -24,6 +31,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,11 +45,19 @@ from workers.logging import get_logger
 log = get_logger("workers.idle_eviction")
 
 SWEEP_EVERY_MAX = 30.0  # seconds between sweeps, at most
+COLLECT_AFTER_LEFT_MIN = 100  # runs that left the cache before a full collection, at least
 
 
 def sweep_interval(idle_eviction: float) -> float:
     """Seconds between two sweeps: a run is evicted at most this late after its idle time."""
     return max(0.5, min(idle_eviction / 4, SWEEP_EVERY_MAX))
+
+
+def collect_due(left_since_collect: int, cached: int) -> bool:
+    """Whether the runs that left the cache since the last full collection call for one:
+    they outnumber the runs still cached (a collection costs what is still live), and
+    are at least ``COLLECT_AFTER_LEFT_MIN``."""
+    return left_since_collect >= max(COLLECT_AFTER_LEFT_MIN, cached)
 
 
 class CachedRuns:
@@ -146,6 +162,8 @@ class EvictingWorker(Worker):
         self._idle_eviction = idle_eviction
         self._sweeper: asyncio.Task[None] | None = None
         self._trim = _malloc_trim()
+        self._left_since_collect = 0
+        self.full_collections = 0
 
     async def run(self) -> None:
         """Run the worker (see :meth:`Worker.run`) and sweep idle runs while it polls."""
@@ -183,5 +201,16 @@ class EvictingWorker(Worker):
                 return
             if idle:
                 log.info("idle workflow runs evicted", runs=len(idle), idle_s=idle_eviction)
-            if self.cached_runs.take_dropped() and self._trim is not None:
+            left = self.cached_runs.take_dropped()
+            if not left:
+                continue
+            self._left_since_collect += left
+            if collect_due(self._left_since_collect, len(self.cached_runs)):
+                # On the event loop's thread: the GIL is held throughout anyway, and
+                # finalizers (an SDK client's __del__ scheduling its close) meet this
+                # loop, not a workflow run's.
+                gc.collect()
+                self.full_collections += 1
+                self._left_since_collect = 0
+            if self._trim is not None:
                 await asyncio.to_thread(self._trim)

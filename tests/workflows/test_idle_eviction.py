@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
+import workers.idle_eviction
 from tests.harness import running_stack
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row, reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP
-from workers.idle_eviction import CachedRuns
+from workers.idle_eviction import CachedRuns, collect_due
 from workers.worker import build_worker, open_services
 
 
@@ -54,9 +56,22 @@ def test_a_run_waiting_on_a_local_activity_is_never_idle() -> None:
     assert runs.take_idle(10) == ["writing"]
 
 
+def test_a_full_collection_is_due_once_the_runs_that_left_outnumber_the_cached() -> None:
+    minimum = workers.idle_eviction.COLLECT_AFTER_LEFT_MIN
+    assert not collect_due(minimum - 1, 0)  # a few runs' garbage waits for more
+    assert collect_due(minimum, 0)
+    assert not collect_due(999, 1000)  # the collection would cost more than it frees
+    assert collect_due(1000, 1000)
+
+
 async def test_a_parked_job_leaves_the_cache_and_resumes_on_its_reply(
-    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+    db_url: str,
+    temporal_env: WorkflowEnvironment,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # One run leaving is enough for the sweep's full collection here.
+    monkeypatch.setattr(workers.idle_eviction, "COLLECT_AFTER_LEFT_MIN", 1)
     async with (
         running_stack(
             db_url, temporal_env.client, task_queue, worker=False, worker_idle_eviction_seconds=1
@@ -76,6 +91,8 @@ async def test_a_parked_job_leaves_the_cache_and_resumes_on_its_reply(
             lambda: cached.evictions_requested and run_id not in cached,
             what="the parked run evicted from the cache",
         )
+        # The sweep after the eviction collected the run's garbage.
+        await eventually(lambda: worker.full_collections >= 1, what="a full collection")
         assert (await approval_row(stack, request.job_id))["status"] == "pending"
 
         # The reply's workflow task replays the run from its history and goes on.
