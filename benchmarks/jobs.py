@@ -289,8 +289,10 @@ async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[
     settled_mb = None
     idle_eviction = stack.settings.worker_idle_eviction_seconds
     if idle_eviction is not None:
-        # Every parked run idle past the eviction age, then a sweep and a trim after it.
-        await asyncio.sleep(idle_eviction + sweep_interval(idle_eviction) + 5)
+        # Every parked run idle past the eviction age and evicted by a sweep; the core
+        # drops a run after the sweep that asked, so the collection and the trim come
+        # with the sweep after that.
+        await asyncio.sleep(idle_eviction + 2 * sweep_interval(idle_eviction) + 5)
         settled_mb = stack.worker_rss_mb()
     resume_started = time.time()
     replies = [asyncio.ensure_future(desk.reply(e, a)) for e, a in emails]
