@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # Worker tuning.
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
-    # Enough for the benchmark's 500 jobs in flight without replays; a cached run costs
+    # Holds the benchmark's 500 jobs in flight at once; a cached run costs
     # ~0.24 MB, so the cache caps what a burst holds (README: Performance, Memory).
     worker_sticky_cache_size: int = Field(default=600, ge=0)
     # A cached run with no activation for this long (a job parked at an approval gate)
