@@ -114,7 +114,7 @@ class JobActivities:
     @activity.defn
     async def add_job_steps(self, request: AddStepsInput) -> None:
         """Record steps added while the job runs."""
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
             await _insert_steps(conn, request.job_id, request.first_index, request.steps)
 
     @activity.defn

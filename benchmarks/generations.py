@@ -24,7 +24,7 @@ async def generation_requests(stack: BenchStack, count: int) -> list[GenerationI
     assert secret is not None
     box = CredentialBox(secret.get_secret_value())
     users = [uuid.uuid4() for _ in range(count)]
-    async with stack.pool.connection() as conn, conn.cursor() as cur:
+    async with stack.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO auth.users (id, email) VALUES (%s, %s)",
             [(u, f"artist-{u.hex[:12]}@example.com") for u in users],

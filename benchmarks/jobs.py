@@ -97,7 +97,7 @@ class ReplyDesk:
 async def job_requests(stack: BenchStack, count: int) -> list[AgentJobInput]:
     """``count`` jobs of two steps (the second one risky), each for a user of its own."""
     users = [(uuid.uuid4(), uuid.uuid4()) for _ in range(count)]
-    async with stack.pool.connection() as conn, conn.cursor() as cur:
+    async with stack.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO auth.users (id, email) VALUES (%s, %s)",
             [(u, f"owner-{u.hex[:12]}@example.com") for u, _ in users],

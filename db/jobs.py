@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
@@ -13,6 +14,7 @@ from db.queries import load_queries
 from db.transitions import NOW, Conn, RowNotFound, TransitionContext, transition
 
 Q = load_queries("jobs")
+_FIRST_START = sql.SQL("coalesce(started_at, now())")  # a resumed job keeps its start
 JobStatus = Literal["pending", "running", "waiting_approval", "completed", "failed", "cancelled"]
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 
@@ -97,7 +99,7 @@ async def mark_job_running(
     conn: Conn, job_id: UUID, ctx: TransitionContext, *, steel_session_id: str | None = None
 ) -> JobRow:
     """pending → running (first start) or waiting_approval → running (gate passed)."""
-    values: dict[str, object] = {}
+    values: dict[str, object] = {"started_at": _FIRST_START}
     if steel_session_id is not None:
         values["steel_session_id"] = steel_session_id
     row = await transition(
@@ -109,18 +111,7 @@ async def mark_job_running(
         ctx=ctx,
         values=values,
     )
-    if row["started_at"] is None:
-        row = await _set_started(conn, job_id)
     return JobRow.model_validate(row)
-
-
-async def _set_started(conn: Conn, job_id: UUID) -> dict[str, Any]:
-    cur = await conn.execute(
-        "UPDATE public.jobs SET started_at = now() WHERE id = %(id)s RETURNING *", {"id": job_id}
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return row
 
 
 async def mark_job_waiting_approval(conn: Conn, job_id: UUID, ctx: TransitionContext) -> JobRow:

@@ -23,7 +23,9 @@ async def open_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
         min_size=min_size,
         max_size=max_size,
         open=False,
-        kwargs={"row_factory": dict_row, "autocommit": False},
+        # A lone statement commits by itself: one round trip, not BEGIN, it and COMMIT.
+        # What must commit together runs in ``conn.transaction()``.
+        kwargs={"row_factory": dict_row, "autocommit": True},
         # A connection broken by a Postgres restart is replaced, not handed out.
         check=check_if_server_spoke,
         name="orchestrator",

@@ -38,26 +38,19 @@ class RowNotFound(LookupError):
         super().__init__(f"no {entity} row with id {entity_id}")
 
 
-TAG_TRANSACTION = """
-SELECT set_config('orchestrator.reason', %(reason)s, true),
-       set_config('orchestrator.workflow_id', %(workflow_id)s, true),
-       set_config('orchestrator.run_id', %(run_id)s, true)
-"""
-
 Conn = AsyncConnection[dict[str, Any]]
 NOW = sql.SQL("now()")  # pass as a value to set a column to the database's clock
 
-
-async def tag_transaction(conn: Conn, ctx: TransitionContext) -> None:
-    """Attach the context to the current transaction for the transition-log trigger."""
-    await conn.execute(
-        TAG_TRANSACTION,
-        {
-            "reason": ctx.reason or "",
-            "workflow_id": ctx.workflow_id or "",
-            "run_id": ctx.run_id or "",
-        },
-    )
+# The UPDATE tags itself: the row it changes must pass these set_config calls, which run
+# before the row is written and so before the transition-log trigger (an AFTER trigger,
+# fired at the end of the statement) reads them. They are local to the transaction: on an
+# autocommit connection they last as long as the statement (a transition is one round
+# trip), inside a caller's transaction until it ends.
+_TAG = sql.SQL(
+    "set_config('orchestrator.reason', %(reason)s, true) IS NOT NULL "
+    "AND set_config('orchestrator.workflow_id', %(workflow_id)s, true) IS NOT NULL "
+    "AND set_config('orchestrator.run_id', %(run_id)s, true) IS NOT NULL"
+)
 
 
 async def transition(
@@ -70,17 +63,20 @@ async def transition(
     ctx: TransitionContext,
     values: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
-    """Move ``table`` row ``entity_id`` to ``to_status`` inside the caller's transaction.
+    """Move ``table`` row ``entity_id`` to ``to_status`` in one tagged UPDATE.
 
-    ``values`` sets further columns in the same UPDATE (``NOW`` for the database clock).
-    Returns the row as it is after.
+    ``values`` sets further columns in the same UPDATE (``NOW`` for the database clock,
+    or another SQL expression). Returns the row as it is after. Runs in the caller's
+    transaction if there is one; on an autocommit connection it commits by itself.
     """
-    await tag_transaction(conn, ctx)
     assignments: list[sql.Composable] = [sql.SQL("status = %(to_status)s")]
     params: dict[str, object] = {
         "id": entity_id,
         "to_status": to_status,
         "from_statuses": list(from_statuses),
+        "reason": ctx.reason or "",
+        "workflow_id": ctx.workflow_id or "",
+        "run_id": ctx.run_id or "",
     }
     for i, (column, value) in enumerate((values or {}).items()):
         target: sql.Composable
@@ -91,9 +87,9 @@ async def transition(
             params[f"v{i}"] = value
         assignments.append(sql.SQL("{} = {}").format(sql.Identifier(column), target))
     query = sql.SQL(
-        "UPDATE {table} SET {assignments} WHERE id = %(id)s AND status = ANY(%(from_statuses)s) "
-        "RETURNING *"
-    ).format(table=sql.Identifier(table), assignments=sql.SQL(", ").join(assignments))
+        "UPDATE {table} SET {assignments} "
+        "WHERE id = %(id)s AND status = ANY(%(from_statuses)s) AND {tag} RETURNING *"
+    ).format(table=sql.Identifier(table), assignments=sql.SQL(", ").join(assignments), tag=_TAG)
     row = await (await conn.execute(query, params)).fetchone()
     if row is not None:
         return row

@@ -58,7 +58,7 @@ def demo_job_request(job_id: uuid.UUID | None = None) -> AgentJobInput:
 async def seed_demo(pool: Pool, client: Client, settings: Settings) -> str:
     """Seed the demo rows; start a demo job unless one is still open. Returns its id."""
     params = {"user_id": DEMO_USER_ID, "workspace_id": DEMO_WORKSPACE_ID, "email": DEMO_EMAIL}
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
         await conn.execute(SEED, params)
         await conn.execute(SEED_PROFILE, params)
         await conn.execute(SEED_WORKSPACE, params)

@@ -42,7 +42,7 @@ async def seed_demo_connection(pool: Pool, client: Client, settings: Settings) -
     box = CredentialBox(settings.credentials_encryption_key.get_secret_value())
     secret = json.dumps({"access_token": DEMO_TOKEN})
     sealed = {"ciphertext": box.encrypt(secret, credentials_context(DEMO_CONNECTION_ID))}
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
         await conn.execute(SEED, {"user_id": DEMO_USER_ID, "email": DEMO_EMAIL})
         await conn.execute(SEED_PROFILE, {"user_id": DEMO_USER_ID, "email": DEMO_EMAIL})
         row = await metrics.insert_connection(

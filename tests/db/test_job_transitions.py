@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from db import jobs
@@ -91,6 +92,35 @@ async def test_transition_log_records_reason_and_workflow(pool: AsyncConnectionP
             )
         ).fetchone()
     assert row == {"reason": "test", "workflow_id": "job-x", "run_id": "run-1"}
+
+
+async def test_each_transition_is_logged_with_its_own_context(pool: AsyncConnectionPool) -> None:
+    """On the pool's autocommit connections a transition commits by itself and leaves no
+    tag behind; in one transaction, each transition is logged with its own reason."""
+    job_id = await _new_job(pool)
+    async with pool.connection() as conn:
+        await jobs.mark_job_running(conn, job_id, CTX)
+        assert conn.info.transaction_status == TransactionStatus.IDLE  # committed
+        left = await (
+            await conn.execute("SELECT current_setting('orchestrator.reason', true) AS r")
+        ).fetchone()
+        assert left is not None and not left["r"]
+    async with pool.connection() as conn, conn.transaction():
+        await jobs.mark_job_waiting_approval(conn, job_id, CTX.model_copy(update={"reason": "a"}))
+        await jobs.mark_job_running(conn, job_id, CTX.model_copy(update={"reason": "b"}))
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT to_status, reason FROM status_transitions WHERE entity_id = %s ORDER BY id",
+                (job_id,),
+            )
+        ).fetchall()
+    assert [(r["to_status"], r["reason"]) for r in rows] == [
+        ("pending", None),
+        ("running", "test"),
+        ("waiting_approval", "a"),
+        ("running", "b"),
+    ]
 
 
 async def test_out_of_order_transition_is_refused(pool: AsyncConnectionPool) -> None:
