@@ -56,12 +56,16 @@ def png(width: int, height: int, rgb: tuple[int, int, int], mark: tuple[int, int
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
     mx, my = mark
+    plain = b"\x00" + bytes(rgb) * width  # filter byte 0 (none), then the pixels
     rows = bytearray()
     for y in range(height):
-        rows.append(0)  # filter: none
-        for x in range(width):
-            near = abs(x - mx) <= 1 and abs(y - my) <= 1
-            rows.extend((0, 0, 0) if near else rgb)
+        if abs(y - my) > 1:
+            rows += plain
+            continue
+        row = bytearray(plain)
+        for x in range(max(mx - 1, 0), min(mx + 2, width)):
+            row[1 + 3 * x : 4 + 3 * x] = b"\x00\x00\x00"
+        rows += row
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
