@@ -4,6 +4,7 @@ assertions: this proves the benchmark works, not how fast the system is)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,23 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert len(figures["targets"]) == 7
     assert all(isinstance(t["pass"], bool) for t in figures["targets"])
     assert "PASS" in stdout or "MISS" in stdout
+
+
+def test_db_calls_benchmark_runs_and_checks_its_work() -> None:
+    """``python -m benchmarks.db_calls`` checks that every job completed with its four
+    transitions logged before it prints a figure."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.db_calls", "--jobs", "8"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = re.fullmatch(
+        r"per job \(4 transitions and 1 update, 8 jobs\): client CPU ([\d.]+) ms, "
+        r"Postgres CPU ([\d.]+) ms, wall ([\d.]+) ms\n",
+        done.stdout,
+    )
+    assert figures is not None, done.stdout
+    assert float(figures[3]) > 0
