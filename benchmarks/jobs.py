@@ -55,18 +55,18 @@ class ReplyDesk:
     def __init__(self, stack: BenchStack) -> None:
         self.stack = stack
         self.resend = stack.emulators.resend
-        self._seen: set[str] = set()
+        self._read = 0  # sends already read from the emulator (it only ever appends)
         self.executor = ThreadPoolExecutor(REPLY_THREADS, thread_name_prefix="reply")
 
     def new_requests(self) -> list[tuple[str, UUID]]:
         """Request emails not returned before: (email id, approval id)."""
         found = []
-        for email in self.resend.sent_emails():
+        emails = self.resend.sent_emails(self._read)
+        self._read += len(emails)
+        for email in emails:
             key = str(email.get("idempotency_key") or "")
-            if email["id"] in self._seen or not key.startswith("approval-request/"):
-                continue
-            self._seen.add(email["id"])
-            found.append((str(email["id"]), UUID(key.split("/", 1)[1])))
+            if key.startswith("approval-request/"):
+                found.append((str(email["id"]), UUID(key.split("/", 1)[1])))
         return found
 
     async def park(self, count: int) -> list[tuple[str, UUID]]:

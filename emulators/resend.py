@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from html import escape
 from importlib import resources
+from itertools import islice
 from string import Template
 from typing import Any
 from urllib.parse import parse_qs
@@ -129,10 +130,11 @@ class ResendEmulator:
 
     # -- inspection ----------------------------------------------------------------------
 
-    def sent_emails(self) -> list[Record]:
-        """Return every accepted send, oldest first."""
+    def sent_emails(self, start: int = 0) -> list[Record]:
+        """Return every accepted send, oldest first; from the ``start``-th on (0-based), so a
+        poller can ask only for sends it has not seen yet."""
         with self._lock:
-            return [dict(e) for e in self._sent.values()]
+            return [dict(e) for e in islice(self._sent.values(), start, None)]
 
     def sent_email(self, email_id: str) -> Record:
         """Return one sent email (KeyError if unknown)."""

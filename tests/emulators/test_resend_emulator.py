@@ -117,6 +117,15 @@ def test_send_records_every_field_and_get_returns_it(emulator: ResendEmulator) -
     assert record["tags"] == [{"name": "job", "value": "job-1"}]
 
 
+def test_sent_emails_from_an_offset_returns_only_later_sends(emulator: ResendEmulator) -> None:
+    ids = [resend.Emails.send(approval_email(subject=f"n{i}"))["id"] for i in range(3)]
+    assert [e["id"] for e in emulator.sent_emails()] == ids
+    assert [e["id"] for e in emulator.sent_emails(1)] == ids[1:]
+    assert emulator.sent_emails(3) == []
+    again = resend.Emails.send(approval_email(subject="n3"))["id"]
+    assert [e["id"] for e in emulator.sent_emails(3)] == [again]
+
+
 def test_same_idempotency_key_and_body_sends_once(emulator: ResendEmulator) -> None:
     first = resend.Emails.send(approval_email(), {"idempotency_key": "job-1/approval"})
     again = resend.Emails.send(approval_email(), {"idempotency_key": "job-1/approval"})
