@@ -41,7 +41,7 @@ from benchmarks.jobs import (
 from benchmarks.metric_writes import metric_upserts
 from benchmarks.stack import BenchStack, bench_stack
 from benchmarks.worker import RUNNER_ENV
-from workers.embedded import DEV_SERVER_DYNAMIC_CONFIG
+from workers.embedded import DEV_SERVER_DYNAMIC_CONFIG, DEV_SERVER_SQLITE_PRAGMAS
 from workers.settings import Settings
 
 QUICK = {"jobs": 5, "generations": 5, "metric_rows": 1000, "parked": 20}
@@ -252,6 +252,7 @@ def _config(args: argparse.Namespace, stack: BenchStack) -> dict[str, Any]:
         "temporal_dev_server": {
             "store": "SQLite file",
             "dynamic_config": DEV_SERVER_DYNAMIC_CONFIG,
+            "sqlite_pragmas": DEV_SERVER_SQLITE_PRAGMAS,
         },
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -3,6 +3,8 @@ on a second run, and stops cleanly on SIGTERM with no process left behind."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -30,7 +32,7 @@ def test_dev_stack_serves_and_stops_cleanly_and_reuses_its_data(tmp_path: Path) 
     _, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [], f"left running: {[p.info for p in alive]}"
     assert not (home / "runtime.json").exists()
-    assert (home / "temporal" / "temporal.sqlite").exists()
+    assert _journal_mode(home / "temporal" / "temporal.sqlite") == "wal"
     assert (home / "postgres" / "PG_VERSION").exists()
 
     proc, lines = start_dev(home)  # the same data directory: the open demo job is still there
@@ -39,3 +41,9 @@ def test_dev_stack_serves_and_stops_cleanly_and_reuses_its_data(tmp_path: Path) 
     finally:
         children = stop_dev(proc)
     psutil.wait_procs(children, timeout=20)
+
+
+def _journal_mode(path: Path) -> str:
+    """The SQLite file's journal mode (a write-ahead log stays recorded in the file)."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return str(db.execute("PRAGMA journal_mode").fetchone()[0])

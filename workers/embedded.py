@@ -22,6 +22,11 @@ from workflows.search_attributes import dev_server_flags
 # Without this the dev server dispatches each task 40-50 ms late after a burst
 # (see the README's performance section).
 DEV_SERVER_DYNAMIC_CONFIG = ["history.transferProcessorMaxPollRPS=1000"]
+# The dev server opens its SQLite file with a rollback journal (journal_mode=delete), which
+# syncs the journal and the file on every commit. A write-ahead log syncs once per commit
+# and keeps synchronous=full, so nothing committed is lost on a crash or a power cut;
+# measured: agent jobs ~1.5x faster (README, Performance).
+DEV_SERVER_SQLITE_PRAGMAS = ["journal_mode=wal", "synchronous=full"]
 DATABASE_NAME = "orchestrator"
 
 
@@ -128,6 +133,8 @@ class TemporalDevServer:
         ]
         for value in DEV_SERVER_DYNAMIC_CONFIG:
             cmd += ["--dynamic-config-value", value]
+        for pragma in DEV_SERVER_SQLITE_PRAGMAS:
+            cmd += ["--sqlite-pragma", pragma]
         return cmd
 
     async def start(self, timeout: float = 60.0) -> None:
