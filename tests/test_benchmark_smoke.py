@@ -94,3 +94,24 @@ def test_db_calls_benchmark_runs_and_checks_its_work() -> None:
     )
     assert figures is not None, done.stdout
     assert float(figures[3]) > 0
+
+
+def test_alternating_rounds_benchmark_runs() -> None:
+    """``python -m benchmarks.ab`` runs ours and bare in turns and prints every round."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "--jobs", "3", "--rounds", "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rounds = re.findall(
+        r"^round (\d): ours ([\d.]+) jobs/s, bare ([\d.]+)/s, ours/bare ([\d.]+); "
+        r"CPU ms per job ours (\d+) \(server (\d+)\), bare (\d+) \(server (\d+)\)$",
+        done.stdout,
+        re.MULTILINE,
+    )
+    assert [r[0] for r in rounds] == ["1", "2"], done.stdout
+    assert all(float(r[1]) > 0 and float(r[2]) > 0 and int(r[5]) > 0 for r in rounds)
+    assert re.search(r"^round 2 bracketed: ours/bare [\d.]+$", done.stdout, re.MULTILINE)
