@@ -79,14 +79,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
 def test_db_calls_benchmark_runs_and_checks_its_work() -> None:
     """``python -m benchmarks.db_calls`` checks that every job completed with its four
     transitions logged before it prints a figure."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.db_calls", "--jobs", "8"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run_module("benchmarks.db_calls", "--jobs", "8", timeout=120)
     figures = re.fullmatch(
         r"per job \(4 transitions and 1 update, 8 jobs\): client CPU ([\d.]+) ms, "
         r"Postgres CPU ([\d.]+) ms, wall ([\d.]+) ms\n",
@@ -98,14 +91,7 @@ def test_db_calls_benchmark_runs_and_checks_its_work() -> None:
 
 def test_alternating_rounds_benchmark_runs() -> None:
     """``python -m benchmarks.ab`` runs ours and bare in turns and prints every round."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.ab", "--jobs", "3", "--rounds", "2"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run_module("benchmarks.ab", "--jobs", "3", "--rounds", "2", timeout=240)
     rounds = re.findall(
         r"^round (\d): ours ([\d.]+) jobs/s, bare ([\d.]+)/s, ours/bare ([\d.]+); "
         r"CPU ms per job ours (\d+) \(server (\d+)\), bare (\d+) \(server (\d+)\)$",
@@ -115,3 +101,16 @@ def test_alternating_rounds_benchmark_runs() -> None:
     assert [r[0] for r in rounds] == ["1", "2"], done.stdout
     assert all(float(r[1]) > 0 and float(r[2]) > 0 and int(r[5]) > 0 for r in rounds)
     assert re.search(r"^round 2 bracketed: ours/bare [\d.]+$", done.stdout, re.MULTILINE)
+
+
+def _run_module(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` in the repository; it must exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
