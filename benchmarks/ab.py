@@ -47,8 +47,6 @@ async def run(jobs: int, rounds: int) -> list[dict[str, Any]]:
             say(f"round {index + 1}: {jobs} bare workflows")
             bare = await with_cpu(stack, bare_throughput(stack, plan, jobs, f"ab{index}"), jobs)
             out.append({"ours": ours, "bare": bare})
-        for kind in list(stack.workers):
-            await stack.stop_worker(kind)
     return out
 
 

