@@ -2,8 +2,10 @@
 
 The webhook is verified on its raw body (Svix signature, timestamp tolerance) before
 anything is read; each delivery (svix-id) and each inbound email is handled once.
-A reply decides only if its token verifies against the approval's recorded approver
-and it comes from that approver; everything else is logged and changes nothing.
+A reply decides only if its token verifies against the approval's recorded approver,
+it comes from that approver, no receiving server reported DMARC or DKIM failing for the
+sender's domain, and its first line clearly approves or rejects (``activities/replies``);
+an unclear reply gets a clarification email; everything else is logged and changes nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import resend
 import structlog
@@ -158,18 +159,27 @@ async def _decide_from_email(
         if str(exc.code) == "404":
             raise WebhookRejected(404, f"Resend has no received email {email_id}") from None
         raise WebhookRejected(503, "cannot read the reply from Resend; retry later") from None
-    sender = replies.sender_address(str(email.get("from", "")))
-    headers = {str(k): str(v) for k, v in (email.get("headers") or {}).items()}
+    sender = replies.sender_address(str(email.get("from") or ""))
+    # Resend's Receiving API may return null headers and null text (an HTML-only reply).
+    raw_headers = email.get("headers") or {}
+    headers = {str(k): str(v) for k, v in raw_headers.items() if isinstance(v, str)}
     if reason := replies.is_automatic(headers, sender):
         log.info("automatic reply dropped", approval_id=str(approval.id), reason=reason)
         return f"dropped: {reason}"
     if sender != (approval.approver_email or "").lower():
         log.warning("reply from someone other than the approver", approval_id=str(approval.id))
         return "ignored: sender is not the approver"
-    decision, note = replies.read_decision(str(email.get("text") or ""))
-    if decision == "unclear":
-        await _ask_to_clarify(config, approval.id, sender, token, email_id, email)
-        return "unclear: asked the approver to clarify"
+    if failure := replies.sender_failure(raw_headers, replies.sender_domain(sender)):
+        log.warning(
+            "reply failed sender authentication", approval_id=str(approval.id), reason=failure
+        )
+        return f"refused: {failure}; the gate stays open"
+    reading = replies.read_reply(email.get("text"), email.get("html"))
+    if reading.decision == "unclear":
+        log.info("unclear reply", approval_id=str(approval.id), reason=reading.reason)
+        await _ask_to_clarify(config, approval, sender, token, email_id, email)
+        return f"unclear ({reading.reason}): asked the approver to clarify"
+    decision, note = reading.decision, reading.note
     result = await deliver_decision(
         client,
         approval,
@@ -184,14 +194,17 @@ async def _decide_from_email(
 
 async def _ask_to_clarify(
     config: InboundConfig,
-    approval_id: UUID,
+    approval: approvals.ApprovalRow,
     approver: str,
     token: str,
     email_id: str,
     email: Any,
 ) -> None:
     subject = str(email.get("subject") or "your approval")
-    message_id = str(email.get("message_id") or "")
+    # Thread under the person's reply and the request email, by the Message-IDs their mail
+    # client saw (Resend's own for the request, recorded when it was sent).
+    reply_id = str(email.get("message_id") or "")
+    thread = [m for m in (approval.email_message_id, reply_id) if m]
     params: dict[str, Any] = {
         "from": config.sender,
         "to": [approver],
@@ -200,7 +213,10 @@ async def _ask_to_clarify(
         "REJECT alone on the first line (a note may follow on the next lines).",
         "reply_to": [approval_tokens.reply_address(token, config.inbound_domain)],
     }
-    if message_id:
-        params["headers"] = {"In-Reply-To": message_id, "References": message_id}
+    if thread:
+        params["headers"] = {
+            "In-Reply-To": thread[-1],
+            "References": " ".join(dict.fromkeys(thread)),
+        }
     await send_email(params, f"approval-clarify/{email_id}")
-    log.info("asked approver to clarify", approval_id=str(approval_id))
+    log.info("asked approver to clarify", approval_id=str(approval.id))
