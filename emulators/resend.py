@@ -8,10 +8,12 @@ import hashlib
 import hmac
 import json
 import mimetypes
+import re
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from html import escape
 from importlib import resources
 from itertools import islice
@@ -66,6 +68,83 @@ def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
+_ADDR_SPEC = re.compile(
+    r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_NAMED_ADDRESS = re.compile(r'(?:"[^"\r\n]*"|[^<>"\r\n]*?)\s*<([^<>\r\n]+)>')
+_TAG_PART = re.compile(r"[A-Za-z0-9_-]{1,256}")
+MAX_RECIPIENTS = 50
+
+
+def valid_address(value: Any) -> bool:
+    """``email@example.com`` or ``Name <email@example.com>``, as Resend accepts them."""
+    if not isinstance(value, str) or "\r" in value or "\n" in value:
+        return False
+    value = value.strip()
+    if _ADDR_SPEC.fullmatch(value):
+        return True
+    named = _NAMED_ADDRESS.fullmatch(value)
+    return bool(named and _ADDR_SPEC.fullmatch(named.group(1).strip()))
+
+
+def send_refusal(params: Any) -> tuple[int, str, str] | None:
+    """Why Resend refuses a ``POST /emails`` body: (status, error name, message), or None.
+
+    Unknown fields are not refused: Resend's schema allows them (and ignores them).
+    """
+    if not isinstance(params, dict):
+        return 422, "validation_error", "The request body must be a JSON object."
+    for field in ("from", "to", "subject"):
+        if not params.get(field):
+            return 422, "missing_required_field", f"Missing `{field}` field."
+    if not valid_address(params["from"]):
+        return (
+            422,
+            "invalid_from_address",
+            "Invalid `from` field. The email address needs to follow the "
+            "`email@example.com` or `Name <email@example.com>` format.",
+        )
+    for field in ("to", "cc", "bcc", "reply_to"):
+        value = params.get(field)
+        if value is None:
+            continue
+        addresses = [value] if isinstance(value, str) else value
+        if not isinstance(addresses, list) or not all(valid_address(a) for a in addresses):
+            return 422, "validation_error", f"Invalid `{field}` field."
+        if field == "to" and not 1 <= len(addresses) <= MAX_RECIPIENTS:
+            return 422, "validation_error", f"`to` takes 1 to {MAX_RECIPIENTS} addresses."
+    for field in ("subject", "text", "html"):
+        if field in params and not isinstance(params[field], str | None):
+            return 422, "validation_error", f"Invalid `{field}` field: expected a string."
+    if not (params.get("text") or params.get("html") or params.get("template")):
+        return 422, "missing_required_field", "Missing `html` or `text` field."
+    headers = params.get("headers")
+    if headers is not None:
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in headers.items()
+        ):
+            return 422, "validation_error", "`headers` must be an object of strings."
+        if any(c in text for k, v in headers.items() for text in (k, v) for c in "\r\n"):
+            return 422, "validation_error", "Header names and values cannot contain newlines."
+    for attachment in params.get("attachments") or []:
+        if not isinstance(attachment, dict) or not (
+            attachment.get("content") or attachment.get("path")
+        ):
+            return 422, "invalid_attachment", "Attachment must have either a `content` or `path`."
+    for tag in params.get("tags") or []:
+        if not isinstance(tag, dict) or not all(
+            isinstance(tag.get(k), str) and _TAG_PART.fullmatch(tag[k]) for k in ("name", "value")
+        ):
+            return 422, "validation_error", "Tags may only contain ASCII letters, digits, _ or -."
+    return None
+
+
+def resend_message_id() -> str:
+    """A Message-ID of the form Resend's (Amazon SES) mail carries."""
+    return f"<0100{uuid.uuid4().hex[:12]}-{uuid.uuid4()}-000000@email.amazonses.com>"
+
+
 def sign_svix(secret: str, svix_id: str, timestamp: int, body: str) -> str:
     """Return the ``svix-signature`` header for a body, as ``resend.Webhooks.verify`` checks."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
@@ -78,6 +157,17 @@ def quote_original(sent: Record) -> str:
     original = sent.get("text") or sent.get("html") or ""
     quoted = "\n".join("> " + line for line in original.splitlines())
     return f"On {sent['created_at']}, {sent['from']} wrote:\n{quoted}"
+
+
+def quote_original_html(sent: Record) -> str:
+    """Quote a sent email under an HTML reply the way Gmail does (``gmail_quote``)."""
+    original = sent.get("html") or escape(sent.get("text") or "")
+    return (
+        '<div class="gmail_quote"><div dir="ltr" class="gmail_attr">'
+        f"On {escape(sent['created_at'])}, {escape(sent['from'])} wrote:<br></div>"
+        '<blockquote class="gmail_quote" style="margin:0 0 0 .8ex;border-left:1px #ccc solid;'
+        f'padding-left:1ex">{original}</blockquote></div>'
+    )
 
 
 class ResendEmulator:
@@ -166,14 +256,19 @@ class ResendEmulator:
         from_addr: str,
         to: str | list[str],
         subject: str,
-        text: str,
+        text: str | None,
         html: str | None = None,
         headers: dict[str, str] | None = None,
         *,
+        null_headers: bool = False,
         sign_with: str | None = None,
         timestamp: int | None = None,
     ) -> str:
-        """Store an inbound email, POST ``email.received`` if a webhook is set; return its id."""
+        """Store an inbound email, POST ``email.received`` if a webhook is set; return its id.
+
+        ``text`` None is an HTML-only email (Resend returns ``"text": null``);
+        ``null_headers`` makes the Receiving API return ``"headers": null``, as Resend may.
+        """
         email_id = str(uuid.uuid4())
         recipients = _as_list(to)
         message_id = f"<{uuid.uuid4()}@inbound.emulator.local>"
@@ -188,7 +283,7 @@ class ResendEmulator:
             "subject": subject,
             "html": html,
             "text": text,
-            "headers": all_headers,
+            "headers": None if null_headers else all_headers,
             "bcc": [],
             "cc": [],
             "reply_to": [],
@@ -206,25 +301,42 @@ class ResendEmulator:
     def reply_to_email(
         self,
         email_id: str,
-        text: str,
+        text: str | None,
         from_addr: str | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        html: str | None = None,
+        quote: bool = True,
+        null_headers: bool | None = None,
         **sign: Any,
     ) -> str:
-        """Deliver a reply to a sent email, quoting it like a mail client; return the reply id."""
+        """Deliver a reply to a sent email; return the reply's id.
+
+        Like a mail client, the reply threads on the Message-ID the recipient received
+        (Resend's, never one the sender asked for) and, with ``quote``, quotes the original
+        under the text (``> ``) and under the HTML (Gmail's ``gmail_quote``). An HTML-only
+        reply (``text`` None) comes back from the Receiving API with null text and headers.
+        """
         sent = self.sent_email(email_id)
-        sent_headers = {k.lower(): v for k, v in (sent.get("headers") or {}).items()}
-        parent = sent_headers.get("message-id") or sent["message_id"]
-        reply_headers = {"In-Reply-To": parent, "References": parent, **(headers or {})}
+        delivered = {k.lower(): v for k, v in (sent.get("headers") or {}).items()}
+        parent = sent["message_id"]
+        references = " ".join([*delivered.get("references", "").split(), parent])
+        reply_headers = {"In-Reply-To": parent, "References": references, **(headers or {})}
         subject = sent["subject"]
         if not subject.lower().startswith("re:"):
             subject = f"Re: {subject}"
+        if quote and text is not None:
+            text = f"{text}\n\n{quote_original(sent)}"
+        if quote and html is not None:
+            html = f"{html}<br>{quote_original_html(sent)}"
         return self.deliver_inbound(
             from_addr or sent["to"][0],
             sent["reply_to"] or [sent["from"]],
             subject,
-            f"{text}\n\n{quote_original(sent)}",
+            text,
+            html,
             headers=reply_headers,
+            null_headers=text is None if null_headers is None else null_headers,
             **sign,
         )
 
@@ -302,10 +414,10 @@ class ResendEmulator:
         try:
             params = await request.json()
         except ValueError:
-            return _error(422, "Invalid JSON body.")
-        for field in ("from", "to", "subject"):
-            if not params.get(field):
-                return _error(422, f"Missing `{field}` field.", "missing_required_field")
+            return _error(422, "Invalid JSON body.", "validation_error")
+        if refusal := send_refusal(params):
+            status, name, message = refusal
+            return _error(status, message, name)
         key = request.headers.get("idempotency-key")
         if key is not None and not 1 <= len(key) <= 256:
             return _error(
@@ -331,6 +443,9 @@ class ResendEmulator:
 
     @staticmethod
     def _record(email_id: str, params: Record, key: str | None) -> Record:
+        requested = dict(params.get("headers") or {})
+        # Resend (through SES) gives every email its own Message-ID: one asked for is lost.
+        delivered = {k: v for k, v in requested.items() if k.lower() != "message-id"}
         return {
             "object": "email",
             "id": email_id,
@@ -342,12 +457,13 @@ class ResendEmulator:
             "cc": _as_list(params.get("cc")),
             "bcc": _as_list(params.get("bcc")),
             "reply_to": _as_list(params.get("reply_to")),
-            "headers": dict(params.get("headers") or {}),
+            "headers": delivered,
+            "requested_headers": requested,
             "attachments": list(params.get("attachments") or []),
             "tags": list(params.get("tags") or []),
             "scheduled_at": params.get("scheduled_at"),
             "created_at": _now(),
-            "message_id": f"<{email_id}@emulator.resend.local>",
+            "message_id": resend_message_id(),
             "last_event": "delivered",
             "idempotency_key": key,
         }
@@ -359,7 +475,7 @@ class ResendEmulator:
             email = self._sent.get(request.path_params["email_id"])
         if email is None:
             return _error(404, "Email not found")
-        hidden = ("headers", "attachments", "idempotency_key")
+        hidden = ("headers", "requested_headers", "attachments", "tags", "idempotency_key")
         body = {
             k: v or None if k in ("cc", "bcc", "reply_to") else v
             for k, v in email.items()
@@ -377,7 +493,8 @@ class ResendEmulator:
     async def _list_received(self, request: Request) -> Response:
         if error := self._auth_error(request):
             return error
-        data = [{k: v for k, v in e.items() if k != "headers"} for e in self.received_emails()]
+        hidden = ("object", "html", "text", "headers")  # as Resend's list omits them
+        data = [{k: v for k, v in e.items() if k not in hidden} for e in self.received_emails()]
         return JSONResponse({"object": "list", "has_more": False, "data": data[::-1]})
 
     # -- HTTP control endpoints ----------------------------------------------------------
@@ -399,7 +516,7 @@ class ResendEmulator:
             body["from"],
             body["to"],
             body["subject"],
-            body.get("text", ""),
+            body.get("text"),
             body.get("html"),
             body.get("headers"),
         )
@@ -410,7 +527,13 @@ class ResendEmulator:
             return _error(404, "Email not found")
         body = await request.json()
         email_id = await asyncio.to_thread(
-            self.reply_to_email, request.path_params["email_id"], body["text"], body.get("from")
+            partial(
+                self.reply_to_email,
+                request.path_params["email_id"],
+                body.get("text"),
+                body.get("from"),
+                html=body.get("html"),
+            )
         )
         return JSONResponse({"email_id": email_id, "delivery": self._delivery_for(email_id)})
 

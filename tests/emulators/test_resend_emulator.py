@@ -106,15 +106,50 @@ def approval_email(**extra: Any) -> resend.Emails.SendParams:
 
 
 def test_send_records_every_field_and_get_returns_it(emulator: ResendEmulator) -> None:
-    sent = resend.Emails.send(approval_email())
+    sent = resend.Emails.send(approval_email(headers={"X-Entity-Ref-ID": "job-1"}))
     email = resend.Emails.get(sent["id"])
     assert email["subject"] == "Approve the spring campaign?"
     assert email["to"] == ["owner@client.test"]
     assert email["reply_to"] == ["approvals+job-1@agency.test"]
+    # Resend's retrieve-email response: no headers, attachments, tags or idempotency key.
+    assert not {"headers", "attachments", "tags", "idempotency_key"} & set(email)
     [record] = emulator.sent_emails()
     assert record["attachments"][0]["content_id"] == "logo"
-    assert record["headers"] == {"Message-ID": "<job-1@agency.test>"}
+    assert record["headers"] == {"X-Entity-Ref-ID": "job-1"}
     assert record["tags"] == [{"name": "job", "value": "job-1"}]
+
+
+def test_resend_assigns_its_own_message_id_and_returns_it(
+    emulator: ResendEmulator, receiver: tuple[WebhookReceiver, ThreadedServer]
+) -> None:
+    # Resend sends through SES, which replaces a Message-ID the sender asked for; the real
+    # one is returned by GET /emails/{id} and in webhooks, and replies thread on it.
+    sent = resend.Emails.send(approval_email())
+    email = resend.Emails.get(sent["id"])
+    ours = "<job-1@agency.test>"
+    assert email["message_id"] != ours and email["message_id"].endswith("@email.amazonses.com>")
+    [record] = emulator.sent_emails()
+    assert "Message-ID" not in record["headers"]
+    assert record["requested_headers"] == {"Message-ID": ours}
+    emulator.deliver_event("email.delivered", sent["id"])
+    assert receiver[0].verified[-1]["data"]["message_id"] == email["message_id"]
+    reply = resend.Emails.Receiving.get(emulator.reply_to_email(sent["id"], "APPROVE"))
+    assert reply["headers"] is not None
+    assert reply["headers"]["In-Reply-To"] == email["message_id"]
+    assert reply["headers"]["References"] == email["message_id"]
+
+
+def test_a_reply_to_a_threaded_email_carries_the_whole_thread(emulator: ResendEmulator) -> None:
+    first = resend.Emails.send(approval_email())
+    first_id = resend.Emails.get(first["id"])["message_id"]
+    second = resend.Emails.send(
+        approval_email(headers={"In-Reply-To": first_id, "References": first_id})
+    )
+    second_id = resend.Emails.get(second["id"])["message_id"]
+    reply = resend.Emails.Receiving.get(emulator.reply_to_email(second["id"], "REJECT"))
+    assert reply["headers"] is not None
+    assert reply["headers"]["In-Reply-To"] == second_id
+    assert reply["headers"]["References"] == f"{first_id} {second_id}"
 
 
 def test_sent_emails_from_an_offset_returns_only_later_sends(emulator: ResendEmulator) -> None:
@@ -178,7 +213,20 @@ def test_reply_delivers_verified_webhook_and_receiving_api_returns_body(
     assert received["subject"] == "Re: Approve the spring campaign?"
     assert (received["text"] or "").startswith("APPROVE\n\nOn ")
     assert "> Reply APPROVE or REJECT." in (received["text"] or "")
-    assert received["headers"]["In-Reply-To"] == "<job-1@agency.test>"
+    assert received["message_id"] == event["data"]["message_id"]
+
+
+def test_html_only_reply_has_null_text_and_headers(emulator: ResendEmulator) -> None:
+    sent = resend.Emails.send(approval_email())
+    reply_id = emulator.reply_to_email(sent["id"], None, html="<div>Approve</div>")
+    received = resend.Emails.Receiving.get(reply_id)
+    assert received["text"] is None and received["headers"] is None
+    assert (received["html"] or "").startswith("<div>Approve</div><br>")
+    assert 'class="gmail_quote' in (received["html"] or "")
+    # The list omits bodies and headers, as Resend's does.
+    listed = resend.Emails.Receiving.list()["data"]
+    assert [e["id"] for e in listed] == [reply_id]
+    assert not {"html", "text", "headers", "object"} & set(listed[0])
 
 
 @pytest.mark.parametrize("tamper", ["wrong_secret", "stale"])
@@ -244,3 +292,93 @@ def test_http_control_endpoints_expose_state(
     assert [e["id"] for e in state["sent"]] == [sent["id"]]
     assert list(state["sends_by_idempotency_key"].values()) == [1]
     assert state["received"][0]["text"].startswith("REJECT")
+
+
+def _status(error: pytest.ExceptionInfo[ResendError]) -> tuple[int, str]:
+    return int(error.value.code), str(error.value.error_type)
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "agent",
+        "agent@",
+        "@agency.test",
+        "agent@agency",
+        "Agency agent@agency.test",
+        "Agency <agent@agency.test",
+        "Agency <agent@agency.test>, other@agency.test",
+        "agent@agency.test\r\nBcc: spy@evil.test",
+    ],
+)
+def test_send_from_a_malformed_address_is_refused(emulator: ResendEmulator, sender: str) -> None:
+    with pytest.raises(ResendError) as raised:
+        resend.Emails.send(approval_email(**{"from": sender}))
+    assert _status(raised) == (422, "invalid_from_address")
+    assert emulator.sent_emails() == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"to": "not-an-address"}, "validation_error"),
+        ({"to": [f"r{i}@client.test" for i in range(51)]}, "validation_error"),
+        ({"to": {"email": "owner@client.test"}}, "validation_error"),
+        ({"reply_to": ["approvals@agency.test", "nope"]}, "validation_error"),
+        ({"subject": 42}, "validation_error"),
+        ({"text": None, "html": None}, "missing_required_field"),
+        ({"headers": {"X-Job": 1}}, "validation_error"),
+        ({"headers": ["X-Job: 1"]}, "validation_error"),
+        ({"headers": {"X-Job": "1\r\nBcc: spy@evil.test"}}, "validation_error"),
+        ({"attachments": [{"filename": "a.png"}]}, "invalid_attachment"),
+        ({"tags": [{"name": "job id", "value": "1"}]}, "validation_error"),
+    ],
+)
+def test_sloppy_send_bodies_are_refused(
+    emulator: ResendEmulator, fields: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(ResendError) as raised:
+        resend.Emails.send(approval_email(**fields))
+    assert _status(raised) == (422, error)
+    assert emulator.sent_emails() == []
+
+
+def test_a_field_resend_does_not_know_is_ignored_as_resend_does(emulator: ResendEmulator) -> None:
+    # Resend's schema (SendEmailRequest) allows other properties; it refuses none of them.
+    sent = resend.Emails.send(approval_email(x_unknown="kept out"))
+    assert "x_unknown" not in emulator.sent_email(sent["id"])
+
+
+def test_requests_without_a_valid_bearer_key_are_refused(
+    emulator: ResendEmulator, served: tuple[ResendEmulator, ThreadedServer]
+) -> None:
+    url = f"{served[1].url}/emails"
+    body = dict(approval_email())
+    for headers, status, name in [
+        ({}, 401, "missing_api_key"),
+        ({"Authorization": "Basic cmVfdGVzdF9rZXk6"}, 401, "missing_api_key"),
+        ({"Authorization": "Bearer"}, 401, "missing_api_key"),
+        ({"Authorization": "Bearer re_wrong_key"}, 403, "invalid_api_key"),
+    ]:
+        response = httpx.post(url, json=body, headers=headers)
+        assert (response.status_code, response.json()["name"]) == (status, name), headers
+    for path in ("/emails/x", "/emails/receiving/x", "/emails/receiving"):
+        assert httpx.get(f"{served[1].url}{path}").status_code == 401
+    assert emulator.sent_emails() == []
+
+
+def test_a_body_that_is_not_a_json_object_is_refused(
+    emulator: ResendEmulator, served: tuple[ResendEmulator, ThreadedServer]
+) -> None:
+    auth = {"Authorization": "Bearer re_test_key"}
+    for content in (b"not json", b"[]", b'"text"', b"null"):
+        response = httpx.post(f"{served[1].url}/emails", content=content, headers=auth)
+        assert response.status_code == 422, content
+    assert emulator.sent_emails() == []
+
+
+def test_idempotency_key_longer_than_256_characters_is_refused(emulator: ResendEmulator) -> None:
+    with pytest.raises(ResendError) as raised:
+        resend.Emails.send(approval_email(), {"idempotency_key": "k" * 257})
+    assert _status(raised) == (400, "invalid_idempotency_key")
+    assert emulator.sent_emails() == []
