@@ -2,6 +2,11 @@
 
 Every send carries a Resend idempotency key derived from what it is about, so a
 retried activity, or one re-run after a worker crash, never sends a second email.
+
+Resend gives every email its own Message-ID (a custom ``Message-ID`` header is replaced
+on the way out through SES) and returns it as ``message_id`` from ``GET /emails/{id}``
+and in its webhooks. That id is what the approver's mail client sees, so it is the one
+recorded and threaded on (``In-Reply-To``/``References`` of reminders and clarifications).
 """
 
 from __future__ import annotations
@@ -119,6 +124,21 @@ def classify_resend_error(exc: Exception) -> Exception:
     )
 
 
+async def sent_message_id(email_id: str) -> str:
+    """The Message-ID Resend gave a sent email (``GET /emails/{id}``)."""
+    try:
+        email = await resend.Emails.get_async(email_id)
+    except resend.exceptions.ResendError as exc:
+        if (failure := classify_resend_error(exc)) is exc:
+            raise
+        raise failure from exc
+    message_id = str(email.get("message_id") or "")
+    if not message_id:
+        # Retryable: the retry's send returns the same email (idempotency key), not a new one.
+        raise ApplicationError(f"Resend has no Message-ID for email {email_id} yet")
+    return message_id
+
+
 async def send_email(params: dict[str, Any], idempotency_key: str) -> str:
     """Send through Resend with an idempotency key; return Resend's email id."""
     try:
@@ -162,12 +182,12 @@ class EmailActivities:
             screenshot = None
             if ctx["screenshot_url"] and str(ctx["screenshot_url"]).startswith("blob:"):
                 screenshot = await get_blob(conn, UUID(str(ctx["screenshot_url"])[5:]))
-        message_id = f"<approval-{request.approval_id}@{self.config.inbound_domain}>"
-        if request.kind == "reminder":
-            thread = [*thread, message_id]
-            message_id = f"<approval-{request.approval_id}-reminder@{self.config.inbound_domain}>"
-        params = self._compose(ctx, request.kind, message_id, thread, screenshot)
+        if request.kind == "reminder" and ctx["email_message_id"]:
+            thread = [*thread, str(ctx["email_message_id"])]
+        params = self._compose(ctx, request.kind, thread, screenshot)
         email_id = await send_email(params, f"approval-{request.kind}/{request.approval_id}")
+        if request.kind == "request":
+            message_id = await sent_message_id(email_id)
         async with self.pool.connection() as conn:
             if request.kind == "request":
                 await approvals.record_request_email(
@@ -185,7 +205,6 @@ class EmailActivities:
         self,
         ctx: dict[str, Any],
         kind: str,
-        message_id: str,
         thread: list[str],
         screenshot: tuple[str, bytes] | None,
     ) -> dict[str, Any]:
@@ -233,11 +252,9 @@ class EmailActivities:
             "reply_to": [
                 approval_tokens.reply_address(token(Purpose.REPLY), self.config.inbound_domain)
             ],
-            "headers": {"Message-ID": message_id},
         }
-        if thread:
-            params["headers"]["In-Reply-To"] = thread[-1]
-            params["headers"]["References"] = " ".join(thread)
+        if thread:  # Resend's Message-IDs of the job's earlier emails, oldest first
+            params["headers"] = {"In-Reply-To": thread[-1], "References": " ".join(thread)}
         if screenshot:
             content_type, data = screenshot
             body += '<p>The page now:</p><img src="cid:screenshot" alt="screenshot" width="640">'

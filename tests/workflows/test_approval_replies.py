@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from emulators.resend import sign_svix
-from tests.harness import running_stack
+from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
+from tests.replies.samples import german, gmail, gmail_html, outlook, outlook_html
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row, last_delivery, reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS
@@ -242,3 +246,160 @@ async def test_second_decision_is_refused_first_wins(
         )
         assert outcomes[0]["outcome"].startswith("applied")
         assert "already approved" in outcomes[1]["outcome"]
+
+
+def clarifications(stack: Stack, to: str) -> list[dict[str, Any]]:
+    """The clarification emails the emulator sent to ``to``."""
+    return [
+        e
+        for e in stack.emulators.resend.sent_emails()
+        if to in e["to"] and (e.get("idempotency_key") or "").startswith("approval-clarify/")
+    ]
+
+
+async def reply_outcome(stack: Stack, reply_id: str) -> str:
+    """What the ingress recorded for a received reply (waits for it)."""
+
+    async def find() -> str | None:
+        row = await stack.fetchrow(
+            "SELECT outcome FROM webhook_events WHERE provider = 'resend-email' AND event_id = %s",
+            reply_id,
+        )
+        return row["outcome"] if row else None
+
+    return await eventually(find, what=f"outcome of reply {reply_id}")
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """A reply sent through the emulator, and what the gate and the outbox show after it."""
+
+    name: str
+    text: str | None
+    status: str  # of the approvals row afterwards
+    outcome: str  # a part of webhook_events.outcome
+    note: str | None = None
+    html: str | None = None
+    headers: dict[str, str] | None = None
+    clarified: bool = False
+
+
+DMARC_FAIL = (
+    "mx.resend.net; spf=pass; dkim=pass header.d=mailer.example.net; "
+    "dmarc=fail (p=reject) header.from=example.com"
+)
+END_TO_END = [
+    EndToEnd("do not approve", gmail("Do not approve"), "pending", "unclear", clarified=True),
+    EndToEnd("not approved, sorry", "Not approved, sorry", "pending", "unclear", clarified=True),
+    EndToEnd("html-only approve", None, "approved", "applied", html=gmail_html("Approve")),
+    EndToEnd(
+        "outlook-quoted reject",
+        outlook("Reject\r\nWrong folder."),
+        "rejected",
+        "applied",
+        note="Wrong folder.",
+    ),
+    EndToEnd(
+        "dmarc-fail approve",
+        gmail("Approve"),
+        "pending",
+        "refused: DMARC fail for example.com",
+        headers={"Authentication-Results": DMARC_FAIL},
+    ),
+    EndToEnd(
+        "german-quoted approve", german("Approve\nDanke!"), "approved", "applied", note="Danke!"
+    ),
+    EndToEnd(
+        "full-width approve",
+        "\uff21\uff30\uff30\uff32\uff2f\uff36\uff25",
+        "pending",
+        "unclear",
+        clarified=True,
+    ),
+    EndToEnd("html-only outlook no", None, "rejected", "applied", html=outlook_html("No")),
+]
+
+
+async def test_replies_through_resend_decide_only_what_was_clearly_said(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        resend_emulator = stack.emulators.resend
+        waiting = []
+        for index, case in enumerate(END_TO_END):
+            email = f"e2e-{index}-{uuid.uuid4().hex[:6]}@example.com"
+            waiting.append((case, email, *(await waiting_job(stack, STEPS, email))))
+        for case, email, request, handle, sent in waiting:
+            reply_id = await asyncio.to_thread(
+                resend_emulator.reply_to_email,
+                sent["id"],
+                case.text,
+                headers=case.headers,
+                html=case.html,
+                quote=False,  # the samples quote the original the way their client does
+            )
+            assert case.outcome in await reply_outcome(stack, reply_id), case.name
+            if case.status != "pending":
+                await handle.result()
+            row = await approval_row(stack, request.job_id)
+            assert (row["status"], row["decision_note"]) == (case.status, case.note), case.name
+            asked = clarifications(stack, email)
+            assert len(asked) == int(case.clarified), case.name
+            if case.status == "pending":
+                await handle.cancel()
+        # Nothing was refused or retried on the way: one request email per job.
+        keys = resend_emulator.sends_by_idempotency_key()
+        assert sum(1 for k in keys if k.startswith("approval-request/")) == len(END_TO_END)
+
+
+async def test_emails_thread_on_the_message_id_resend_gave_them(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request, handle, sent = await waiting_job(stack, STEPS, "kim@example.com")
+        row = await eventually(
+            lambda: approval_row_with_message_id(stack, request.job_id), what="message id"
+        )
+        # Resend's Message-ID, not one we made up: ours would be replaced on the way out.
+        assert row["email_message_id"] == sent["message_id"]
+        assert "message-id" not in {k.lower() for k in sent["requested_headers"]}
+        job = await stack.fetchrow(
+            "SELECT last_resend_thread_id FROM jobs WHERE id = %s", request.job_id
+        )
+        assert job == {"last_resend_thread_id": sent["message_id"]}
+
+        reply_id = await reply(stack, sent["id"], "Approve?")
+        reply_message_id = next(
+            e["message_id"] for e in stack.emulators.resend.received_emails() if e["id"] == reply_id
+        )
+        [clarify] = await eventually(
+            lambda: clarifications(stack, "kim@example.com"), what="clarification"
+        )
+        assert clarify["headers"]["In-Reply-To"] == reply_message_id
+        assert clarify["headers"]["References"] == f"{sent['message_id']} {reply_message_id}"
+        # Answering the clarification (same reply address) decides the gate.
+        await reply(stack, clarify["id"], "Approve")
+        assert (await handle.result()).status == "completed"
+
+
+async def approval_row_with_message_id(stack: Stack, job_id: object) -> dict[str, Any] | None:
+    row = await approval_row(stack, job_id)
+    return row if row["email_message_id"] else None
+
+
+async def test_failing_to_read_the_message_id_sends_no_second_email(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        # GET /emails/{id} fails once after the send: the retried activity sends again with
+        # the same idempotency key, gets the same email back, and records Resend's id.
+        stack.emulators.resend.faults.fail_next(1, status=503, path_prefix="/emails/")
+        request, handle, sent = await waiting_job(stack, STEPS, "lee@example.com")
+        row = await eventually(
+            lambda: approval_row_with_message_id(stack, request.job_id), what="message id"
+        )
+        assert stack.emulators.resend.faults.injected_count() == 1
+        assert row["email_message_id"] == sent["message_id"]
+        assert row["resend_message_id"] == sent["id"]
+        assert len(stack.emulators.resend.sent_emails()) == 1
+        await handle.cancel()

@@ -31,12 +31,13 @@ async def test_reminder_then_expiry_stops_the_job(
         reminder = await approval_email(stack, "olga@example.com", kind="reminder")
         assert reminder["subject"].startswith("Reminder:")
         headers = {k.lower(): v for k, v in reminder["headers"].items()}
-        assert headers["in-reply-to"] == f"<approval-{row['id']}@reply.agency.localhost>"
+        request_email = await approval_email(stack, "olga@example.com")
+        # Threaded on the Message-ID Resend gave the request, as the approver's client saw it.
+        assert headers["in-reply-to"] == row["email_message_id"] == request_email["message_id"]
         assert row["status"] == "expired" and row["reminder_sent_at"] is not None
         assert [r.status for r in result.steps] == ["completed"]
 
         # A reply after the deadline changes nothing.
-        request_email = await approval_email(stack, "olga@example.com")
         await reply(stack, request_email["id"], "Approve")
         assert (await approval_row(stack, request.job_id))["status"] == "expired"
 
