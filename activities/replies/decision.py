@@ -52,6 +52,9 @@ _QUESTION_MARKS = ("?", "\u00bf", "\uff1f", "\u2047", "\u2048", "\u2049", "\u203
 _GLUE = "-_'/"
 #: Invisible characters allowed only between emoji (ZWJ sequences such as 👨‍💻).
 _EMOJI_JOINER = "\u200d"
+#: What may stand before the first word: quotes, emphasis marks and emoji; not "!", "~",
+#: "¬" or other punctuation that could negate or number it.
+_LEADING = frozenset("\"'*_`\u201c\u201d\u2018\u2019\u00ab\u00bb \ufe0f\u200d")
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,17 @@ def _first_word(line: str) -> tuple[str, str] | str:
     start with a word: only spaces and symbols (quotes, asterisks, emoji) may precede it."""
     folded = line.translate(_APOSTROPHES)
     match = re.search(r"[A-Za-z]+(?:'[A-Za-z]+)*", folded)
-    if match is None or any(c.isalnum() for c in folded[: match.start()]):
+    if match is None or not all(_leads(c) for c in folded[: match.start()]):
         return "the first line does not start with a plain word"
     after = folded[match.end() :]
     if after[:1] and (after[0].isalnum() or after[0] in _GLUE):
         return f"the first word runs on into {after[:1]!r}"  # "approve-ish", "Approve2"
     rest = line[match.end() :].strip(" .,:;!-\u2013\u2014")
     return match.group().lower(), rest
+
+
+def _leads(char: str) -> bool:
+    return char in _LEADING or unicodedata.category(char) in ("So", "Sk")
 
 
 def _continuation(second: list[str]) -> list[str]:

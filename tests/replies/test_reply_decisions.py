@@ -31,6 +31,8 @@ from tests.replies.samples import (
 
 APPROVES = [
     Sample("bare approve", "APPROVE", "approve"),
+    Sample("approve in emphasis marks", "**Approve**", "approve", "**"),
+    Sample("emoji before approve", "👍 Approve", "approve"),
     Sample("approved with a full stop", "approved.", "approve"),
     Sample("approve with an emoji", "APPROVE 👍", "approve", "👍"),
     Sample("approve with a toned emoji", "Approve 👍🏽", "approve", "👍🏽"),
@@ -147,6 +149,9 @@ UNCLEAR = [
     Sample("typo approove", "Approove", "unclear"),
     Sample("glued suffix", "approve-ish", "unclear"),
     Sample("numbered", "1. Approve", "unclear"),
+    Sample("programmer's not", "!approve", "unclear"),
+    Sample("logical not sign", "\u00ac approve", "unclear"),
+    Sample("tilde", "~approve", "unclear"),
     Sample("full-width letters", "\uff21\uff30\uff30\uff32\uff2f\uff36\uff25", "unclear"),
     Sample(
         "mathematical bold letters",
