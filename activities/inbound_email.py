@@ -176,7 +176,8 @@ async def _decide_from_email(
         return f"refused: {failure}; the gate stays open"
     reading = replies.read_reply(email.get("text"), email.get("html"))
     if reading.decision == "unclear":
-        log.info("unclear reply", approval_id=str(approval.id), reason=reading.reason)
+        # The reason may quote the reply's words: it goes to webhook_events, not the log.
+        log.info("unclear reply", approval_id=str(approval.id))
         await _ask_to_clarify(config, approval, sender, token, email_id, email)
         return f"unclear ({reading.reason}): asked the approver to clarify"
     decision, note = reading.decision, reading.note
