@@ -111,7 +111,9 @@ class MetaConnector:
                         f"Meta asks for less data even for one day ({since}) of account "
                         f"{self.account_id}"
                     ) from None
-                at = Cursor(None, since)  # the whole window again, one day at a time
+                # The whole window again, one day at a time: pages already written are
+                # written again unchanged (the upsert is idempotent), none is skipped.
+                at = Cursor(None, since)
         assert at.day is not None
         try:
             body = await self._get(at.day, at.day, at.after)
