@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import steel
@@ -31,6 +32,9 @@ from workflows.steps import Navigate, Step, StepResult
 
 Q = load_queries("jobs")
 DEFAULT_SESSION_TIMEOUT_MS = 30 * 60 * 1000
+# How long a navigation may take to show in the session's live details: 10 x 0.5 s.
+NAVIGATION_CHECKS = 10
+NAVIGATION_CHECK_INTERVAL = 0.5
 
 
 class OpenSessionInput(BaseModel):
@@ -200,25 +204,52 @@ class BrowserActivities:
     async def _perform(self, session_id: str, step: Step) -> tuple[str | None, bytes | None]:
         action = step.action
         if isinstance(action, Navigate):
-            # Steel's computer API has no navigate action: do what a person does.
-            await self.client.sessions.computer(
-                session_id, action="press_key", keys=["Control", "l"]
-            )
-            await self.client.sessions.computer(session_id, action="type_text", text=action.url)
-            response = await self.client.sessions.computer(
-                session_id, action="press_key", keys=["Enter"], screenshot=True
-            )
-        else:
-            params = action.model_dump(exclude_none=True)
-            if params["action"] != "take_screenshot":
-                params["screenshot"] = True
-            response = await self.client.sessions.computer(session_id, **params)
-        if response.error:
+            return await self._navigate(session_id, action.url)
+        params = action.model_dump(exclude_none=True)
+        if params["action"] != "take_screenshot":
+            params["screenshot"] = True
+        response = await self.client.sessions.computer(session_id, **params)
+        return _output(response)
+
+    async def _navigate(self, session_id: str, url: str) -> tuple[str | None, bytes | None]:
+        """Open ``url`` and check that the session's page went there.
+
+        Steel's computer API (steel-sdk 0.19) has no navigate action; Steel's own
+        computer-use recipes focus the address bar (Ctrl+L), type the URL and press Enter.
+        Nothing promises a session's browser an address bar, so the keys are not trusted
+        alone: the pages' URLs are read from the session's live details (``GET
+        /v1/sessions/{id}/live-details``) before and after. A step whose page did not move
+        fails instead of reporting a navigation that did not happen.
+        """
+        before = await self._page_urls(session_id)
+        for params in (
+            {"action": "press_key", "keys": ["Control", "l"]},
+            {"action": "type_text", "text": url},
+            {"action": "press_key", "keys": ["Enter"]},
+        ):
+            _output(await self.client.sessions.computer(session_id, **params))
+        reached = None
+        for attempt in range(NAVIGATION_CHECKS):
+            reached = _reached(url, before, await self._page_urls(session_id))
+            if reached is not None:
+                break
+            if attempt + 1 < NAVIGATION_CHECKS:
+                await asyncio.sleep(NAVIGATION_CHECK_INTERVAL)
+        if reached is None:
             raise ApplicationError(
-                f"browser action failed: {response.error}", type="BrowserActionFailed"
+                f"navigation to {url} did not happen: the session's page stayed at "
+                f"{', '.join(before) or 'nothing'} (does the session's browser show an address "
+                "bar?)",
+                type="BrowserNavigationFailed",
             )
-        image = base64.b64decode(response.base64_image) if response.base64_image else None
-        return response.output, image
+        _, image = _output(
+            await self.client.sessions.computer(session_id, action="take_screenshot")
+        )
+        return f"Navigated to {reached}", image
+
+    async def _page_urls(self, session_id: str) -> list[str]:
+        details = await self.client.sessions.live_details(session_id)
+        return [page.url for page in details.pages]
 
     @activity.defn
     async def capture_screenshot(self, request: ScreenshotInput) -> str:
@@ -255,6 +286,34 @@ class BrowserActivities:
             if (failure := classify_steel_error(exc, "release")) is exc:
                 raise
             raise failure from exc
+
+
+def _output(response: Any) -> tuple[str | None, bytes | None]:
+    """A computer action's output and screenshot; an error it reports fails the step."""
+    if response.error:
+        raise ApplicationError(
+            f"browser action failed: {response.error}", type="BrowserActionFailed"
+        )
+    image = base64.b64decode(response.base64_image) if response.base64_image else None
+    return response.output, image
+
+
+def _normalized(url: str) -> str:
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+def _reached(target: str, before: list[str], after: list[str]) -> str | None:
+    """The URL the navigation reached: a page now at ``target``, else one that moved to a
+    new http(s) URL (a redirect, such as a sign-in page). None: no page moved."""
+    wanted = _normalized(target)
+    for url in after:
+        if _normalized(url) == wanted:
+            return url
+    seen = {_normalized(u) for u in before}
+    moved = [u for u in after if _normalized(u) not in seen and u.startswith(("http:", "https:"))]
+    return moved[0] if moved else None
 
 
 def _stored_result(step_index: int, row: dict[str, Any]) -> StepResult:

@@ -10,8 +10,14 @@ from higgsfield_client.http.client import DEFAULT_TIMEOUT, USER_AGENT
 from higgsfield_client.http.retry import NoRetry
 from higgsfield_client.http.transport import AsyncHttpTransport
 
-# Our application path for each model name the API exposes; others are used as paths.
-APPLICATIONS = {"soul": "higgsfield-ai/soul/standard"}
+# The endpoint id (the path after the host) of each model name a workflow may give, as
+# Higgsfield's API reference names them (read 2026-12-03). Any other name is sent as a path
+# as it is: a full endpoint id works, anything else is refused by Higgsfield (404).
+APPLICATIONS = {
+    "soul": "higgsfield-ai/soul/standard",
+    "soul-2": "higgsfield-ai/soul/v2/standard",
+    "soul-cinema": "higgsfield-ai/soul/cinema",
+}
 
 
 class HiggsfieldClient(AsyncClient):

@@ -321,15 +321,31 @@ class MetricSyncActivities:
                 non_retryable=True,
             ) from None
         if row.platform == "meta":
-            return MetaConnector(self.http, self.config.meta_graph_url, row.account_id, token)
+            return MetaConnector(
+                self.http,
+                self.config.meta_graph_url,
+                row.account_id,
+                token,
+                api_version=self.config.meta_api_version,
+                conversion_action_types=self.config.meta_conversion_action_types,
+            )
         if row.platform == "google_ads":
+            developer_token = self.config.google_ads_developer_token
+            if not developer_token:
+                raise ApplicationError(
+                    f"{row.label}: GOOGLE_ADS_DEVELOPER_TOKEN is not set; Google Ads requires "
+                    "a developer token on every request: set it on the worker",
+                    type="PlatformRefused",
+                    non_retryable=True,
+                )
             return GoogleAdsConnector(
                 self.http,
                 self.config.google_ads_url,
                 row.account_id,
                 token,
-                developer_token=self.config.google_ads_developer_token,
-                login_customer_id=secret.get("login_customer_id"),
+                api_version=self.config.google_ads_api_version,
+                developer_token=developer_token,
+                login_customer_id=row.login_customer_id,
             )
         raise ApplicationError(
             f"connection {row.id}: platform {row.platform!r} has no connector",

@@ -16,9 +16,11 @@ from benchmarks.stack import BenchStack
 from db import metrics
 from db.metrics import MetricValue
 from emulators import google_ads  # its page size is the real API's fixed 10,000 rows
+from workers.settings import Settings
 
 METRIC_TYPES = ("impressions", "clicks", "spend", "conversions")  # per campaign x day row
 DAYS = 30
+META_VERSION = Settings.model_fields["meta_graph_api_version"].default
 # What one upsert call receives: one API page of campaign x day rows, 4 values per row.
 PAGE_VALUES = {
     "meta": meta.PAGE_LIMIT * len(METRIC_TYPES),
@@ -40,7 +42,7 @@ COPY = (
 def metric_values(count: int) -> list[MetricValue]:
     """``count`` distinct values: campaigns x days x the four metric types."""
     first = date(2025, 1, 1)
-    detail = {"platform": "meta", "account_id": "act_bench", "api_version": meta.API_VERSION}
+    detail = {"platform": "meta", "account_id": "act_bench", "api_version": META_VERSION}
     values = []
     for i in range(count):
         row, metric = divmod(i, len(METRIC_TYPES))

@@ -38,6 +38,7 @@ class ConnectionRow(BaseModel):
     credentials: dict[str, Any]
     account_id: str
     account_name: str | None
+    login_customer_id: str | None = None  # Google Ads: the manager account it is reached by
     is_active: bool
     last_synced_at: datetime | None
     sync_frequency: int
@@ -98,6 +99,7 @@ async def insert_connection(
     account_name: str | None,
     sync_frequency: int,
     created_by: UUID | None,
+    login_customer_id: str | None = None,
 ) -> ConnectionRow:
     """Create the connection if it does not exist; return it either way."""
     await conn.execute(
@@ -108,6 +110,7 @@ async def insert_connection(
             "credentials": Jsonb(credentials),
             "account_id": account_id,
             "account_name": account_name,
+            "login_customer_id": login_customer_id,
             "sync_frequency": sync_frequency,
             "created_by": created_by,
         },

@@ -1,4 +1,9 @@
-"""Emulator of Higgsfield's queue API (submit, status, cancel) and its unsigned webhooks."""
+"""Emulator of Higgsfield's queue API (submit, status, cancel) and its unsigned webhooks.
+
+As strict as Higgsfield's API reference (docs.higgsfield.ai, read 2026-12-03): a submit goes
+to a model's endpoint id (``higgsfield-ai/soul/standard``, ...) and any other path is 404;
+the arguments are validated as FastAPI does (422 with a ``detail`` list naming each field).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,76 @@ TERMINAL = frozenset({"completed", "failed", "nsfw", "canceled"})
 MARKERS = {f"[{o}]": o for o in OUTCOMES} | {"[fail]": "failed"}
 SLOW_FACTOR = 10.0
 Record = dict[str, Any]
+# The SOUL text-to-image endpoints of the API reference. Documented arguments (others are
+# ignored, as the reference says of style_id on SOUL Cinema): prompt (required),
+# aspect_ratio, resolution, enhance_prompt, batch_size (1 or 4), seed (1..1000000, explicit
+# null invalid), style_id, style_strength, custom_reference_id. The reference gives no range
+# for style_strength; 0..1 is assumed.
+APPLICATIONS = frozenset(
+    {"higgsfield-ai/soul/standard", "higgsfield-ai/soul/v2/standard", "higgsfield-ai/soul/cinema"}
+)
+ASPECT_RATIOS = frozenset({"9:16", "16:9", "4:3", "3:4", "1:1", "2:3", "3:2"})
+RESOLUTIONS = frozenset({"720p", "1080p"})
+BATCH_SIZES = (1, 4)
+
+
+def validation_errors(arguments: Record) -> list[Record]:
+    """FastAPI-shaped ``detail`` entries for every invalid documented argument."""
+    errors: list[Record] = []
+
+    def bad(field_name: str, kind: str, msg: str) -> None:
+        value = arguments.get(field_name)
+        errors.append({"type": kind, "loc": ["body", field_name], "msg": msg, "input": value})
+
+    prompt = arguments.get("prompt")
+    if "prompt" not in arguments:
+        bad("prompt", "missing", "Field required")
+    elif not isinstance(prompt, str) or not prompt.strip():
+        bad("prompt", "string_type", "Input should be a non-empty string")
+    checks: list[tuple[str, Callable[[Any], bool], str, str]] = [
+        (
+            "aspect_ratio",
+            lambda v: v in ASPECT_RATIOS,
+            "enum",
+            "Input should be one of " + ", ".join(sorted(ASPECT_RATIOS)),
+        ),
+        ("resolution", lambda v: v in RESOLUTIONS, "enum", "Input should be '720p' or '1080p'"),
+        ("enhance_prompt", lambda v: isinstance(v, bool), "bool_type", "Input should be a boolean"),
+        (
+            "batch_size",
+            lambda v: type(v) is int and v in BATCH_SIZES,
+            "literal_error",
+            "Input should be 1 or 4",
+        ),
+        (
+            "seed",
+            lambda v: type(v) is int and 1 <= v <= 1_000_000,
+            "int_type",
+            "Input should be an integer from 1 to 1000000",
+        ),
+        (
+            "style_id",
+            lambda v: isinstance(v, str) and bool(v),
+            "string_type",
+            "Input should be a valid string",
+        ),
+        (
+            "style_strength",
+            lambda v: type(v) in (int, float) and 0 <= v <= 1,
+            "float_type",
+            "Input should be a number from 0 to 1",
+        ),
+        (
+            "custom_reference_id",
+            lambda v: isinstance(v, str) and bool(v),
+            "string_type",
+            "Input should be a valid string",
+        ),
+    ]
+    for name, valid, kind, msg in checks:
+        if name in arguments and not valid(arguments[name]):
+            bad(name, kind, msg)
+    return errors
 
 
 def higgsfield_error_body(status: int, message: str) -> dict[str, Any]:
@@ -62,6 +137,7 @@ class _Generation:
     queue_until: float
     run_until: float
     auto: bool
+    images: int = 1  # the request's batch_size
     status: str = "queued"
     notified: bool = False
     submitted_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -231,7 +307,7 @@ class HiggsfieldEmulator:
             if gen.notified or gen.status not in TERMINAL - {"canceled"} or not gen.webhook_url:
                 return
             gen.notified = True
-            url, payload, outcome = gen.webhook_url, gen.body(self.images), gen.outcome
+            url, payload, outcome = gen.webhook_url, gen.body(gen.images), gen.outcome
             if outcome == "webhook_lost":
                 self._deliveries.append(
                     {"request_id": request_id, "url": url, "payload": payload, "delivered": False}
@@ -270,12 +346,16 @@ class HiggsfieldEmulator:
         identity = self._identity(request)
         if identity is None:
             return _error(401, "Invalid or missing API credentials")
+        if request.path_params["application"] not in APPLICATIONS:
+            return _error(404, "Not Found")
         try:
             arguments = await request.json()
         except ValueError:
             return _error(422, "Request body must be a JSON object")
         if not isinstance(arguments, dict):
             return _error(422, "Request body must be a JSON object")
+        if errors := validation_errors(arguments):
+            return JSONResponse({"detail": errors}, status_code=422)
         request_id = str(uuid.uuid4())
         now = self._clock()
         with self._lock:
@@ -292,9 +372,10 @@ class HiggsfieldEmulator:
                 queue_until=now + self.queue_s,
                 run_until=now + self.queue_s + run_s,
                 auto=self.auto_advance,
+                images=int(arguments.get("batch_size", self.images)),
             )
             self._generations[request_id] = gen
-            body = gen.body(self.images)
+            body = gen.body(gen.images)
         if gen.auto:
             asyncio.get_running_loop().call_later(self.queue_s + run_s, self._tick, request_id)
         return JSONResponse(body)
@@ -308,7 +389,7 @@ class HiggsfieldEmulator:
             if gen is None:
                 return _error(404, "Request not found")
             self._refresh(gen)
-            body = gen.body(self.images)
+            body = gen.body(gen.images)
         self._notify_if_final(request_id)
         return JSONResponse(body)
 
@@ -331,7 +412,7 @@ class HiggsfieldEmulator:
             gen = self._generations.get(request_id)
             if gen is not None:
                 self._refresh(gen)
-            ready = gen is not None and gen.status == "completed" and n < self.images
+            ready = gen is not None and gen.status == "completed" and n < gen.images
         if not ready:
             return _error(404, "File not found")
         digest = hashlib.sha256(f"{request_id}/{n}".encode()).digest()

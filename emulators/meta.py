@@ -1,4 +1,11 @@
-"""Emulator of Meta's Graph API Insights edges with deterministic synthetic metrics."""
+"""Emulator of Meta's Graph API Insights edges with deterministic synthetic metrics.
+
+As strict as Meta: only the Marketing API versions Meta serves on the emulator's date (an
+expired one answers error #2635), throttling signalled the way Meta does (error 80000 and
+the ``x-business-use-case-usage`` / ``x-fb-ads-insights-throttle`` headers, never a
+``Retry-After``), error 1 when a call asks for more data than the account's limit, and the
+``conversions`` list with overlapping action types, left out of a row that has none.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import math
 import struct
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +35,20 @@ ID_FIELDS = ("account_id", "campaign_id", "campaign_name", "ad_id", "ad_name")
 METRIC_FIELDS = ("impressions", "clicks", "spend", "ctr", "cpc", "actions", "conversions")
 KNOWN_FIELDS = frozenset(ID_FIELDS + METRIC_FIELDS)
 PURCHASE = "offsite_conversion.fb_pixel_purchase"
+OMNI_PURCHASE = "omni_purchase"  # every purchase, pixel ones included: overlaps PURCHASE
+LEAD = "offsite_conversion.fb_pixel_lead"
+# Marketing API versions: (released, expires), from Meta's "Marketing API version history"
+# read 2026-12-03. None: expiry not announced ("TBD").
+VERSIONS: dict[str, tuple[date, date | None]] = {
+    "v21.0": (date(2024, 10, 2), date(2025, 9, 9)),
+    "v22.0": (date(2025, 1, 21), date(2026, 2, 19)),
+    "v23.0": (date(2025, 5, 29), date(2026, 6, 9)),
+    "v24.0": (date(2025, 10, 8), date(2026, 11, 10)),
+    "v25.0": (date(2026, 2, 18), date(2027, 2, 23)),
+    "v26.0": (date(2026, 7, 29), None),
+    "v27.0": (date(2026, 11, 4), None),
+}
+REDUCE_DATA = "Please reduce the amount of data you're asking for, then retry your request"
 
 
 def synthetic_metrics(entity: str, day: str, revision: int = 0) -> dict[str, int]:
@@ -57,7 +79,7 @@ def meta_error_body(status: int, message: str, code: int | None = None) -> dict[
     """Return a Graph API error body; 5xx errors are transient (code 2)."""
     error: Record = {"message": message, "type": "OAuthException"}
     error["code"] = code if code is not None else (2 if status >= 500 else 1)
-    if status >= 500:
+    if error["code"] == 2:
         error["is_transient"] = True
     error["fbtrace_id"] = "A" + uuid.uuid4().hex[:22]
     return {"error": error}
@@ -79,11 +101,26 @@ def _offset(cursor: str) -> int:
     return int(raw.removeprefix("offset:"))
 
 
-def _usage(percent: int) -> Record:
+def _usage(percent: int, regain_minutes: int = 0) -> Record:
     """Return one ads_insights entry of the ``x-business-use-case-usage`` header."""
-    return {"type": "ads_insights"} | dict.fromkeys(
-        ("call_count", "total_cputime", "total_time"), percent
-    )
+    entry: Record = {"type": "ads_insights"}
+    entry |= dict.fromkeys(("call_count", "total_cputime", "total_time"), percent)
+    return entry | {
+        "estimated_time_to_regain_access": regain_minutes,
+        "ads_api_access_tier": "standard_access",
+    }
+
+
+def usage_headers(account_id: str, percent: int, regain_minutes: int = 0) -> dict[str, str]:
+    """The usage headers of an insights answer: business use case usage (per ad account,
+    with the minutes until access returns) and the insights load, which carries no time."""
+    throttle = {"app_id_util_pct": percent, "acc_id_util_pct": percent}
+    return {
+        "x-business-use-case-usage": json.dumps({account_id: [_usage(percent, regain_minutes)]}),
+        "x-fb-ads-insights-throttle": json.dumps(
+            throttle | {"ads_api_access_tier": "standard_access"}
+        ),
+    }
 
 
 def _day(value: str) -> date:
@@ -122,8 +159,18 @@ class _Account:
 class MetaEmulator:
     """In-memory Graph API Insights for ad accounts and Instagram users, with throttling."""
 
-    def __init__(self, valid_tokens: set[str] | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        valid_tokens: set[str] | None = None,
+        *,
+        seed: int = 0,
+        today: Callable[[], date] = date.today,
+        max_rows_per_call: int | None = None,
+    ) -> None:
         self.valid_tokens = valid_tokens  # None accepts any token not marked expired
+        self.today = today  # which versions are served depends on the date
+        # Meta's data-per-call limit: a query whose result has more rows answers error 1.
+        self.max_rows_per_call = max_rows_per_call
         self.faults = Faults(seed=seed, error_body=meta_error_body)
         self._lock = threading.Lock()
         self._accounts: dict[str, _Account] = {}
@@ -133,8 +180,8 @@ class MetaEmulator:
         self._page_failures: dict[tuple[str, int], int] = {}
         self._requests: list[Record] = []
         routes = [
-            Route("/v{version}/act_{account_id}/insights", self._insights, methods=["GET"]),
-            Route("/v{version}/{ig_user_id}/insights", self._ig_insights, methods=["GET"]),
+            Route("/{version}/act_{account_id}/insights", self._insights, methods=["GET"]),
+            Route("/{version}/{ig_user_id}/insights", self._ig_insights, methods=["GET"]),
             Route("/_emulator/requests", self._http_requests, methods=["GET"]),
             Route("/_emulator/accounts", self._http_configure, methods=["POST"]),
             Route("/_emulator/reset", self._http_reset, methods=["POST"]),
@@ -164,8 +211,18 @@ class MetaEmulator:
         with self._lock:
             self._expired.add(token)
 
+    def served_versions(self) -> list[str]:
+        """The versions served on the emulator's date, oldest first."""
+        today = self.today()
+        return [
+            v
+            for v, (released, expires) in VERSIONS.items()
+            if released <= today and (expires is None or today < expires)
+        ]
+
     def throttle_next(self, n: int = 1, retry_after_s: float = 60, *, code: int = 80000) -> None:
-        """Answer the next ``n`` insights requests with Meta's rate-limit error."""
+        """Answer the next ``n`` insights requests with Meta's rate-limit error; the wait is
+        announced (rounded up to minutes) in ``x-business-use-case-usage`` only."""
         with self._lock:
             self._throttles.extend([(retry_after_s, code)] * n)
 
@@ -242,7 +299,14 @@ class MetaEmulator:
             row["ad_id"] = synthetic_id("ad", account_id, campaign, ad)
             row["ad_name"] = f"Ad {campaign + 1}.{ad + 1}"
         clicks, impressions, cents = totals["clicks"], totals["impressions"], totals["cost_cents"]
-        conversions = [{"action_type": PURCHASE, "value": str(totals["conversions"])}]
+        purchases, leads = totals["conversions"], totals["clicks"] // 40
+        # Overlapping action types, as Meta reports them: every pixel purchase is also an
+        # omni_purchase. A type with no actions is left out, and so is an empty list.
+        conversions = [
+            {"action_type": kind, "value": str(value)}
+            for kind, value in ((PURCHASE, purchases), (OMNI_PURCHASE, purchases), (LEAD, leads))
+            if value
+        ]
         row |= {
             "impressions": str(impressions),
             "clicks": str(clicks),
@@ -250,10 +314,11 @@ class MetaEmulator:
             "ctr": f"{100 * clicks / impressions:.6f}",
             "cpc": f"{cents / 100 / clicks:.6f}" if clicks else "0",
             "actions": [{"action_type": "link_click", "value": str(clicks)}, *conversions],
-            "conversions": conversions,
             "date_start": days[0],
             "date_stop": days[-1],
         }
+        if conversions:
+            row["conversions"] = conversions
         return row
 
     # -- the API -------------------------------------------------------------------------
@@ -273,19 +338,41 @@ class MetaEmulator:
             return _error(400, message, 190, headers=header)
         if self._throttles:
             retry_after, code = self._throttles.pop(0)
-            usage = _usage(100) | {"estimated_time_to_regain_access": math.ceil(retry_after / 60)}
-            headers = {"Retry-After": str(math.ceil(retry_after))}
-            headers["x-business-use-case-usage"] = json.dumps({account_id: [usage]})
-            message = f"(#{code}) There have been too many calls from this ad-account. Wait a bit."
+            headers = usage_headers(account_id, 100, math.ceil(retry_after / 60))
+            message = (
+                f"(#{code}) There have been too many calls from this ad-account. Wait a bit and "
+                "try again. For more info, please refer to "
+                "https://developers.facebook.com/docs/graph-api/overview/rate-limiting."
+            )
             return _error(400, message, code, error_subcode=2446079, headers=headers)
         return None
 
+    def _version_error(self, version: str, path: str) -> JSONResponse | None:
+        """Meta's answer to a version it does not serve: #2635 for an expired one. For a
+        version that never existed the error is not documented; code 2500 ("Unknown path
+        components") is what an unknown path gets."""
+        if version in self.served_versions():
+            return None
+        if version in VERSIONS and VERSIONS[version][0] <= self.today():
+            latest = self.served_versions()[-1]
+            message = (
+                "(#2635) You are calling a deprecated version of the Ads API. Please update "
+                f"to the latest version: {latest}."
+            )
+            return _error(400, message, 2635)
+        return _error(400, f"Unknown path components: {path}", 2500)
+
     async def _insights(self, request: Request) -> Response:
         account_id = request.path_params["account_id"]
+        version = request.path_params["version"]
         with self._lock:
             log: Record = {"path": request.url.path, "account_id": account_id, "page_index": None}
             self._requests.append(log)
-            response = self._gate(request, account_id) or self._page(request, account_id, log)
+            response = (
+                self._version_error(version, request.url.path)
+                or self._gate(request, account_id)
+                or self._page(request, account_id, log)
+            )
             log["status"] = response.status_code
         return response
 
@@ -314,6 +401,8 @@ class MetaEmulator:
             bad = sorted(set(wanted) - KNOWN_FIELDS) or [level]
             return _error(400, f"(#100) {', '.join(bad)} is not a valid value", 100)
         days = days_between(since, until)
+        if len(days) < 1:
+            return _error(400, "(#100) time_range: since must not be after until", 100)
         size = step_days or len(days)
         buckets = [days[i : i + size] for i in range(0, len(days), size)]
         count = self._entity_count(account, level)
@@ -322,6 +411,8 @@ class MetaEmulator:
             for bucket in buckets
             for index in range(count)
         ]
+        if self.max_rows_per_call is not None and len(rows) > self.max_rows_per_call:
+            return _error(500, REDUCE_DATA, 1)
         page_index = offset // max(limit, 1)
         log["page_index"] = page_index
         if self._page_failures.get((account_id, page_index), 0) > 0:
@@ -338,8 +429,7 @@ class MetaEmulator:
         if offset > 0:
             previous = request.url.remove_query_params("after")
             paging["previous"] = str(previous.include_query_params(before=_cursor(offset)))
-        headers = {"x-business-use-case-usage": json.dumps({account_id: [_usage(1)]})}
-        return JSONResponse({"data": data, "paging": paging}, headers=headers)
+        return JSONResponse({"data": data, "paging": paging}, headers=usage_headers(account_id, 1))
 
     async def _ig_insights(self, request: Request) -> Response:
         ig_user_id = request.path_params["ig_user_id"]
@@ -347,7 +437,10 @@ class MetaEmulator:
         with self._lock:
             log: Record = {"path": request.url.path, "account_id": ig_user_id, "page_index": 0}
             self._requests.append(log)
-            response = self._gate(request, ig_user_id)
+            version = request.path_params["version"]
+            response = self._version_error(version, request.url.path) or self._gate(
+                request, ig_user_id
+            )
             if response is None and ig_user_id not in self._ig_users:
                 message = f"Unsupported get request. Object with ID '{ig_user_id}' does not exist."
                 response = _error(400, message, 100, error_subcode=33)

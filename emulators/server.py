@@ -39,9 +39,16 @@ EMULATED_SERVICES = (
     ),
     # Higgsfield keys are per user (user_api_keys); only the base URL is global.
     EmulatedService("higgsfield", "/higgsfield", "", "HIGGSFIELD_BASE_URL", ""),
-    # Ad-platform tokens are per connection (platform_connections.credentials).
+    # Ad-platform tokens are per connection (platform_connections.credentials); Google Ads
+    # also needs the app's developer token on every request.
     EmulatedService("meta", "/meta", "", "META_GRAPH_URL", ""),
-    EmulatedService("google-ads", "/google-ads", "", "GOOGLE_ADS_URL", ""),
+    EmulatedService(
+        "google-ads",
+        "/google-ads",
+        "GOOGLE_ADS_DEVELOPER_TOKEN",
+        "GOOGLE_ADS_URL",
+        "dev-emulator-developer-token",
+    ),
 )
 
 

@@ -1,4 +1,11 @@
-"""Emulator of Steel's browser-session API: sessions, computer-use actions and screenshots."""
+"""Emulator of Steel's browser-session API: sessions, computer-use actions and screenshots.
+
+The session's browser is modelled as far as navigation needs: a page URL, and an address
+bar that Ctrl+L focuses, typing fills and Enter loads (Steel's sessions are a headful
+Chromium; its computer-use recipes navigate this way). ``address_bar=False`` models a
+browser without one (kiosk/app mode): the keys then go to the page and nothing loads.
+``GET /v1/sessions/{id}/live-details`` reports the pages and their URLs, as Steel's does.
+"""
 
 from __future__ import annotations
 
@@ -87,6 +94,9 @@ class _Session:
     release_reason: str | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
     cursor: tuple[float, float] = (0.0, 0.0)
+    url: str = "about:blank"
+    address_bar_focused: bool = False
+    typed: str = ""  # the address bar's text while it has the focus
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -132,6 +142,7 @@ class SteelEmulator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_key = api_key  # None accepts any non-empty key
+        self.address_bar = True  # False: the browser shows no address bar (kiosk mode)
         self._clock = clock  # seconds; tests pass a fake one to expire sessions without sleeping
         self.faults = Faults(seed=seed, error_body=steel_error_body)
         self._lock = threading.Lock()
@@ -143,6 +154,7 @@ class SteelEmulator:
             Route("/v1/sessions/{id}", self._retrieve, methods=["GET"]),
             Route("/v1/sessions/{id}/release", self._release, methods=["POST"]),
             Route("/v1/sessions/{id}/computer", self._computer, methods=["POST"]),
+            Route("/v1/sessions/{id}/live-details", self._live_details, methods=["GET"]),
             Route("/v1/sessions/{id}/player", self._player, methods=["GET"]),
             Route("/_emulator/sessions", self._http_sessions, methods=["GET"]),
             Route("/_emulator/sessions/{id}/expire", self._http_expire, methods=["POST"]),
@@ -164,6 +176,7 @@ class SteelEmulator:
         """Forget every session and fault."""
         with self._lock:
             self._sessions.clear()
+            self.address_bar = True
         self.faults.reset()
 
     def sessions(self) -> list[dict[str, Any]]:
@@ -293,11 +306,60 @@ class SteelEmulator:
             if missing := [f for f in _REQUIRED[action] if f not in body]:
                 return _error(400, f"Action {action} requires {', '.join(missing)}")
             session.actions.append(body)
+            self._browse(session, body)
             output = self._apply(session, body)
             result: dict[str, Any] = {"output": output, "error": None, "system": None}
             if action == "take_screenshot" or body.get("screenshot"):
                 result["base64_image"] = base64.b64encode(self._screenshot(session)).decode()
         return JSONResponse(result)
+
+    def _browse(self, session: _Session, body: dict[str, Any]) -> None:
+        """What an action does to the address bar and the page URL."""
+        action = body["action"]
+        keys = [str(k).lower() for k in body.get("keys", [])]
+        if action == "press_key" and keys in (["control", "l"], ["meta", "l"]):
+            if self.address_bar:
+                session.address_bar_focused, session.typed = True, ""
+            return
+        if not session.address_bar_focused:
+            return
+        if action == "type_text":
+            session.typed += str(body["text"])
+        elif action == "press_key" and keys == ["enter"]:
+            typed = session.typed.strip()
+            if typed.startswith(("http://", "https://")):
+                session.url = typed
+            elif typed:  # not a URL: the browser searches for the words
+                session.url = "https://www.google.com/search?q=" + typed.replace(" ", "+")
+            session.address_bar_focused, session.typed = False, ""
+        elif action in ("click_mouse", "press_key"):
+            session.address_bar_focused, session.typed = False, ""
+
+    async def _live_details(self, request: Request) -> Response:
+        with self._lock:
+            session = self._get(request)
+            if isinstance(session, Response):
+                return session
+            if session.status != "live":
+                return _error(404, f"Session {session.id} is not live (status: {session.status})")
+            root = self._root(request)
+            viewer = f"{root}/v1/sessions/{session.id}/player"
+            page = {
+                "id": f"page-{session.id[:8]}",
+                "url": session.url,
+                "title": "" if session.url == "about:blank" else session.url,
+                "favicon": None,
+                "sessionViewerUrl": viewer,
+                "sessionViewerFullscreenUrl": f"{viewer}?fullscreen=true",
+            }
+            return JSONResponse(
+                {
+                    "pages": [page],
+                    "sessionViewerUrl": viewer,
+                    "sessionViewerFullscreenUrl": f"{viewer}?fullscreen=true",
+                    "wsUrl": f"{root.replace('http', 'ws', 1)}/v1/sessions/{session.id}/cdp",
+                }
+            )
 
     @staticmethod
     def _apply(session: _Session, body: dict[str, Any]) -> str:

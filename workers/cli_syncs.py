@@ -36,6 +36,14 @@ def _minutes(value: str) -> int:
     return int(value)
 
 
+def _customer_id(value: str) -> str:
+    """A Google Ads customer id, with or without dashes (123-456-7890)."""
+    digits = value.replace("-", "")
+    if not (digits.isdigit() and len(digits) == 10):
+        raise argparse.ArgumentTypeError(f"not a Google Ads customer id (10 digits): {value!r}")
+    return digits
+
+
 def _token(value: str) -> str:
     """The token argument, or the first line of stdin for ``-`` (keeps it out of ps)."""
     return sys.stdin.readline().strip() if value == "-" else value
@@ -60,6 +68,8 @@ async def connections_add(args: argparse.Namespace) -> None:
     from workers.schedules import reconcile_connection
 
     cli = _cli()
+    if args.login_customer_id and args.platform != "google_ads":
+        raise cli.CliError("--login-customer-id is for Google Ads connections only")
     token = _token(args.token)
     if not token:
         raise cli.CliError("empty token: pass --token TOKEN or --token - to read it from stdin")
@@ -81,6 +91,7 @@ async def connections_add(args: argparse.Namespace) -> None:
                     account_name=args.account_name,
                     sync_frequency=args.frequency,
                     created_by=args.created_by,
+                    login_customer_id=args.login_customer_id,
                 )
             except errors.ForeignKeyViolation:
                 raise cli.CliError(f"no profile with id {args.created_by}") from None
@@ -208,6 +219,11 @@ def add_commands(sub: Any) -> None:
     add.add_argument("--account-id", required=True, help="ad account (Meta) or customer id")
     add.add_argument("--account-name", help="how operators recognise the account")
     add.add_argument("--token", required=True, help="access token; '-' reads it from stdin")
+    add.add_argument(
+        "--login-customer-id",
+        type=_customer_id,
+        help="Google Ads: the manager account the customer is reached through",
+    )
     add.add_argument("--frequency", type=_minutes, default=1440, help="minutes between syncs")
     add.add_argument("--created-by", type=_uuid, help="profile id of the connecting user")
     add.set_defaults(run=connections_add)

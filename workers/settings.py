@@ -8,6 +8,7 @@ them for the log redactor and the secrets test.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -93,15 +94,25 @@ class Settings(BaseSettings):
     supermemory_api_key: SecretStr | None = None
     supermemory_base_url: AnyHttpUrl = AnyHttpUrl("https://api.supermemory.ai")
 
-    # Higgsfield and stored credentials.
-    higgsfield_base_url: AnyHttpUrl = AnyHttpUrl("https://platform.higgsfield.ai")
+    # Higgsfield and stored credentials. The host the installed higgsfield-client (0.2)
+    # defaults to and Higgsfield's API reference names (read 2026-12-03).
+    higgsfield_base_url: AnyHttpUrl = AnyHttpUrl("https://api.higgsfield.ai")
     credentials_encryption_key: SecretStr | None = None  # base64 of 32 bytes (AES-256-GCM)
     generation_deadline: timedelta = timedelta(hours=1)
     asset_storage_dir: Path | None = None  # defaults to <orchestrator_home>/assets
 
     # Ad platforms.
     meta_graph_url: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com")
+    # Live on 2026-12-03: Marketing API v26.0 (released 2026-07-29, expiry not yet announced;
+    # source: Meta's "Marketing API version history"). Schedules: activities/connectors/versions.py
+    meta_graph_api_version: str = "v26.0"
+    # Which ``conversions`` action types count: Meta reports overlapping types (a pixel
+    # purchase is also in omni_purchase), so summing every entry counts some twice.
+    meta_conversion_action_types: str = "offsite_conversion.fb_pixel_purchase"
     google_ads_url: AnyHttpUrl = AnyHttpUrl("https://googleads.googleapis.com")
+    # Live on 2026-12-03: v26 (released 2026-10-14, sunset projected for November 2027;
+    # source: the Google Ads developer blog). Schedules: activities/connectors/versions.py
+    google_ads_api_version: str = "v26"
     google_ads_developer_token: SecretStr | None = None
     metric_sync_lookback: timedelta = timedelta(days=3)
 
@@ -109,6 +120,28 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("google_ads_api_version")
+    @classmethod
+    def _google_ads_version(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d{1,3}", value):
+            raise ValueError("must be a major version such as v26")
+        return value
+
+    @field_validator("meta_graph_api_version")
+    @classmethod
+    def _meta_version(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d{1,3}\.0", value):
+            raise ValueError("must be a version such as v26.0")
+        return value
+
+    @field_validator("meta_conversion_action_types")
+    @classmethod
+    def _action_types(cls, value: str) -> str:
+        types = [t.strip() for t in value.split(",")]
+        if not all(re.fullmatch(r"[a-z0-9_.]+", t) for t in types):
+            raise ValueError("must be a comma-separated list of action types (a-z, 0-9, _ .)")
+        return ",".join(types)
 
     @field_validator("resend_webhook_secret")
     @classmethod

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from activities.connectors.versions import check_configured_versions, log_version_checks
 from db.metrics import MetricValue
 
 if TYPE_CHECKING:
@@ -24,20 +25,37 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AdPlatformConfig:
-    """Where the platforms' APIs are, the app-wide Google developer token, the lookback."""
+    """Where the platforms' APIs are and which versions, the app-wide Google developer token,
+    the Meta action types that count as conversions, the lookback."""
 
     meta_graph_url: str
+    meta_api_version: str
+    meta_conversion_action_types: frozenset[str]
     google_ads_url: str
+    google_ads_api_version: str
     google_ads_developer_token: str | None
     lookback: timedelta
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AdPlatformConfig:
-        """The config of a worker process."""
+    def from_settings(cls, settings: Settings, *, today: date | None = None) -> AdPlatformConfig:
+        """The config of a worker process; logs the check of the configured API versions
+        (a warning within 60 days of a version's sunset, an error past it)."""
         token = settings.google_ads_developer_token
+        log_version_checks(
+            check_configured_versions(
+                settings.google_ads_api_version,
+                settings.meta_graph_api_version,
+                today or date.today(),
+            )
+        )
         return cls(
             meta_graph_url=str(settings.meta_graph_url).rstrip("/"),
+            meta_api_version=settings.meta_graph_api_version,
+            meta_conversion_action_types=frozenset(
+                settings.meta_conversion_action_types.split(",")
+            ),
             google_ads_url=str(settings.google_ads_url).rstrip("/"),
+            google_ads_api_version=settings.google_ads_api_version,
             google_ads_developer_token=token.get_secret_value() if token else None,
             lookback=settings.metric_sync_lookback,
         )
@@ -81,15 +99,6 @@ class Connector(Protocol):
     async def fetch_page(self, since: date, until: date, cursor: str | None) -> Page:
         """The page at ``cursor`` (None: the first) of the window ``since``..``until``."""
         ...
-
-
-def retry_after_header(response: httpx.Response) -> float | None:
-    """The ``Retry-After`` header in seconds, if it is a number."""
-    value = response.headers.get("retry-after")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
 
 
 def json_body(response: httpx.Response) -> dict[str, object]:

@@ -1,7 +1,10 @@
 """Google Ads API: ``googleAds:search`` with a campaign x day GAQL query.
 
 The page size is fixed by the API (setting ``pageSize`` is an error since v17), so only
-``pageToken`` is sent.
+``pageToken`` is sent. Every request carries the ``developer-token`` header, and
+``login-customer-id`` (the manager account) when the customer is reached through a manager.
+A quota error says how long to wait in its body (``quotaErrorDetails.retryDelay``); no
+``Retry-After`` header is relied on.
 """
 
 from __future__ import annotations
@@ -22,11 +25,9 @@ from activities.connectors import (
     campaign_day_values,
     decimal_value,
     json_body,
-    retry_after_header,
 )
 from db.metrics import MetricValue
 
-API_VERSION = "v20"
 QUERY = (
     "SELECT campaign.id, campaign.name, segments.date, metrics.impressions, metrics.clicks, "
     "metrics.cost_micros, metrics.conversions FROM campaign "
@@ -44,7 +45,6 @@ class GoogleAdsConnector:
     """Reporting of one customer; bearer token and developer token go in headers."""
 
     platform = "google_ads"
-    api_version = API_VERSION
 
     def __init__(
         self,
@@ -53,15 +53,17 @@ class GoogleAdsConnector:
         customer_id: str,
         token: str,
         *,
-        developer_token: str | None,
+        api_version: str,
+        developer_token: str,
         login_customer_id: str | None = None,
     ):
+        if not developer_token:
+            raise ConnectorError("Google Ads needs a developer token on every request")
         self._http = http
+        self.api_version = api_version
         self.customer_id = customer_id.replace("-", "")
-        self._url = f"{base_url}/{API_VERSION}/customers/{self.customer_id}/googleAds:search"
-        self._headers = {"Authorization": f"Bearer {token}"}
-        if developer_token:
-            self._headers["developer-token"] = developer_token
+        self._url = f"{base_url}/{api_version}/customers/{self.customer_id}/googleAds:search"
+        self._headers = {"Authorization": f"Bearer {token}", "developer-token": developer_token}
         if login_customer_id:
             self._headers["login-customer-id"] = login_customer_id.replace("-", "")
 
@@ -76,7 +78,7 @@ class GoogleAdsConnector:
             raise PageFailedError(f"Google Ads unreachable: {type(exc).__name__}") from None
         answer = json_body(response)
         if response.status_code != 200:
-            raise _classify(response, answer)
+            raise _classify(response, answer, self.api_version)
         results = answer.get("results", [])
         if not isinstance(results, list):
             raise PageFailedError("Google Ads answered without a results list")
@@ -93,7 +95,7 @@ class GoogleAdsConnector:
             "platform": self.platform,
             "account_id": self.customer_id,
             "campaign_name": campaign.get("name"),
-            "api_version": API_VERSION,
+            "api_version": self.api_version,
         }
         day = date.fromisoformat(str(row["segments"]["date"]))
         # The API omits zero-valued metrics from the JSON: a missing one is 0.
@@ -106,28 +108,39 @@ class GoogleAdsConnector:
         return campaign_day_values(str(campaign["id"]), day, values, detail)
 
 
-def _failure(body: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """The first GoogleAdsFailure error code value and its details, if any."""
+def _failure(body: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
+    """The first GoogleAdsFailure error's code value, message and details, if any."""
     error = body.get("error") or {}
     for detail in error.get("details", []) if isinstance(error, dict) else []:
         for failure in detail.get("errors", []):
             codes = list((failure.get("errorCode") or {}).values())
-            return (str(codes[0]) if codes else None), failure.get("details") or {}
-    return None, {}
+            message = failure.get("message")
+            return (
+                (str(codes[0]) if codes else None),
+                (str(message).strip() if message else None),
+                failure.get("details") or {},
+            )
+    return None, None, {}
 
 
-def _classify(response: httpx.Response, body: dict[str, Any]) -> ConnectorError:
-    """Map a Google Ads error to the connector's typed errors."""
+def _classify(response: httpx.Response, body: dict[str, Any], version: str) -> ConnectorError:
+    """Map a Google Ads error to the connector's typed errors (the failure's own message,
+    which says what to fix, before the status's generic one)."""
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     assert isinstance(error, dict)
     status = response.status_code
-    message = str(error.get("message", f"HTTP {status}"))[:300]
-    code, details = _failure(body)
+    code, specific, details = _failure(body)
+    message = (specific or str(error.get("message", f"HTTP {status}")))[:300]
     if status == 401 and (code is None or code in EXPIRED):
         return AuthExpiredError(f"Google Ads rejected the access token ({code}): {message}")
     if status == 429:
-        wait = retry_after_header(response) or _retry_delay(details)
+        wait = _retry_delay(details)
         return ThrottledError(f"Google Ads quota exhausted ({code})", wait or DEFAULT_THROTTLE_WAIT)
+    if code == "UNSUPPORTED_VERSION" or status == 404:
+        return ConnectorError(
+            f"Google Ads does not serve API version {version} ({status} {code}): set "
+            f"GOOGLE_ADS_API_VERSION to a live version"
+        )
     if status >= 500:
         return PageFailedError(f"Google Ads error {status} ({code}): {message}")
     return ConnectorError(f"Google Ads refused the request ({status} {code}): {message}")

@@ -1,9 +1,10 @@
 -- name: insert_connection
 -- Store a connection (credentials already encrypted); a retry finds the row it created.
 INSERT INTO public.platform_connections
-    (id, platform, credentials, account_id, account_name, sync_frequency, created_by)
+    (id, platform, credentials, account_id, account_name, sync_frequency, created_by,
+     login_customer_id)
 VALUES (%(id)s, %(platform)s, %(credentials)s, %(account_id)s, %(account_name)s,
-        %(sync_frequency)s, %(created_by)s)
+        %(sync_frequency)s, %(created_by)s, %(login_customer_id)s)
 ON CONFLICT (id) DO NOTHING
 
 -- name: get_connection

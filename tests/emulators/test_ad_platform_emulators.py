@@ -19,6 +19,8 @@ from emulators.runner import serve_in_thread
 
 ACCOUNT = "1234567"
 CUSTOMER = "1234567890"
+MANAGER = "9998887777"
+TODAY = date(2026, 12, 3)  # the versions each vendor serves depend on the date
 SINCE, UNTIL = "2025-03-01", "2025-03-07"
 GAQL = (
     "SELECT campaign.id, campaign.name, segments.date, metrics.impressions, metrics.clicks, "
@@ -28,14 +30,14 @@ GAQL = (
 GOOGLE_HEADERS = {
     "Authorization": "Bearer ya29.good",
     "developer-token": "dev-token",
-    "login-customer-id": "9998887777",
+    "login-customer-id": MANAGER,
 }
 METRICS = "campaign_id,campaign_name,impressions,clicks,spend,actions,conversions"
 
 
 @pytest.fixture(scope="module")
 def meta_served() -> Iterator[tuple[MetaEmulator, str]]:
-    emulator = MetaEmulator()
+    emulator = MetaEmulator(today=lambda: TODAY)
     server = serve_in_thread(Starlette(routes=[Mount("/meta", app=emulator.app)]))
     yield emulator, f"{server.url}/meta"
     server.stop()
@@ -43,7 +45,7 @@ def meta_served() -> Iterator[tuple[MetaEmulator, str]]:
 
 @pytest.fixture(scope="module")
 def google_served() -> Iterator[tuple[GoogleAdsEmulator, str]]:
-    emulator = GoogleAdsEmulator(developer_token="dev-token", page_size=4)
+    emulator = GoogleAdsEmulator(developer_token="dev-token", page_size=4, today=lambda: TODAY)
     server = serve_in_thread(emulator.app)
     yield emulator, server.url
     server.stop()
@@ -59,12 +61,12 @@ def meta(meta_served: tuple[MetaEmulator, str]) -> MetaEmulator:
 @pytest.fixture
 def google(google_served: tuple[GoogleAdsEmulator, str]) -> GoogleAdsEmulator:
     google_served[0].reset()
-    google_served[0].configure_customer(CUSTOMER, campaigns=3)
+    google_served[0].configure_customer(CUSTOMER, campaigns=3, manager_id=MANAGER)
     return google_served[0]
 
 
-def insights_url(base: str, account: str = ACCOUNT) -> str:
-    return f"{base}/v21.0/act_{account}/insights"
+def insights_url(base: str, account: str = ACCOUNT, version: str = "v26.0") -> str:
+    return f"{base}/{version}/act_{account}/insights"
 
 
 def insights_params(token: str = "EAAB-good", **extra: str) -> dict[str, str]:
@@ -89,8 +91,8 @@ def unix_day(day: str) -> int:
     return calendar.timegm(date.fromisoformat(day).timetuple())
 
 
-def search_url(base: str, customer: str = CUSTOMER) -> str:
-    return f"{base}/v20/customers/{customer}/googleAds:search"
+def search_url(base: str, customer: str = CUSTOMER, version: str = "v26") -> str:
+    return f"{base}/{version}/customers/{customer}/googleAds:search"
 
 
 def all_google_pages(base: str) -> list[dict[str, Any]]:
@@ -126,7 +128,7 @@ def test_meta_paging_returns_every_campaign_day_exactly_once(
 def test_meta_values_are_deterministic_until_late_data_bumps_them(
     meta: MetaEmulator, meta_served: tuple[MetaEmulator, str]
 ) -> None:
-    twin = MetaEmulator()
+    twin = MetaEmulator(today=lambda: TODAY)
     twin.configure_account(ACCOUNT, campaigns=3)
     before = all_meta_pages(meta_served[1])
     assert before == all_meta_pages(meta_served[1])
@@ -153,7 +155,7 @@ def test_meta_daily_rows_add_up_to_the_range_total(
     assert (total["date_start"], total["date_stop"]) == (SINCE, UNTIL)
 
 
-def test_meta_throttle_answers_rate_limit_error_with_retry_after(
+def test_meta_throttle_announces_the_wait_in_usage_headers_never_retry_after(
     meta: MetaEmulator, meta_served: tuple[MetaEmulator, str]
 ) -> None:
     meta.throttle_next(1, retry_after_s=120)
@@ -168,10 +170,16 @@ def test_meta_throttle_answers_rate_limit_error_with_retry_after(
         2446079,
         "OAuthException",
     )
-    assert throttled.headers["Retry-After"] == "120"
+    assert "retry-after" not in throttled.headers  # Graph never sends one
     usage = json.loads(throttled.headers["x-business-use-case-usage"])
     assert usage[ACCOUNT][0]["estimated_time_to_regain_access"] == 2
+    load = json.loads(throttled.headers["x-fb-ads-insights-throttle"])
+    assert load["acc_id_util_pct"] == 100
+    assert set(load) >= {"app_id_util_pct", "acc_id_util_pct"}
     assert retried.status_code == 200
+    assert "retry-after" not in retried.headers
+    calm = json.loads(retried.headers["x-business-use-case-usage"])
+    assert calm[ACCOUNT][0]["estimated_time_to_regain_access"] == 0
 
 
 def test_meta_expired_token_answers_oauth_exception_190(
@@ -213,7 +221,7 @@ def test_meta_unknown_account_and_instagram_insights(
     meta.configure_instagram_user("17841400000000000")
     params = {"access_token": "EAAB-good", "metric": "reach,views", "period": "day"}
     params |= {"since": str(unix_day(SINCE)), "until": str(unix_day(UNTIL))}
-    response = httpx.get(f"{meta_served[1]}/v21.0/17841400000000000/insights", params=params)
+    response = httpx.get(f"{meta_served[1]}/v26.0/17841400000000000/insights", params=params)
 
     assert response.status_code == 200
     reach, views = response.json()["data"]
@@ -238,7 +246,7 @@ def test_google_paging_returns_every_campaign_day_exactly_once(
     assert rows[0]["campaign"]["resourceName"].startswith(f"customers/{CUSTOMER}/campaigns/")
     assert isinstance(rows[0]["metrics"]["costMicros"], str)
     assert google.request_count(CUSTOMER) == 6  # 21 rows, 4 per page
-    assert google.requests()[0]["login_customer_id"] == "9998887777"
+    assert google.requests()[0]["login_customer_id"] == MANAGER
 
 
 def test_google_values_are_deterministic_until_late_data_bumps_them(
@@ -275,7 +283,7 @@ def test_google_throttle_answers_resource_exhausted_with_retry_delay(
     )
 
     assert throttled.status_code == 429
-    assert throttled.headers["Retry-After"] == "30"
+    assert "retry-after" not in throttled.headers  # the delay is in the body only
     error = throttled.json()["error"]
     assert (error["code"], error["status"]) == (429, "RESOURCE_EXHAUSTED")
     [failure] = error["details"][0]["errors"]
@@ -284,7 +292,7 @@ def test_google_throttle_answers_resource_exhausted_with_retry_delay(
     assert len(all_google_pages(google_served[1])) == 21
 
 
-def test_google_expired_token_and_missing_developer_token_are_unauthenticated(
+def test_google_expired_token_is_unauthenticated_and_a_missing_developer_token_invalid(
     google: GoogleAdsEmulator, google_served: tuple[GoogleAdsEmulator, str]
 ) -> None:
     google.expire_token("ya29.old")
@@ -302,7 +310,10 @@ def test_google_expired_token_and_missing_developer_token_are_unauthenticated(
     assert error["details"][0]["errors"][0]["errorCode"] == {
         "authenticationError": "OAUTH_TOKEN_EXPIRED"
     }
-    assert anonymous.status_code == 401
+    assert anonymous.status_code == 400
+    assert anonymous.json()["error"]["details"][0]["errors"][0]["errorCode"] == {
+        "requestError": "DEVELOPER_TOKEN_PARAMETER_MISSING"
+    }
 
 
 def test_google_failed_page_answers_500_once_then_serves_it(
@@ -340,3 +351,186 @@ def test_google_rejects_page_size_and_a_query_without_a_date_range(
     }
     assert undated.status_code == 400
     assert undated.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+# -- strictness: what the vendors refuse, the emulators refuse -------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "status", "code"),
+    [
+        ("v21.0", 400, 2635),  # expired 2025-09-09
+        ("v24.0", 400, 2635),  # expired 2026-11-10
+        ("v99.0", 400, 2500),  # never existed
+        ("v26", 400, 2500),  # not a Graph version string
+        ("26.0", 400, 2500),
+        ("v25.0", 200, None),
+        ("v26.0", 200, None),
+        ("v27.0", 200, None),
+    ],
+)
+def test_meta_serves_only_the_versions_meta_serves_today(
+    meta: MetaEmulator,
+    meta_served: tuple[MetaEmulator, str],
+    version: str,
+    status: int,
+    code: int | None,
+) -> None:
+    response = httpx.get(insights_url(meta_served[1], version=version), params=insights_params())
+
+    assert response.status_code == status, response.text
+    if code is not None:
+        error = response.json()["error"]
+        assert (error["code"], error["type"]) == (code, "OAuthException")
+    if code == 2635:
+        assert "deprecated version of the Ads API" in error["message"]
+        assert error["message"].endswith("latest version: v27.0.")
+
+
+def test_meta_a_version_expires_on_its_date() -> None:
+    day = [date(2027, 2, 22)]
+    emulator = MetaEmulator(today=lambda: day[0])
+    assert "v25.0" in emulator.served_versions()
+    day[0] = date(2027, 2, 23)
+    assert "v25.0" not in emulator.served_versions()
+    assert emulator.served_versions() == ["v26.0", "v27.0"]
+
+
+def test_meta_asks_for_less_data_when_a_call_exceeds_the_data_limit(
+    meta: MetaEmulator, meta_served: tuple[MetaEmulator, str]
+) -> None:
+    meta.max_rows_per_call = 9  # 3 campaigns: three days fit, seven do not
+    try:
+        week = httpx.get(insights_url(meta_served[1]), params=insights_params())
+        window = json.dumps({"since": SINCE, "until": "2025-03-03"})
+        days = httpx.get(insights_url(meta_served[1]), params=insights_params(time_range=window))
+    finally:
+        meta.max_rows_per_call = None
+
+    assert week.status_code == 500
+    error = week.json()["error"]
+    assert error["code"] == 1
+    assert "reduce the amount of data" in error["message"]
+    assert "is_transient" not in error  # asking again unchanged does not help
+    assert days.status_code == 200
+
+
+def test_meta_conversions_overlap_across_action_types_and_are_left_out_when_none(
+    meta: MetaEmulator,
+) -> None:
+    rows = meta.expected_rows(ACCOUNT, SINCE, UNTIL)
+
+    with_conversions = [r for r in rows if "conversions" in r]
+    assert with_conversions, "the synthetic data has conversions"
+    for row in with_conversions:
+        by_type = {a["action_type"]: a["value"] for a in row["conversions"]}
+        # A pixel purchase is also an omni_purchase: summing every entry counts it twice.
+        assert by_type["offsite_conversion.fb_pixel_purchase"] == by_type["omni_purchase"]
+        assert all(a["value"] != "0" for a in row["conversions"])
+        assert row["conversions"] != []
+    quarter = meta.expected_rows(ACCOUNT, "2025-01-01", "2025-03-31")
+    assert any("conversions" not in r for r in quarter)  # left out, not an empty list
+
+
+@pytest.mark.parametrize(
+    ("version", "status", "error_code"),
+    [
+        ("v20", 400, {"requestError": "UNSUPPORTED_VERSION"}),  # sunset 2026-06-10
+        ("v22", 400, {"requestError": "UNSUPPORTED_VERSION"}),  # sunset 2026-10-07
+        ("v27", 404, None),  # not released
+        ("v19", 404, None),  # long gone
+        ("v26.0", 404, None),  # a Graph-style version
+        ("26", 404, None),
+        ("v23", 200, None),
+        ("v26", 200, None),
+    ],
+)
+def test_google_serves_only_the_versions_google_serves_today(
+    google: GoogleAdsEmulator,
+    google_served: tuple[GoogleAdsEmulator, str],
+    version: str,
+    status: int,
+    error_code: dict[str, str] | None,
+) -> None:
+    url = search_url(google_served[1], version=version)
+    response = httpx.post(url, json={"query": GAQL}, headers=GOOGLE_HEADERS)
+
+    assert response.status_code == status, response.text
+    if error_code is not None:
+        error = response.json()["error"]
+        assert error["status"] == "INVALID_ARGUMENT"
+        [failure] = error["details"][0]["errors"]
+        assert failure["errorCode"] == error_code
+        assert f"Version {version} is deprecated" in failure["message"]
+        assert f".{version}.errors.GoogleAdsFailure" in error["details"][0]["@type"]
+
+
+@pytest.mark.parametrize(
+    ("manager", "login", "status"),
+    [
+        (MANAGER, MANAGER, 200),
+        (MANAGER, None, 403),  # reached through a manager, header missing
+        (MANAGER, CUSTOMER, 403),  # its own id is not its manager's
+        (MANAGER, "1112223333", 403),  # another manager
+        (MANAGER, "999-888-7777", 400),  # dashes are not allowed in the header
+        (MANAGER, "", 400),
+        (None, None, 200),  # reached directly
+        (None, CUSTOMER, 200),
+        (None, MANAGER, 403),  # no such manager link
+    ],
+)
+def test_google_requires_login_customer_id_for_a_customer_behind_a_manager(
+    google: GoogleAdsEmulator,
+    google_served: tuple[GoogleAdsEmulator, str],
+    manager: str | None,
+    login: str | None,
+    status: int,
+) -> None:
+    google.configure_customer(CUSTOMER, campaigns=3, manager_id=manager)
+    headers = {k: v for k, v in GOOGLE_HEADERS.items() if k != "login-customer-id"}
+    if login is not None:
+        headers["login-customer-id"] = login
+
+    response = httpx.post(search_url(google_served[1]), json={"query": GAQL}, headers=headers)
+
+    assert response.status_code == status, response.text
+    if status == 403:
+        [failure] = response.json()["error"]["details"][0]["errors"]
+        assert failure["errorCode"] == {"authorizationError": "USER_PERMISSION_DENIED"}
+        assert "login-customer-id" in failure["message"]
+
+
+@pytest.mark.parametrize("dev_token", [None, "", "wrong-token"])
+def test_google_refuses_a_request_without_the_right_developer_token(
+    google: GoogleAdsEmulator, google_served: tuple[GoogleAdsEmulator, str], dev_token: str | None
+) -> None:
+    headers = {k: v for k, v in GOOGLE_HEADERS.items() if k != "developer-token"}
+    if dev_token is not None:
+        headers["developer-token"] = dev_token
+
+    response = httpx.post(search_url(google_served[1]), json={"query": GAQL}, headers=headers)
+
+    assert response.status_code in (400, 401)
+    assert google.request_count() == 1
+
+
+def test_google_any_developer_token_is_still_required_when_no_value_is_set() -> None:
+    emulator = GoogleAdsEmulator(today=lambda: TODAY)
+    emulator.configure_customer(CUSTOMER, manager_id=MANAGER)
+    server = serve_in_thread(emulator.app)
+    try:
+        headers = {k: v for k, v in GOOGLE_HEADERS.items() if k != "developer-token"}
+        missing = httpx.post(search_url(server.url), json={"query": GAQL}, headers=headers)
+        present = httpx.post(search_url(server.url), json={"query": GAQL}, headers=GOOGLE_HEADERS)
+    finally:
+        server.stop()
+
+    assert missing.status_code == 400
+    assert present.status_code == 200
+
+
+def test_google_leaves_zero_metrics_out_of_the_json(google: GoogleAdsEmulator) -> None:
+    rows = google.expected_rows(CUSTOMER, "2025-01-01", "2025-03-31")
+
+    assert any("conversions" not in r["metrics"] for r in rows)
+    assert all(float(v) != 0 for r in rows for v in r["metrics"].values())

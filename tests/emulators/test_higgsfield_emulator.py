@@ -29,7 +29,7 @@ from emulators.higgsfield import HiggsfieldEmulator
 from emulators.runner import ThreadedServer, serve_in_thread
 
 CREDENTIAL = "hf-test-key:hf-test-secret"
-APPLICATION = "bytedance/seedream/v4/text-to-image"
+APPLICATION = "higgsfield-ai/soul/standard"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -116,7 +116,7 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
 async def test_generation_moves_with_time_and_its_images_download(
     emulator: HiggsfieldEmulator, client: BaseUrlAsyncClient
 ) -> None:
-    controller = await client.submit(APPLICATION, {"prompt": "a lake", "resolution": "2K"})
+    controller = await client.submit(APPLICATION, {"prompt": "a lake", "resolution": "1080p"})
     request_id = controller.request_id
 
     assert isinstance(await client.status(request_id), Queued)
@@ -139,7 +139,7 @@ async def test_generation_moves_with_time_and_its_images_download(
     [submission] = emulator.submissions()
     assert submission["identity"] == "hf-test-key"
     assert submission["application"] == APPLICATION
-    assert submission["arguments"] == {"prompt": "a lake", "resolution": "2K"}
+    assert submission["arguments"] == {"prompt": "a lake", "resolution": "1080p"}
 
 
 async def test_slow_outcome_stays_in_progress_longer(
@@ -248,7 +248,7 @@ async def test_requests_without_valid_credentials_are_refused(
 async def test_injected_503_is_retried_by_the_sdk(
     emulator: HiggsfieldEmulator, client: BaseUrlAsyncClient
 ) -> None:
-    emulator.faults.fail_next(1, status=503, path_prefix="/bytedance")
+    emulator.faults.fail_next(1, status=503, path_prefix="/higgsfield-ai")
 
     controller = await client.submit(APPLICATION, {"prompt": "retry me"})
 
@@ -294,3 +294,90 @@ async def test_our_client_sends_each_users_key_through_the_shared_http_client(
         assert isinstance(await again.status(controller.request_id), Queued | InProgress)
     keys = [r.headers["authorization"] for r in sent]
     assert keys == [f"Key {CREDENTIAL}"] * 2 + ["Key wrong:key", f"Key {CREDENTIAL}"]
+
+
+# -- strictness: paths and arguments Higgsfield refuses ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "application",
+    [
+        "soul",  # a model name is not an endpoint id
+        "higgsfield-ai/soul",
+        "higgsfield-ai/soul/standard/extra",
+        "bytedance/seedream/v4/text-to-image",  # not in the emulated catalogue
+        "HIGGSFIELD-AI/SOUL/STANDARD",
+    ],
+)
+async def test_a_path_that_is_not_a_model_endpoint_is_not_found(
+    emulator: HiggsfieldEmulator, client: BaseUrlAsyncClient, application: str
+) -> None:
+    with pytest.raises(HiggsfieldClientError, match="Not Found"):
+        await client.submit(application, {"prompt": "x"})
+    assert emulator.submission_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": 7}, "prompt"),
+        ({"prompt": "x", "aspect_ratio": "21:9"}, "aspect_ratio"),
+        ({"prompt": "x", "aspect_ratio": "1:1 "}, "aspect_ratio"),
+        ({"prompt": "x", "resolution": "2K"}, "resolution"),
+        ({"prompt": "x", "resolution": "1080"}, "resolution"),
+        ({"prompt": "x", "batch_size": 2}, "batch_size"),
+        ({"prompt": "x", "batch_size": True}, "batch_size"),
+        ({"prompt": "x", "batch_size": "4"}, "batch_size"),
+        ({"prompt": "x", "seed": None}, "seed"),  # explicit null is invalid
+        ({"prompt": "x", "seed": 0}, "seed"),
+        ({"prompt": "x", "seed": 1_000_001}, "seed"),
+        ({"prompt": "x", "seed": 1.5}, "seed"),
+        ({"prompt": "x", "enhance_prompt": "yes"}, "enhance_prompt"),
+        ({"prompt": "x", "style_strength": 1.5}, "style_strength"),
+        ({"prompt": "x", "style_id": ""}, "style_id"),
+    ],
+)
+async def test_invalid_arguments_are_refused_with_fastapi_details(
+    emulator: HiggsfieldEmulator,
+    served: tuple[HiggsfieldEmulator, str],
+    arguments: dict[str, Any],
+    field: str,
+) -> None:
+    headers = {"Authorization": f"Key {CREDENTIAL}"}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{served[1]}/{APPLICATION}", json=arguments, headers=headers)
+
+    assert response.status_code == 422, response.text
+    assert [e["loc"] for e in response.json()["detail"]] == [["body", field]]
+    assert emulator.submission_count() == 0
+
+
+async def test_documented_arguments_are_accepted_and_batch_size_sets_the_images(
+    emulator: HiggsfieldEmulator, client: BaseUrlAsyncClient
+) -> None:
+    arguments = {
+        "prompt": "a beach",
+        "aspect_ratio": "16:9",
+        "resolution": "720p",
+        "enhance_prompt": False,
+        "batch_size": 4,
+        "seed": 1_000_000,
+        "style_strength": 1,
+        "unknown_option": "ignored, as the reference says of style_id on SOUL Cinema",
+    }
+    controller = await client.submit(APPLICATION, arguments)
+    emulator.advance(controller.request_id, "completed")
+
+    result = await client.result(controller.request_id)
+    assert len(result["images"]) == 4
+
+
+def test_every_model_name_maps_to_an_emulated_endpoint() -> None:
+    from activities.higgsfield_client import APPLICATIONS, application_for
+    from emulators.higgsfield import APPLICATIONS as SERVED
+
+    assert set(APPLICATIONS.values()) <= SERVED
+    assert application_for("soul") == "higgsfield-ai/soul/standard"
+    assert application_for("higgsfield-ai/soul/cinema") == "higgsfield-ai/soul/cinema"

@@ -148,3 +148,118 @@ async def test_faults_make_steel_fail_then_recover(
     async with httpx.AsyncClient(base_url=served[1].url) as control:
         state = (await control.get("/_emulator/sessions")).json()
     assert state["created_count"] == 1
+
+
+# -- navigation: the address bar, live details, and the browser activity that checks them --
+
+
+async def test_the_address_bar_loads_a_url_and_live_details_report_it(
+    emulator: SteelEmulator, client: AsyncSteel
+) -> None:
+    session = await client.sessions.create()
+    blank = await client.sessions.live_details(session.id)
+    assert [p.url for p in blank.pages] == ["about:blank"]
+
+    await client.sessions.computer(session.id, action="press_key", keys=["Control", "l"])
+    await client.sessions.computer(session.id, action="type_text", text="https://example.com/a")
+    await client.sessions.computer(session.id, action="press_key", keys=["Enter"])
+
+    details = await client.sessions.live_details(session.id)
+    assert [p.url for p in details.pages] == ["https://example.com/a"]
+    assert details.session_viewer_url.endswith(f"/v1/sessions/{session.id}/player")
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [["Enter"]],  # typed into the page, no address bar focused
+        [["Control", "l"], ["Escape"]],  # focus left the address bar before Enter
+        [["Control", "k"]],
+    ],
+)
+async def test_keys_that_do_not_focus_the_address_bar_load_nothing(
+    emulator: SteelEmulator, client: AsyncSteel, keys: list[list[str]]
+) -> None:
+    session = await client.sessions.create()
+    for combo in keys[:-1]:
+        await client.sessions.computer(session.id, action="press_key", keys=combo)
+    await client.sessions.computer(session.id, action="type_text", text="https://example.com")
+    for combo in keys[-1:]:
+        await client.sessions.computer(session.id, action="press_key", keys=combo)
+    await client.sessions.computer(session.id, action="press_key", keys=["Enter"])
+
+    details = await client.sessions.live_details(session.id)
+    assert [p.url for p in details.pages] == ["about:blank"]
+
+
+async def test_live_details_of_a_released_or_unknown_session_are_refused(
+    emulator: SteelEmulator, client: AsyncSteel
+) -> None:
+    session = await client.sessions.create()
+    await client.sessions.release(session.id)
+    with pytest.raises(NotFoundError):
+        await client.sessions.live_details(session.id)
+    with pytest.raises(NotFoundError):
+        await client.sessions.live_details(str(uuid.uuid4()))
+
+
+async def test_navigation_reports_the_page_it_reached(
+    emulator: SteelEmulator, client: AsyncSteel
+) -> None:
+    from activities.browser import BrowserActivities
+
+    session = await client.sessions.create()
+    browser = BrowserActivities(None, client)  # type: ignore[arg-type]  # navigation needs no db
+
+    output, image = await browser._navigate(session.id, "https://notion.so/specs")
+
+    assert output == "Navigated to https://notion.so/specs"
+    assert image is not None and image.startswith(PNG_MAGIC)
+    actions = [a["action"] for a in emulator.actions(session.id)]
+    assert actions == ["press_key", "type_text", "press_key", "take_screenshot"]
+
+
+async def test_navigation_without_an_address_bar_fails_instead_of_pretending(
+    emulator: SteelEmulator, client: AsyncSteel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from temporalio.exceptions import ApplicationError
+
+    from activities import browser as browser_module
+
+    monkeypatch.setattr(browser_module, "NAVIGATION_CHECK_INTERVAL", 0.0)
+    emulator.address_bar = False  # a kiosk-mode browser: the keys go to the page
+    session = await client.sessions.create()
+    browser = browser_module.BrowserActivities(None, client)  # type: ignore[arg-type]
+
+    with pytest.raises(ApplicationError) as failed:
+        await browser._navigate(session.id, "https://notion.so/specs")
+
+    assert failed.value.type == "BrowserNavigationFailed"
+    assert "did not happen" in str(failed.value)
+    assert "about:blank" in str(failed.value)
+
+
+N = "https://notion.so/a"
+
+
+@pytest.mark.parametrize(
+    ("target", "before", "after", "reached"),
+    [
+        (N, ["about:blank"], [N], N),
+        ("https://notion.so", ["about:blank"], ["https://notion.so/"], "https://notion.so/"),
+        ("https://Notion.so/a", ["about:blank"], [N], N),
+        # a redirect (a sign-in page) is a navigation that happened
+        (N, ["about:blank"], ["https://login.notion.so/x"], "https://login.notion.so/x"),
+        (N, ["about:blank"], ["about:blank"], None),
+        (N, ["https://x.test/"], ["https://x.test/"], None),
+        (N, ["about:blank"], [], None),
+        (N, ["about:blank"], ["chrome-error://chromewebdata/"], None),
+        (N, [N], [N], N),  # already there: reaching it again is fine
+    ],
+)
+def test_what_counts_as_a_navigation_that_happened(
+    target: str, before: list[str], after: list[str], reached: str | None
+) -> None:
+    from activities.browser import _reached
+
+    assert _reached(target, before, after) == reached

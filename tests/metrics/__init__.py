@@ -31,6 +31,7 @@ async def add_connection(
     account_id: str = "1234567",
     token: str = "EAAB-good-token",
     frequency: int = 60,
+    login_customer_id: str | None = None,
     **fields: Any,
 ) -> ConnectionRow:
     """A connection with its token encrypted as the CLI stores it."""
@@ -49,15 +50,24 @@ async def add_connection(
             account_name=fields.pop("account_name", "Test account"),
             sync_frequency=frequency,
             created_by=None,
+            login_customer_id=login_customer_id,
         )
 
 
 def expected_meta(stack: Stack, account_id: str, since: date, until: date) -> set[Value]:
     """The values a Meta sync of the window must store."""
     values: set[Value] = set()
+    counted = set(stack.settings.meta_conversion_action_types.split(","))
     for row in stack.emulators.meta.expected_rows(account_id, str(since), str(until)):
         day = date.fromisoformat(row["date_start"])
-        conversions = sum(Decimal(c["value"]) for c in row["conversions"])
+        conversions = sum(
+            (
+                Decimal(c["value"])
+                for c in row.get("conversions", [])
+                if c["action_type"] in counted
+            ),
+            Decimal(0),
+        )
         for metric, value in (
             ("impressions", Decimal(row["impressions"])),
             ("clicks", Decimal(row["clicks"])),
@@ -73,12 +83,12 @@ def expected_google(stack: Stack, customer_id: str, since: date, until: date) ->
     values: set[Value] = set()
     for row in stack.emulators.google_ads.expected_rows(customer_id, str(since), str(until)):
         day = date.fromisoformat(row["segments"]["date"])
-        m = row["metrics"]
+        m = row.get("metrics", {})  # zero metrics are left out of the JSON
         for metric, value in (
-            ("impressions", Decimal(m["impressions"])),
-            ("clicks", Decimal(m["clicks"])),
-            ("spend", Decimal(m["costMicros"]) / Decimal(1_000_000)),
-            ("conversions", Decimal(str(m["conversions"]))),
+            ("impressions", Decimal(m.get("impressions", 0))),
+            ("clicks", Decimal(m.get("clicks", 0))),
+            ("spend", Decimal(m.get("costMicros", 0)) / Decimal(1_000_000)),
+            ("conversions", Decimal(str(m.get("conversions", 0)))),
         ):
             values.add((row["campaign"]["id"], metric, day, value))
     return values

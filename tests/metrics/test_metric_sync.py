@@ -33,6 +33,8 @@ from workflows.metric_sync import MetricSync
 
 ACCOUNT = "1234567"
 CUSTOMER = "9876543210"
+MANAGER = "1112223333"
+DEV_TOKEN = "dev-test-token"
 # 2.1 pages of Meta rows a day for 7 days: the first slice is 3 pages, the 3-day slice 1.
 CAMPAIGNS = 3 * PAGE_LIMIT // 10
 
@@ -120,9 +122,13 @@ async def test_google_ads_sync_pages_with_tokens_and_no_page_size(
         google = stack.emulators.google_ads
         google.page_size = 10
         google.developer_token = "dev-token-1"
-        google.configure_customer(CUSTOMER, campaigns=3)
+        google.configure_customer(CUSTOMER, campaigns=3, manager_id=MANAGER)
         connection = await add_connection(
-            stack, platform="google_ads", account_id="987-654-3210", token="ya29.secret"
+            stack,
+            platform="google_ads",
+            account_id="987-654-3210",
+            token="ya29.secret",
+            login_customer_id=MANAGER,
         )
         result = await (await backfill(stack, connection)).result()
 
@@ -133,6 +139,47 @@ async def test_google_ads_sync_pages_with_tokens_and_no_page_size(
         requests = google.requests()
         assert {r["status"] for r in requests} == {200}
         assert {r["developer_token"] for r in requests} == {"dev-token-1"}
+        assert {r["login_customer_id"] for r in requests} == {MANAGER}
+        version = stack.settings.google_ads_api_version
+        assert {r["path"].split("/")[2] for r in requests} == {version}
+
+
+async def test_google_ads_sync_without_a_developer_token_fails_with_one_clear_line(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(
+        db_url, temporal_env.client, task_queue, google_ads_developer_token=None
+    ) as stack:
+        google = stack.emulators.google_ads
+        google.configure_customer(CUSTOMER, campaigns=3)
+        connection = await add_connection(stack, platform="google_ads", account_id=CUSTOMER)
+        handle = await backfill(stack, connection)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+
+        log = await sync_log(stack, handle.id)
+        assert log["status"] == "failed"
+        assert "GOOGLE_ADS_DEVELOPER_TOKEN is not set" in log["error_message"]
+        assert "\n" not in log["error_message"]
+        assert google.request_count() == 0  # nothing sent that Google would refuse
+
+
+async def test_google_ads_sync_of_a_customer_behind_a_manager_needs_its_login_customer_id(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(
+        db_url, temporal_env.client, task_queue, google_ads_developer_token=DEV_TOKEN
+    ) as stack:
+        google = stack.emulators.google_ads
+        google.configure_customer(CUSTOMER, campaigns=3, manager_id=MANAGER)
+        connection = await add_connection(stack, platform="google_ads", account_id=CUSTOMER)
+        handle = await backfill(stack, connection)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+
+        log = await sync_log(stack, handle.id)
+        assert "login-customer-id" in log["error_message"]
+        assert google.request_count() == 1  # a refusal is not retried
 
 
 async def test_rerunning_a_window_creates_no_duplicates_and_counts_late_data_as_updates(
@@ -201,30 +248,51 @@ async def test_a_page_that_keeps_failing_makes_the_sync_partial(
         assert row is not None and row["last_synced_at"] is None  # partial: not advanced
 
 
-@pytest.mark.parametrize("platform", ["meta", "google_ads"])
-async def test_throttling_is_waited_out_as_retry_after_asks(
-    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str, platform: str
+async def test_google_throttling_is_waited_out_as_its_retry_delay_asks(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        if platform == "meta":
-            stack.emulators.meta.configure_account(ACCOUNT, campaigns=3)
-            connection = await add_connection(stack, account_id=ACCOUNT)
-            emulator = stack.emulators.meta
-            emulator.throttle_next(1, retry_after_s=2)
-        else:
-            stack.emulators.google_ads.configure_customer(CUSTOMER, campaigns=3)
-            connection = await add_connection(stack, platform="google_ads", account_id=CUSTOMER)
-            emulator = stack.emulators.google_ads  # type: ignore[assignment]
-            emulator.throttle_next(1, retry_after_s=2)
+    async with running_stack(
+        db_url, temporal_env.client, task_queue, google_ads_developer_token=DEV_TOKEN
+    ) as stack:
+        emulator = stack.emulators.google_ads
+        emulator.configure_customer(CUSTOMER, campaigns=3)
+        connection = await add_connection(stack, platform="google_ads", account_id=CUSTOMER)
+        emulator.throttle_next(1, retry_after_s=2)
         started = time.monotonic()
         result = await (await backfill(stack, connection)).result()
         elapsed = time.monotonic() - started
 
         assert result.status == "success"
         statuses = [r["status"] for r in emulator.requests()]
-        assert statuses[0] in (400, 429) and set(statuses[1:]) == {200}
+        assert statuses[0] == 429 and set(statuses[1:]) == {200}
         assert len(statuses) == 3  # the throttled request, then one per slice
-        assert elapsed >= 2.0, "Retry-After was not honoured"
+        assert elapsed >= 2.0, "quotaErrorDetails.retryDelay was not honoured"
+
+
+async def test_meta_throttling_waits_as_long_as_the_usage_header_says(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        meta = stack.emulators.meta
+        meta.configure_account(ACCOUNT, campaigns=3)
+        connection = await add_connection(stack, account_id=ACCOUNT)
+        meta.throttle_next(1, retry_after_s=180)  # "estimated_time_to_regain_access": 3
+        handle = await backfill(stack, connection)
+        try:
+
+            async def retry_pending() -> str | None:
+                for pending in (await handle.describe()).raw_description.pending_activities:
+                    if pending.last_failure.message:
+                        return str(pending.last_failure.message)
+                return None
+
+            message = await eventually(retry_pending, what="the throttled pull to wait")
+        finally:
+            await handle.terminate("the test saw the wait")
+
+        assert "Meta rate limit (code 80000)" in message
+        assert "retrying in 180s" in message  # 3 minutes, from x-business-use-case-usage
+        assert meta.request_count(ACCOUNT) == 1  # not asked again before the wait
 
 
 async def test_an_expired_token_fails_the_sync_once_without_retries(

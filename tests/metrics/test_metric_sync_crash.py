@@ -35,7 +35,13 @@ async def test_killed_worker_resumes_the_pull_from_its_heartbeat(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     address = temporal_env.client.service_client.config.target_host
-    async with running_stack(db_url, temporal_env.client, task_queue, worker=False) as stack:
+    async with running_stack(
+        db_url,
+        temporal_env.client,
+        task_queue,
+        worker=False,
+        google_ads_developer_token="dev-token-crash",
+    ) as stack:
         google = stack.emulators.google_ads
         google.page_size = 3
         google.configure_customer(CUSTOMER, campaigns=3)

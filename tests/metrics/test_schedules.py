@@ -296,3 +296,78 @@ async def test_demo_connection_is_seeded_once_and_its_first_sync_runs(
         )
         assert log["status"] == "success"
         assert len(await stored_values(stack, DEMO_CONNECTION_ID)) > 0
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [("999-888-7777", "9998887777"), ("9998887777", "9998887777")],
+)
+def test_cli_takes_a_login_customer_id_with_or_without_dashes(value: str, stored: str) -> None:
+    args = _parser().parse_args(
+        ["connections", "add", "--platform", "google_ads", "--account-id", "1", "--token", "t",
+         "--login-customer-id", value]
+    )  # fmt: skip
+    assert args.login_customer_id == stored
+
+
+@pytest.mark.parametrize("value", ["999888777", "99988877771", "abc-def-ghij", "", "9998887777 "])
+def test_cli_refuses_a_login_customer_id_that_is_not_ten_digits(value: str) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(
+            ["connections", "add", "--platform", "google_ads", "--account-id", "1",
+             "--token", "t", "--login-customer-id", value]
+        )  # fmt: skip
+
+
+async def test_cli_refuses_a_login_customer_id_on_a_meta_connection(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from workers.cli import CliError
+
+    with pytest.raises(CliError, match="Google Ads connections only"):
+        await _run(
+            capsys, "connections", "add", "--platform", "meta", "--account-id", "1",
+            "--token", "t", "--login-customer-id", "9998887777",
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("platform", "login", "accepted"),
+    [
+        ("google_ads", "9998887777", True),
+        ("google_ads", None, True),
+        ("google_ads", "999-888-7777", False),  # stored as digits only
+        ("google_ads", "12345", False),
+        ("meta", "9998887777", False),  # a Meta connection has no manager id
+    ],
+)
+async def test_the_table_keeps_only_a_ten_digit_manager_id_on_google_connections(
+    db_url: str, platform: str, login: str | None, accepted: bool
+) -> None:
+    from psycopg import errors
+
+    from db import metrics
+    from db.pool import open_pool
+
+    pool = await open_pool(db_url, min_size=1, max_size=1)
+    try:
+        async with pool.connection() as conn:
+            insert = metrics.insert_connection(
+                conn,
+                connection_id=uuid.uuid4(),
+                platform=platform,  # type: ignore[arg-type]
+                credentials={},
+                account_id="1234567890",
+                account_name=None,
+                sync_frequency=60,
+                created_by=None,
+                login_customer_id=login,
+            )
+            if accepted:
+                row = await insert
+                assert row.login_customer_id == login
+            else:
+                with pytest.raises((errors.CheckViolation, errors.StringDataRightTruncation)):
+                    await insert
+    finally:
+        await pool.close()
