@@ -1,25 +1,40 @@
-"""Higgsfield image generations: submit exactly once, read status, cancel, keep results.
+"""Higgsfield image generations: submit at most once, read status, cancel, keep results.
 
-Exactly-once submission. Before the submit call, ``submit_started_at`` is committed on
-the row; after it, the request id is recorded with the move to ``queued``. A retry that
-finds the marker set and no request id cannot know whether the earlier call reached
-Higgsfield (the worker may have died in between), so it never submits again: it returns
-``unknown`` and the workflow learns the request id from Higgsfield's webhook, which
-names it, or fails at its deadline. The marker is cleared only when the call certainly
-did not reach Higgsfield (connection refused, 4xx, 429). So: at most one request, ever.
+At most one submission. An attempt may call Higgsfield's submit only after it claimed
+the call: one UPDATE that sets ``submit_started_at`` where it and the request id are
+still empty (``claim_submission``), committed before the call. Two attempts (a retry
+beside an attempt Temporal gave up on, or two workers) cannot both claim. After the
+call the request id is recorded with the move to ``queued``. A claim is given back only
+when the call certainly did not reach Higgsfield (connection refused, 4xx, 429).
+
+An attempt that finds the marker set and no request id cannot know whether the earlier
+call reached Higgsfield (its worker may have died in between), so it never submits: it
+returns ``unknown`` and the workflow learns the request id from Higgsfield's webhook,
+which names it. That is the recovery path: the webhook, or an operator who finds the
+request on Higgsfield and sends its id to the workflow (the ``higgsfield_webhook``
+signal, as the webhook would); without either, the generation fails at its deadline.
+
+The call itself is bounded inside the attempt's start-to-close timeout: an attempt only
+claims while it has time to finish the call, and abandons a call that outlives its
+bound (outcome unknown, marker kept). It heartbeats meanwhile, so a dead worker is
+noticed within the heartbeat timeout; its retry then finds the marker and does not
+submit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
 import httpx
+import psycopg
 from higgsfield_client import (
     NSFW,
     Cancelled,
@@ -35,7 +50,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.context import transition_context
+from activities.context import heartbeating, transition_context
 from activities.credentials import CredentialBox, DecryptionError
 from activities.higgsfield_client import HiggsfieldClient, application_for
 from db import generations
@@ -211,29 +226,52 @@ class GenerationActivities:
     @activity.defn
     async def submit_generation(self, request: GenerationRef) -> SubmitResult:
         """Submit to Higgsfield at most once (see the module docstring)."""
+        began = time.monotonic()
+        async with heartbeating():
+            return await self._submit(request.generation_id, began)
+
+    async def _submit(self, generation_id: UUID, began: float) -> SubmitResult:
         async with self.pool.connection() as conn:
-            row = await generations.get_generation(conn, request.generation_id)
+            row = await generations.get_generation(conn, generation_id)
             if row.higgsfield_job_id:
                 return SubmitResult(outcome="submitted", request_id=row.higgsfield_job_id)
             if row.submit_started_at is not None:
                 activity.logger.warning("earlier submit outcome unknown; not submitting again")
                 return SubmitResult(outcome="unknown")
             key = await self._user_key(conn, row.user_id)
-            await conn.execute(Q["mark_submit_started"], {"id": row.id})
+            latest, call_bound = _submit_window(began)
+            try:
+                claimed_at = await generations.claim_submission(
+                    conn, row.id, within=_left_until(latest)
+                )
+            except psycopg.errors.QueryCanceled:
+                raise _window_missed(latest) from None  # waited too long for the row
+            if claimed_at is None:
+                return await _after_lost_claim(conn, row.id)
+            if time.monotonic() > latest:
+                await generations.release_submission(conn, row.id, claimed_at)
+                raise _window_missed(latest)
         client = self._higgsfield(key)
         try:
-            controller = await client.submit(
-                application_for(row.model),
-                {"prompt": row.prompt_text, **row.settings},
-                webhook_url=webhook_url(self.config, row.id),
-            )
+            async with asyncio.timeout(call_bound):
+                controller = await client.submit(
+                    application_for(row.model),
+                    {"prompt": row.prompt_text, **row.settings},
+                    webhook_url=webhook_url(self.config, row.id),
+                )
+        except TimeoutError:
+            # It may have reached Higgsfield: keep the claim, a retry will not resubmit.
+            raise ApplicationError(
+                f"Higgsfield did not answer the submit within {call_bound:.0f}s; "
+                "its outcome is unknown"
+            ) from None
         except httpx.ConnectError:
-            await self._clear_marker(row.id)  # nothing reached Higgsfield
+            await self._release(row.id, claimed_at)  # nothing reached Higgsfield
             raise
         except HiggsfieldClientError as exc:
             status = _http_status(exc)
             if status is not None and status < 500:
-                await self._clear_marker(row.id)
+                await self._release(row.id, claimed_at)
                 if status == 429:
                     raise ApplicationError(
                         "Higgsfield rate limit", next_retry_delay=timedelta(seconds=10)
@@ -393,9 +431,60 @@ class GenerationActivities:
         except DecryptionError as exc:
             raise ApplicationError(str(exc), type="DecryptionFailed", non_retryable=True) from None
 
-    async def _clear_marker(self, generation_id: UUID) -> None:
+    async def _release(self, generation_id: UUID, claimed_at: datetime) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(Q["clear_submit_started"], {"id": generation_id})
+            await generations.release_submission(conn, generation_id, claimed_at)
+
+
+# The submit call's bound, and the time kept in reserve after it, at most; both shrink
+# with a shorter start-to-close timeout (to a third and a sixth of it).
+SUBMIT_CALL_BOUND = 20.0
+SUBMIT_RESERVE = 10.0
+
+
+def _submit_window(began: float) -> tuple[float, float]:
+    """The latest (monotonic) time this attempt may start the submit call, and the call's
+    bound: started by then, the call ends before the start-to-close timeout, after which
+    Temporal may start a retry beside this attempt."""
+    limit = activity.info().start_to_close_timeout
+    total = limit.total_seconds() if limit else 3 * SUBMIT_CALL_BOUND
+    bound = min(SUBMIT_CALL_BOUND, total / 3)
+    return began + total - min(SUBMIT_RESERVE, total / 6) - bound, bound
+
+
+def _left_until(latest: float) -> float:
+    """Seconds left until ``latest``; raise (retryably, without claiming) if none."""
+    left = latest - time.monotonic()
+    if left <= 0:
+        raise _window_missed(latest)
+    return left
+
+
+def _window_missed(latest: float) -> ApplicationError:
+    late = max(time.monotonic() - latest, 0)
+    return ApplicationError(
+        f"this attempt is {late:.1f}s past the last moment it could submit safely; "
+        "not submitting in this attempt",
+        type="SubmitWindowMissed",
+    )
+
+
+async def _after_lost_claim(conn: Any, generation_id: UUID) -> SubmitResult:
+    """Another attempt claimed the submit between our read and our claim."""
+    row = await generations.get_generation(conn, generation_id)
+    if row.higgsfield_job_id:
+        return SubmitResult(outcome="submitted", request_id=row.higgsfield_job_id)
+    if row.status != "submitting":
+        raise ApplicationError(
+            f"generation {generation_id} is {row.status}; not submitting it",
+            type="GenerationNotSubmitting",
+            non_retryable=True,
+        )
+    if row.submit_started_at is None:
+        # The other attempt gave its claim back (its call did not reach Higgsfield).
+        raise ApplicationError("the submit claim was given back; claiming again")
+    activity.logger.warning("another attempt is submitting; not submitting again")
+    return SubmitResult(outcome="unknown")
 
 
 def key_context(user_id: UUID, service: str) -> str:

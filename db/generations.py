@@ -155,3 +155,21 @@ async def record_submission(
         ctx,
         values={"higgsfield_job_id": request_id, "started_at": NOW},
     )
+
+
+async def claim_submission(conn: Conn, generation_id: UUID, *, within: float) -> datetime | None:
+    """Claim the generation's one submit call; the claim's time, or None if it is taken.
+
+    One statement, so two attempts can never both claim: the second waits on the row
+    lock and then finds the marker set. Only a claimant may call Higgsfield. The claim
+    gives up (``QueryCanceled``) after ``within`` seconds rather than claim late.
+    """
+    async with conn.transaction():
+        await conn.execute(Q["bound_statement"], {"ms": str(max(int(within * 1000), 1))})
+        row = await (await conn.execute(Q["claim_submission"], {"id": generation_id})).fetchone()
+    return None if row is None else row["submit_started_at"]
+
+
+async def release_submission(conn: Conn, generation_id: UUID, claimed_at: datetime) -> None:
+    """Give the claim back: its call certainly did not reach Higgsfield."""
+    await conn.execute(Q["release_submission"], {"id": generation_id, "claimed_at": claimed_at})

@@ -75,7 +75,7 @@ def apply_dev_secrets_if_local() -> None:
 
 
 async def jobs_start(args: argparse.Namespace) -> None:
-    from workers.starters import start_agent_job
+    from workers.starters import DuplicateStart, start_agent_job
     from workflows.models.agent_job import AgentJobInput
 
     path = Path(args.file)
@@ -98,7 +98,10 @@ async def jobs_start(args: argparse.Namespace) -> None:
         raise CliError(f"invalid job in {path}: {where}: {err['msg']}") from None
     settings, pool, client = await operator_context()
     async with pool:
-        handle = await start_agent_job(client, settings, request)
+        try:
+            handle = await start_agent_job(client, settings, request)
+        except DuplicateStart as exc:
+            raise CliError(f"{exc}: give {path} a new job_id, or none") from None
     emit(args, {"job_id": str(request.job_id), "workflow_id": handle.id}, f"started {handle.id}")
 
 

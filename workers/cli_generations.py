@@ -74,7 +74,7 @@ async def generations_start(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
     from workers.cli import CliError, emit, operator_context
-    from workers.starters import start_generation
+    from workers.starters import DuplicateStart, start_generation
     from workflows.models.generation import GenerationInput
 
     settings, pool, client = await operator_context()
@@ -91,7 +91,10 @@ async def generations_start(args: argparse.Namespace) -> None:
     except ValidationError as exc:
         raise CliError(f"invalid generation: {exc.errors()[0]['msg']}") from None
     async with pool:
-        handle = await start_generation(client, settings, request)
+        try:
+            handle = await start_generation(client, settings, request)
+        except DuplicateStart as exc:
+            raise CliError(str(exc)) from None
     emit(
         args,
         {"generation_id": str(request.generation_id), "workflow_id": handle.id},

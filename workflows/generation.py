@@ -34,6 +34,7 @@ API_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
 SUBMIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
+SUBMIT_HEARTBEAT = timedelta(seconds=10)  # the submit heartbeats: a dead worker is noticed
 # Status reads: seconds at first, then minutes.
 POLL_DELAYS = [timedelta(seconds=s) for s in (2, 3, 5, 10, 20, 30, 60, 120)]
 POLL_MAX = timedelta(minutes=5)
@@ -138,6 +139,7 @@ class Generation:
             GenerationActivities.submit_generation,
             GenerationRef(generation_id=self._request.generation_id),
             start_to_close_timeout=API_TIMEOUT,
+            heartbeat_timeout=SUBMIT_HEARTBEAT,
             retry_policy=SUBMIT_RETRY,
             summary="submit to Higgsfield (once)",
         )

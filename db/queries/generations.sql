@@ -36,16 +36,25 @@ SELECT pg_advisory_xact_lock(hashtextextended('generation-slots:' || %(user_id)s
 SELECT count(*) AS active FROM public.generations
 WHERE user_id = %(user_id)s AND status IN ('submitting', 'queued', 'in_progress')
 
--- name: mark_submit_started
--- Note, before calling Higgsfield, that a submit call may reach it.
-UPDATE public.generations SET submit_started_at = now()
-WHERE id = %(id)s AND higgsfield_job_id IS NULL
-RETURNING *
+-- name: claim_submission
+-- Claim the one submit call a generation ever gets, in one statement: only the first
+-- caller gets a row back, and only while the generation is submitting and no call was
+-- ever started. Concurrent claims queue on the row lock; the later ones find the marker
+-- set and return nothing. The returned submit_started_at identifies this claim.
+UPDATE public.generations SET submit_started_at = clock_timestamp()
+WHERE id = %(id)s AND status = 'submitting'
+  AND submit_started_at IS NULL AND higgsfield_job_id IS NULL
+RETURNING submit_started_at
 
--- name: clear_submit_started
--- The submit call certainly did not reach Higgsfield (refused or not connected).
+-- name: bound_statement
+-- Cancel the transaction's next statements after this many milliseconds.
+SELECT set_config('statement_timeout', %(ms)s, true)
+
+-- name: release_submission
+-- The claimed call certainly did not reach Higgsfield (refused or not connected): a retry
+-- may claim again. Only the holder of this claim releases it.
 UPDATE public.generations SET submit_started_at = NULL
-WHERE id = %(id)s AND higgsfield_job_id IS NULL
+WHERE id = %(id)s AND submit_started_at = %(claimed_at)s AND higgsfield_job_id IS NULL
 
 -- name: user_api_key
 -- The user's encrypted key for a service.

@@ -18,7 +18,7 @@ from workflows.generation_batch import GenerationBatch
 from workflows.models.generation_batch import BatchPrompt, GenerationBatchInput
 
 
-async def test_failure_between_submit_and_record_submits_exactly_once(
+async def test_failure_between_submit_and_record_submits_once(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
