@@ -24,6 +24,7 @@ from tests.harness import Stack, running_stack
 from tests.metrics import add_connection, backfill
 from tests.workflows.approval_helpers import reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS
+from workers.logging import configure_logging, get_logger, register_secrets
 from workers.settings import settings_env
 
 AD_TOKEN = f"EAAB-leak-canary-{uuid.uuid4().hex}"
@@ -146,3 +147,31 @@ async def test_no_secret_or_credential_in_logs_histories_or_rows(
         "rows": rows,
     }
     assert _leaks(secrets, places) == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_logged_traceback_never_carries_a_secret(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = f"sk-canary-{uuid.uuid4().hex}"
+    root = logging.getLogger()
+    saved_handlers, saved_level, saved_config = root.handlers[:], root.level, structlog.get_config()
+    try:
+        configure_logging("info", fmt)  # binds its handler to the captured stderr
+        register_secrets([secret])
+        try:
+            raise RuntimeError(f"the vendor refused key {secret}")
+        except RuntimeError as exc:
+            get_logger("tests.redaction").exception("structlog call failed")
+            logging.getLogger("tests.stdlib").exception("stdlib call failed")
+            get_logger("tests.redaction").warning("as values", error=exc, detail={"key": secret})
+        output = capsys.readouterr().err
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        structlog.configure(**saved_config)
+    # The haystack is real: both lines and both tracebacks were written.
+    for expected in ("structlog call failed", "stdlib call failed", "as values", "Traceback"):
+        assert expected in output, output
+    assert output.count("the vendor refused key [redacted]") >= 2, output
+    assert secret not in output
