@@ -1,6 +1,7 @@
 """No secret leaks: after a demo-like flow (an approval by reply, a generation with a stored
 key, a metric sync with an encrypted token), no configured secret and no decrypted
-credential appears in logs, workflow histories or plain database columns."""
+credential appears in logs, workflow histories (even decrypted) or plain database columns,
+and no personal data in plaintext history."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import structlog
 from temporalio.testing import WorkflowEnvironment
 
 from emulators.runner import free_port
+from tests.encryption import readable_history
 from tests.generations.helpers import HF_KEY, start, user_with_key
 from tests.harness import Stack, running_stack
 from tests.metrics import add_connection, backfill
@@ -64,18 +66,21 @@ async def _run_demo_flow(stack: Stack) -> list[str]:
     return [job.id, generation.id, sync.id]
 
 
-async def _history_text(stack: Stack, workflow_ids: list[str]) -> str:
-    """Every event of every workflow on the queue: payloads and failures, decoded."""
+async def _history_texts(stack: Stack, workflow_ids: list[str]) -> tuple[str, str]:
+    """Every event of every workflow on the queue: as the server stores it, and as an
+    operator with the codec reads it (every payload decrypted, failures included)."""
     queue = stack.settings.temporal_task_queue
     ids = set(workflow_ids)
     async for execution in stack.client.list_workflows(f"TaskQueue = '{queue}'"):
         ids.add(execution.id)
-    parts: list[str] = []
+    stored: list[str] = []
+    readable: list[str] = []
     for workflow_id in sorted(ids):
         history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
         raw = b"".join(event.SerializeToString() for event in history.events)
-        parts += [raw.decode("utf-8", "replace"), history.to_json()]
-    return "\n".join(parts)
+        stored += [raw.decode("utf-8", "replace"), history.to_json()]
+        readable.append(await readable_history(history))
+    return "\n".join(stored), "\n".join(readable)
 
 
 async def _database_text(stack: Stack) -> str:
@@ -123,7 +128,7 @@ async def test_no_secret_or_credential_in_logs_histories_or_rows(
         finally:
             worker.send_signal(signal.SIGTERM)
             await asyncio.to_thread(worker.wait, 30)
-        histories = await _history_text(stack, workflow_ids)
+        stored_histories, histories = await _history_texts(stack, workflow_ids)
         rows = await _database_text(stack)
         secrets = {f"setting #{i}": v for i, v in enumerate(stack.settings.secret_values())}
         secrets |= {"Higgsfield key": HF_KEY, "Higgsfield key secret": HF_KEY.split(":")[1]}
@@ -133,8 +138,13 @@ async def test_no_secret_or_credential_in_logs_histories_or_rows(
     ingress_log = json.dumps(ingress_events, default=str) + "\n" + caplog.text
     ingress_log += "\n".join(str(r.exc_info) for r in caplog.records if r.exc_info)
 
-    # The haystacks are real: debug lines, decoded payloads, rows, ingress events.
+    # The haystacks are real: debug lines, decrypted payloads, rows, ingress events.
     assert '"level": "debug"' in worker_log and "Tidy the specs" in histories
+    assert "leak@example.com" in histories  # the approver, in the job's input
+    # What Temporal stores has no plaintext of them: payloads are encrypted, search
+    # attributes hold ids and statuses only.
+    for plaintext in ("Tidy the specs", "leak@example.com", "a lighthouse in fog"):
+        assert plaintext not in stored_histories, plaintext
     assert "leak@example.com" in rows
     assert any("rejected" in str(e.get("event")) for e in ingress_events), ingress_events
     assert stored is not None and AD_TOKEN not in stored["c"]  # stored encrypted
@@ -143,7 +153,8 @@ async def test_no_secret_or_credential_in_logs_histories_or_rows(
     places = {
         "worker log": worker_log,
         "ingress log": ingress_log,
-        "histories": histories,
+        "histories as stored": stored_histories,
+        "histories decrypted (workflow inputs carry ids, never secrets)": histories,
         "rows": rows,
     }
     assert _leaks(secrets, places) == []
