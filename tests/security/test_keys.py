@@ -4,9 +4,13 @@ keys that still decrypt and verify, and `orchestrator keys rotate`."""
 from __future__ import annotations
 
 import base64
+import json
 import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +20,12 @@ from psycopg_pool import AsyncConnectionPool
 from activities import approval_tokens
 from activities.approval_tokens import InvalidToken, Purpose
 from activities.credentials import DecryptionError
-from activities.higgsfield import webhook_token
+from activities.higgsfield import key_context, webhook_token
 from activities.inbound_higgsfield import WebhookRefused, parse_hint
+from activities.metric_sync import credentials_context
+from db import metrics
+from db.generations import Q
+from tests.db.factories import insert_user
 from tests.harness import stack_settings
 from workers.keys import Keyring, Use
 from workers.settings import SettingsError, load_settings
@@ -228,3 +236,108 @@ def test_a_webhook_token_made_with_the_approval_key_is_refused() -> None:
         parse_hint(keys.signing_keys(Use.WEBHOOK_TOKENS), str(gid), forged, body)
     real = webhook_token(keys.signing_keys(Use.WEBHOOK_TOKENS), gid)
     assert parse_hint(ring(B, A).signing_keys(Use.WEBHOOK_TOKENS), str(gid), real, body)[0] == gid
+
+
+# --- orchestrator keys rotate ---------------------------------------------------------------
+
+
+def _rotate(db_url: str, master: str, *old: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    environment = base | {
+        "DATABASE_URL": db_url,
+        "ENCRYPTION_MASTER_KEY": master,
+        "ORCHESTRATOR_HOME": str(Path("/nonexistent-orchestrator-home")),
+        **({"ENCRYPTION_OLD_KEYS": ",".join(old)} if old else {}),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "workers.cli", "keys", "rotate"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def _stored(pool: AsyncConnectionPool) -> dict[str, str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT user_id, encrypted_api_key FROM user_api_keys")
+        keys = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT id, credentials->>'ciphertext' AS c FROM platform_connections"
+        )
+        conns = await cur.fetchall()
+    return {str(r["user_id"]): r["encrypted_api_key"] for r in keys} | {
+        str(r["id"]): r["c"] for r in conns
+    }
+
+
+async def test_keys_rotate_reencrypts_every_credential_once_and_can_be_run_again(
+    db_url: str, pool: AsyncConnectionPool
+) -> None:
+    # Credentials from three eras: the legacy key (v1), an earlier master key, the current one.
+    plain: dict[str, str] = {}
+    contexts: dict[str, str] = {}
+    async with pool.connection() as conn:
+        for era, box_or_key in (("v1", C), ("old", ring(A)), ("new", ring(B))):
+            user = await insert_user(conn)
+            secret = f"hf-{era}-{uuid.uuid4().hex}"
+            context = key_context(user, "higgsfield")
+            stored = (
+                v1_ciphertext(box_or_key, secret, context)
+                if isinstance(box_or_key, str)
+                else box_or_key.credential_box().encrypt(secret, context)
+            )
+            await conn.execute(
+                Q["upsert_user_api_key"],
+                {"user_id": user, "service": "higgsfield", "encrypted_api_key": stored},
+            )
+            plain[str(user)], contexts[str(user)] = secret, context
+            connection_id = uuid.uuid4()
+            token = json.dumps({"access_token": f"EAAB-{era}-{uuid.uuid4().hex}"})
+            context = credentials_context(connection_id)
+            sealed = (
+                v1_ciphertext(box_or_key, token, context)
+                if isinstance(box_or_key, str)
+                else box_or_key.credential_box().encrypt(token, context)
+            )
+            await metrics.insert_connection(
+                conn,
+                connection_id=connection_id,
+                platform="meta",
+                credentials={"ciphertext": sealed},
+                account_id=f"acct-{era}",
+                account_name=None,
+                sync_frequency=60,
+                created_by=None,
+            )
+            plain[str(connection_id)], contexts[str(connection_id)] = token, context
+    before = await _stored(pool)
+
+    # Without the earlier master key, its rows cannot be read: the others are still done,
+    # each on its own, and the run names what it could not read (and exits non-zero).
+    first = _rotate(db_url, B, credentials_encryption_key=C)
+    assert first.returncode == 1, first.stderr
+    assert "2 credentials could not be read" in first.stderr
+    for table in ("user_api_keys", "platform_connections"):
+        counts = "1 re-encrypted, 1 already current, 0 changed meanwhile, 1 unreadable"
+        assert f"{table}: {counts}" in first.stdout
+
+    # With it, the run finishes the job; a further run changes nothing.
+    second = _rotate(db_url, B, A, credentials_encryption_key=C)
+    assert second.returncode == 0, second.stderr
+    for table in ("user_api_keys", "platform_connections"):
+        counts = "1 re-encrypted, 2 already current, 0 changed meanwhile, 0 unreadable"
+        assert f"{table}: {counts}" in second.stdout
+    third = _rotate(db_url, B, A, credentials_encryption_key=C)
+    assert third.returncode == 0 and "0 re-encrypted, 3 already current" in third.stdout
+
+    after = await _stored(pool)
+    current = ring(B).credential_box()  # neither the old key nor the legacy one is needed now
+    for place, stored in after.items():
+        assert stored.startswith(f"v2:{current.current}:"), place
+        assert current.decrypt(stored, contexts[place]) == plain[place]
+    # Never a secret, a plaintext or a ciphertext in what it prints.
+    printed = first.stdout + first.stderr + second.stdout + second.stderr + third.stdout
+    for value in [A, B, C, *plain.values(), *before.values(), *after.values()]:
+        assert value not in printed
