@@ -188,7 +188,9 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
-        return values
+        if self.encryption_old_keys is not None:  # each old key on its own too
+            values += [k.strip() for k in self.encryption_old_keys.get_secret_value().split(",")]
+        return [v for v in values if v]
 
 
 def load_settings(**overrides: object) -> Settings:
