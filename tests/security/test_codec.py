@@ -17,17 +17,21 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.failure.v1 import Failure
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
-from tests.encryption import CONVERTER
+from tests.encryption import CONVERTER, payloads_in
 from tests.harness import Stack, running_stack
+from tests.workflows.jobs_fixtures import SAFE_STEPS, job_request, start_job
 from workers.codec import ENCODING, KEY_ID, PayloadDecryptError, data_converter
 from workers.codec_server import SESSION_COOKIE, SESSION_SECONDS, session_value
 from workers.embedded import find_binary
 from workers.keys import Keyring, MasterKey
+from workers.sandbox_runner import CompiledSandboxRunner
+from workers.worker import ALL_WORKFLOWS
 
 UI = "http://127.0.0.1:8233"
 CANARY = f"codec-canary-{uuid.uuid4().hex}"  # stands for a secret or an email address
@@ -313,3 +317,38 @@ async def test_a_browser_signs_in_once_and_the_ui_decodes_with_its_session_cooki
         for name, value in forged.items():
             response = await http.post(url, content=body, headers=with_cookie(value))
             assert response.status_code == 401 and CANARY not in response.text, name
+
+
+async def test_a_history_recorded_now_is_encrypted_and_replays_with_the_workers_converter(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request = await job_request(stack, SAFE_STEPS[:1])
+        handle = await start_job(stack, request)
+        assert (await handle.result()).status == "completed"
+        history = await handle.fetch_history()
+    # What RECORD_HISTORIES=1 writes: every payload encrypted, but the search attributes
+    # (Temporal indexes them: ids and statuses) and the SDK core's own bookkeeping of local
+    # activities (sequence number, attempt, activity type).
+    recorded = WorkflowHistory.from_json(handle.id, history.to_json())
+    started = recorded.events[0].workflow_execution_started_event_attributes
+    assert [p.metadata["encoding"] for p in started.input.payloads] == [ENCODING]
+    plain: list[str] = []
+    for event in recorded.events:
+        copy = type(event)()
+        copy.CopyFrom(event)
+        copy.marker_recorded_event_attributes.details.pop("data", None)  # the bookkeeping
+        for payload in payloads_in(copy):
+            if payload.metadata.get("type") is None:  # not a search attribute
+                plain += [] if payload.metadata["encoding"] == ENCODING else [str(payload)]
+    assert plain == []
+    replayer = Replayer(
+        workflows=ALL_WORKFLOWS, data_converter=CONVERTER, workflow_runner=CompiledSandboxRunner()
+    )
+    await replayer.replay_workflow(recorded)
+    with pytest.raises(RuntimeError, match="PayloadDecryptError"):  # and only with the key
+        await Replayer(
+            workflows=ALL_WORKFLOWS,
+            data_converter=data_converter(other_keyring()),
+            workflow_runner=CompiledSandboxRunner(),
+        ).replay_workflow(recorded)
