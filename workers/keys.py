@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cryptography.hazmat.primitives import hashes
@@ -77,8 +77,9 @@ class Keyring:
 
     current: MasterKey
     old: tuple[MasterKey, ...] = ()
-    legacy_credentials_key: bytes | None = None  # CREDENTIALS_ENCRYPTION_KEY (v1 values)
-    legacy_token_secret: str | None = None  # APPROVAL_TOKEN_SECRET (tokens made before)
+    # CREDENTIALS_ENCRYPTION_KEY (v1 values), APPROVAL_TOKEN_SECRET (tokens made before).
+    legacy_credentials_key: bytes | None = field(default=None, repr=False)
+    legacy_token_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:

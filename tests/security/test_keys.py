@@ -91,7 +91,10 @@ def test_each_use_has_its_own_key_and_the_key_id_reveals_none() -> None:
     assert master.secret not in derived.values()
     assert master.kid not in A and len(master.kid) == 16
     assert ring(A).current.kid == master.kid != ring(B).current.kid  # stable, per key
-    assert A not in repr(ring(A)) and master.secret.hex() not in repr(ring(A))
+    legacy = ring(A, B, credentials_encryption_key=C, approval_token_secret="legacy-token-value")
+    shown = repr(legacy) + repr(legacy.signing_keys(Use.APPROVAL_TOKENS))
+    for secret in (A, B, C, master.secret.hex(), repr(master.secret), "legacy-token-value"):
+        assert secret not in shown
 
 
 async def test_the_worker_signs_and_encrypts_each_use_with_its_own_key(
