@@ -2,7 +2,8 @@
 
 A token names one approval, a purpose (reply, approve link, reject link) and an expiry,
 and carries an HMAC-SHA256 (truncated to 96 bits) over those and the expected
-approver's address. It fits in an email local part (≤ 64 characters, case-insensitive
+approver's address, keyed by the approval-token key (derived from the master key, see
+``workers/keys.py``). It fits in an email local part (≤ 64 characters, case-insensitive
 base32), so the per-approval Reply-To is ``approval+<token>@<inbound domain>``. The
 approver is bound by the MAC, not spelled out: verifying needs the approver recorded on
 the approval row, so a token cannot be moved to another approval or another approver.
@@ -15,6 +16,7 @@ import hashlib
 import hmac
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -24,6 +26,37 @@ _MAC_BYTES = 12  # 96 bits: unguessable online, and the address stays ≤ 64
 _LAYOUT = struct.Struct(">B16sI")  # purpose, approval id, expiry (unix seconds)
 REPLY_PREFIX = "approval+"
 _ADDRESS = re.compile(r"approval\+([a-z2-7]{40,80})@", re.IGNORECASE)
+
+
+class SigningKeys(str):
+    """An HMAC key (its string value, which signs) and the earlier keys that still verify.
+
+    A ``str`` so that code which only signs (email links, webhook URLs) takes it as the
+    plain secret; verification tries every key, so a token made before a key rotation
+    stays valid until it expires.
+    """
+
+    older: tuple[str, ...]
+
+    def __new__(cls, current: str, older: Iterable[str] = ()) -> SigningKeys:
+        keys = super().__new__(cls, current)
+        keys.older = tuple(k for k in older if k and k != current)
+        return keys
+
+    @property
+    def current(self) -> str:
+        """The key that signs, as a plain string."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"SigningKeys(<{1 + len(self.older)} keys>)"
+
+
+def verifying_secrets(secret: str) -> tuple[str, ...]:
+    """Every secret a token may have been signed with: all of a ``SigningKeys``."""
+    if isinstance(secret, SigningKeys):
+        return (secret.current, *secret.older)
+    return (secret,)
 
 
 class Purpose(IntEnum):
@@ -85,7 +118,8 @@ def verify(
     content = peek(token)
     raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
     body, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
-    if not hmac.compare_digest(mac, _mac(secret.encode(), body, approver)):
+    candidates = [_mac(s.encode(), body, approver) for s in verifying_secrets(secret)]
+    if not any(hmac.compare_digest(mac, candidate) for candidate in candidates):
         raise InvalidToken("approval token signature does not match")
     if content.purpose is not purpose:
         raise InvalidToken(f"approval token is for {content.purpose.name}, not {purpose.name}")

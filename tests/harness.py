@@ -16,6 +16,7 @@ from temporalio.client import Client
 from db.pool import Pool, open_pool
 from emulators.runner import free_port
 from emulators.server import EmulatorStack, start_emulators
+from tests.encryption import TEST_MASTER_KEY
 from workers.processes import serving_ingress
 from workers.settings import Settings, load_settings, settings_env
 from workers.worker import build_worker, open_services
@@ -56,9 +57,9 @@ def stack_settings(
         "temporal_address": "127.0.0.1:0",  # the test's client is passed in directly
         "temporal_task_queue": task_queue,
         "ingress_port": ingress_port,
-        "approval_token_secret": secrets.token_urlsafe(32),
+        "encryption_master_key": TEST_MASTER_KEY,  # the session client's (tests/encryption.py)
+        "codec_auth_token": secrets.token_urlsafe(32),
         "resend_webhook_secret": webhook_secret,
-        "credentials_encryption_key": base64.b64encode(secrets.token_bytes(32)).decode(),
         "resend_api_key": "re_test_key",
         "resend_api_url": f"{emulators_url}/resend",
         "steel_api_key": "steel_test_key",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from tests.encryption import TEST_MASTER_KEY
 from tests.harness import Stack, running_stack
 from tests.workflows.approval_helpers import approval_row
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request
@@ -24,6 +25,7 @@ async def orchestrator(stack: Stack, *args: str) -> subprocess.CompletedProcess[
         "DATABASE_URL": stack.settings.database_url.get_secret_value(),  # type: ignore[union-attr]
         "TEMPORAL_ADDRESS": target,
         "TEMPORAL_TASK_QUEUE": stack.settings.temporal_task_queue,
+        "ENCRYPTION_MASTER_KEY": TEST_MASTER_KEY,  # the worker's key: the CLI's client reads
         "ORCHESTRATOR_HOME": "/nonexistent-orchestrator-home",
     }
     return await asyncio.to_thread(

@@ -31,14 +31,12 @@ WAIT_CONDITIONS = {"service_healthy", "service_completed_successfully"}
 
 # Secrets a production deployment cannot run without: compose must refuse to start if unset.
 REQUIRED_SECRETS = {
-    "APPROVAL_TOKEN_SECRET",
-    "CREDENTIALS_ENCRYPTION_KEY",
+    "ENCRYPTION_MASTER_KEY",
     "RESEND_API_KEY",
     "RESEND_WEBHOOK_SECRET",
 }
 DUMMY_SECRETS = {
-    "APPROVAL_TOKEN_SECRET": "test-approval-token-secret",
-    "CREDENTIALS_ENCRYPTION_KEY": "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+    "ENCRYPTION_MASTER_KEY": "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
     "RESEND_API_KEY": "re_test_key",
     "RESEND_WEBHOOK_SECRET": "whsec_dGVzdC13ZWJob29rLXNlY3JldA==",
 }

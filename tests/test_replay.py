@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.encryption import CONVERTER
 from workers.sandbox_runner import CompiledSandboxRunner
 from workers.worker import ALL_WORKFLOWS
 
@@ -57,7 +57,7 @@ def test_every_workflow_path_has_a_recorded_history() -> None:
 async def test_history_replays(path: Path) -> None:
     replayer = Replayer(
         workflows=ALL_WORKFLOWS,
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,  # the worker's: decrypts ours, passes the rest through
         workflow_runner=CompiledSandboxRunner(),  # as the worker runs them
     )
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())

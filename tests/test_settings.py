@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -73,3 +74,10 @@ def test_secrets_never_print() -> None:
     assert "super-secret-value" not in repr(settings)
     assert "super-secret-value" not in str(settings.model_dump())
     assert "super-secret-value" in settings.secret_values()
+
+
+def test_each_old_encryption_key_is_a_secret_on_its_own() -> None:
+    old = [base64.b64encode(bytes([i]) * 32).decode() for i in (1, 2)]
+    settings = load_settings(encryption_old_keys=f"{old[0]}, {old[1]}")
+    assert set(old) <= set(settings.secret_values())
+    assert old[0] not in repr(settings)

@@ -251,6 +251,39 @@ async def search_attributes_register(args: argparse.Namespace) -> None:
     emit(args, {"added": added}, "\n".join(added) or "all search attributes present")
 
 
+async def keys_rotate(args: argparse.Namespace) -> None:
+    """Re-encrypt stored credentials under the current key id (idempotent, resumable)."""
+    from db.pool import open_pool
+    from workers.key_rotation import rotate_credentials
+    from workers.keys import Keyring
+    from workers.runtime_file import apply_runtime
+
+    apply_runtime()  # the database of a running `orchestrator dev`, if any
+    apply_dev_secrets_if_local()
+    settings = load_settings()
+    settings.require("database_url")
+    assert settings.database_url is not None
+    keyring = Keyring.from_settings(settings)
+    pool = await open_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    async with pool:
+        results = await rotate_credentials(pool, keyring.credential_box())
+    lines = [f"current key id: {keyring.current.kid}"] + [
+        f"{r.table}: {r.reencrypted} re-encrypted, {r.already_current} already current, "
+        f"{r.changed_meanwhile} changed meanwhile, {len(r.unreadable)} unreadable"
+        for r in results
+    ]
+    tables = [r.model_dump() for r in results]
+    emit(args, {"key_id": keyring.current.kid, "tables": tables}, "\n".join(lines))
+    unreadable = [place for r in results for place in r.unreadable]
+    if unreadable:
+        raise CliError(f"{len(unreadable)} credentials could not be read: {'; '.join(unreadable)}")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> Any:
+    """The sub-command action of a parser another module built."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator",
@@ -305,6 +338,10 @@ def _parser() -> argparse.ArgumentParser:
     from workers.cli_generations import add_commands as add_generation_commands
 
     add_generation_commands(sub)
+    keys_sub = _subcommands(sub.choices["keys"])  # `keys set` is the generations module's
+    keys_sub.add_parser(
+        "rotate", help="re-encrypt stored credentials under the current ENCRYPTION_MASTER_KEY"
+    ).set_defaults(run=keys_rotate)
     from workers.cli_syncs import add_commands as add_sync_commands
 
     add_sync_commands(sub)

@@ -142,18 +142,16 @@ async def generations_cancel(args: argparse.Namespace) -> None:
 
 async def keys_set(args: argparse.Namespace) -> None:
     """Encrypt and store a user's API key, read from stdin (never from the command line)."""
-    from activities.credentials import CredentialBox
     from activities.higgsfield import key_context
     from db.generations import Q
     from workers.cli import CliError, emit, operator_context
+    from workers.keys import credential_box
 
     key = getpass.getpass("key: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
     if not key:
         raise CliError("no key given on stdin")
     settings, pool, _ = await operator_context()
-    settings.require("credentials_encryption_key")
-    assert settings.credentials_encryption_key is not None
-    box = CredentialBox(settings.credentials_encryption_key.get_secret_value())
+    box = credential_box(settings)
     async with pool, pool.connection() as conn:
         await conn.execute(
             Q["upsert_user_api_key"],

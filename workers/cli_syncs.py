@@ -62,9 +62,9 @@ def _cli() -> Any:
 async def connections_add(args: argparse.Namespace) -> None:
     from psycopg import errors
 
-    from activities.credentials import CredentialBox
     from activities.metric_sync import credentials_context
     from db import metrics
+    from workers.keys import credential_box
     from workers.schedules import reconcile_connection
 
     cli = _cli()
@@ -74,8 +74,7 @@ async def connections_add(args: argparse.Namespace) -> None:
     if not token:
         raise cli.CliError("empty token: pass --token TOKEN or --token - to read it from stdin")
     settings, pool, client = await cli.operator_context()
-    settings.require("credentials_encryption_key")
-    box = CredentialBox(settings.credentials_encryption_key.get_secret_value())
+    box = credential_box(settings)
     connection_id = uuid.uuid4()
     secret = json.dumps({"access_token": token})
     sealed = {"ciphertext": box.encrypt(secret, credentials_context(connection_id))}

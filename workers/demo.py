@@ -10,9 +10,9 @@ from importlib import resources
 
 from temporalio.client import Client
 
-from activities.credentials import CredentialBox
 from activities.higgsfield import key_context
 from db.pool import Pool
+from workers.keys import credential_box
 from workers.settings import Settings
 from workers.starters import start_agent_job
 from workflows.models.agent_job import AgentJobInput
@@ -62,8 +62,7 @@ async def seed_demo(pool: Pool, client: Client, settings: Settings) -> str:
         await conn.execute(SEED, params)
         await conn.execute(SEED_PROFILE, params)
         await conn.execute(SEED_WORKSPACE, params)
-        assert settings.credentials_encryption_key is not None
-        box = CredentialBox(settings.credentials_encryption_key.get_secret_value())
+        box = credential_box(settings)
         sealed = box.encrypt(DEMO_HIGGSFIELD_KEY, key_context(DEMO_USER_ID, "higgsfield"))
         await conn.execute(SEED_HIGGSFIELD_KEY, {**params, "encrypted": sealed})
         row = await (await conn.execute(OPEN_DEMO_JOB, params)).fetchone()

@@ -10,11 +10,11 @@ from urllib.parse import urlparse
 import httpx
 from temporalio.client import Client
 
-from activities.credentials import CredentialBox
 from activities.metric_sync import credentials_context
 from db import metrics
 from db.pool import Pool
 from workers.demo import DEMO_EMAIL, DEMO_USER_ID, SEED, SEED_PROFILE
+from workers.keys import credential_box
 from workers.schedules import (
     ensure_reconcile_schedule,
     reconcile_connection,
@@ -36,10 +36,8 @@ async def seed_demo_connection(pool: Pool, client: Client, settings: Settings) -
 
     On first creation the schedule is triggered once, so the first sync shows up at once.
     """
-    settings.require("credentials_encryption_key")
-    assert settings.credentials_encryption_key is not None
     await _configure_emulator(str(settings.meta_graph_url).rstrip("/"))
-    box = CredentialBox(settings.credentials_encryption_key.get_secret_value())
+    box = credential_box(settings)
     secret = json.dumps({"access_token": DEMO_TOKEN})
     sealed = {"ciphertext": box.encrypt(secret, credentials_context(DEMO_CONNECTION_ID))}
     async with pool.connection() as conn, conn.transaction():

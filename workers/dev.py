@@ -53,6 +53,9 @@ async def _start_backends(home: Path, settings: Settings, cleanups: list[Cleanup
         cleanups.append(server.stop)
         os.environ["TEMPORAL_ADDRESS"] = server.address
         os.environ["TEMPORAL_UI_URL"] = server.ui_url
+        # The UI may call the ingress's codec endpoint (with CODEC_AUTH_TOKEN).
+        ui_origins = [server.ui_url, server.ui_url.replace("127.0.0.1", "localhost")]
+        os.environ.setdefault("CODEC_CORS_ORIGINS", ",".join(ui_origins))
 
 
 def _start_emulators(cleanups: list[Cleanup], ingress_url: str) -> str | None:
@@ -131,6 +134,7 @@ async def _serve(
         print(f"temporal: {settings.temporal_address}", flush=True)
         print(f"temporal-ui: {os.environ.get('TEMPORAL_UI_URL', 'external')}", flush=True)
         print(f"ingress: {settings.ingress_url}", flush=True)
+        print(f"codec: {settings.ingress_url}/codec", flush=True)
         print(f"database: {_redacted(database_url)}", flush=True)
         if settings.metrics_bind_address:
             print(f"metrics: http://{settings.metrics_bind_address}/metrics", flush=True)

@@ -8,11 +8,13 @@ import os
 import secrets
 from pathlib import Path
 
-# Setting name -> generator of a fresh value in the format the setting expects.
+# Setting name -> generator of a fresh value in the format the setting expects. A data
+# directory made before the master key also holds APPROVAL_TOKEN_SECRET and
+# CREDENTIALS_ENCRYPTION_KEY: they stay, and still verify and decrypt what they made.
 DEV_SECRETS = {
-    "APPROVAL_TOKEN_SECRET": lambda: secrets.token_urlsafe(32),
+    "ENCRYPTION_MASTER_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     "RESEND_WEBHOOK_SECRET": lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
-    "CREDENTIALS_ENCRYPTION_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    "CODEC_AUTH_TOKEN": lambda: secrets.token_urlsafe(32),
 }
 
 

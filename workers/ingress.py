@@ -1,5 +1,5 @@
-"""The HTTP ingress: webhooks, approval links and health. Thin: it wires requests to
-the handlers in ``activities/`` and answers with their outcome."""
+"""The HTTP ingress: webhooks, approval links, Temporal's codec endpoint and health.
+Thin: it wires requests to the handlers in ``activities/`` and answers with their outcome."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError
 
 from activities import approval_tokens
@@ -27,6 +28,7 @@ from activities.inbound_higgsfield import WebhookRefused, deliver_hint, parse_hi
 from db import approvals
 from db.pool import Pool
 from db.transitions import RowNotFound
+from workers.codec_server import CodecAccess, codec_routes
 from workers.logging import get_logger
 from workflows.models.approval import Decision
 
@@ -41,6 +43,9 @@ class IngressDeps:
     client: Client
     inbound: InboundConfig
     max_body_bytes: int
+    webhook_keys: str  # verifies Higgsfield webhook URL tokens (not the approval-token key)
+    codec: PayloadCodec  # the codec endpoint's: the same as the worker's
+    codec_access: CodecAccess
 
 
 class InProcessServer(uvicorn.Server):
@@ -160,7 +165,7 @@ def create_app(deps: IngressDeps) -> ASGIApp:
         body = await request.body()
         try:
             generation_id, hint = parse_hint(
-                deps.inbound.token_secret,
+                deps.webhook_keys,
                 request.path_params["generation_id"],
                 request.query_params.get("token", ""),
                 body,
@@ -178,6 +183,7 @@ def create_app(deps: IngressDeps) -> ASGIApp:
         Route("/webhooks/resend", resend_webhook, methods=["POST"]),
         Route("/approvals/{token:str}", approval_link, methods=["GET", "POST"]),
         Route("/webhooks/higgsfield/{generation_id:str}", higgsfield_webhook, methods=["POST"]),
+        *codec_routes(deps.codec, deps.codec_access),
     ]
     app = Starlette(routes=routes, exception_handlers={BodyTooLarge: body_too_large})
     return BodyLimit(app, deps.max_body_bytes)

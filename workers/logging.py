@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -10,30 +11,58 @@ from typing import Any
 import structlog
 from temporalio import activity, workflow
 
-_SECRETS: set[str] = set()
+# Each secret, and its JSON-escaped form where that differs; longest first, so a secret
+# that contains another is replaced whole.
+_SECRETS: tuple[str, ...] = ()
 REDACTED = "[redacted]"
 
 
 def register_secrets(values: Iterable[str]) -> None:
     """Remember secret values so any log line that contains one has it replaced."""
-    _SECRETS.update(v for v in values if v and len(v) >= 6)
+    global _SECRETS
+    known = set(_SECRETS)
+    for value in values:
+        if value and len(value) >= 6:
+            known.update({value, json.dumps(value)[1:-1]})
+    _SECRETS = tuple(sorted(known, key=len, reverse=True))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every registered secret replaced (also as JSON escapes it)."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def _redact_value(value: Any) -> Any:
-    if isinstance(value, str) and _SECRETS:
-        for secret in _SECRETS:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
+    if not _SECRETS:
+        return value
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v) for v in value)
     return value
 
 
 def redact_secrets(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: replace every registered secret in string values."""
+    """structlog processor: replace every registered secret in values, tracebacks included
+    (run it again after ``format_exc_info`` has turned ``exc_info`` into text)."""
     for key, value in list(event_dict.items()):
         event_dict[key] = _redact_value(value)
     return event_dict
+
+
+class RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """The last line of defence: no registered secret leaves in a rendered line, whatever
+    object carried it (an exception's repr, a value rendered by ``str``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
@@ -57,11 +86,12 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = RedactingFormatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            redact_secrets,  # the traceback text format_exc_info just made
             renderer,
         ],
     )

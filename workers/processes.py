@@ -13,7 +13,10 @@ from temporalio.client import Client
 from activities.email import configure_resend
 from activities.inbound_email import InboundConfig
 from db.pool import Pool, open_pool
+from workers.codec import EncryptionCodec
+from workers.codec_server import CodecAccess
 from workers.ingress import IngressDeps, InProcessServer, create_app
+from workers.keys import Keyring, Use
 from workers.logging import configure_logging, register_secrets
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
@@ -21,17 +24,35 @@ from workers.temporal import connect_client
 
 def inbound_config(settings: Settings) -> InboundConfig:
     """What the Resend webhook handler needs from settings."""
-    settings.require(
-        "resend_webhook_secret", "approval_token_secret", "resend_api_key", "database_url"
-    )
-    assert settings.resend_webhook_secret and settings.approval_token_secret
-    assert settings.resend_api_key
+    settings.require("resend_webhook_secret", "resend_api_key", "database_url")
+    assert settings.resend_webhook_secret and settings.resend_api_key
     configure_resend(settings.resend_api_key.get_secret_value(), str(settings.resend_api_url))
     return InboundConfig(
         webhook_secret=settings.resend_webhook_secret.get_secret_value(),
-        token_secret=settings.approval_token_secret.get_secret_value(),
+        token_secret=Keyring.from_settings(settings).signing_keys(Use.APPROVAL_TOKENS),
         inbound_domain=settings.inbound_email_domain,
         sender=settings.email_from,
+    )
+
+
+def ingress_deps(pool: Pool, client: Client, settings: Settings) -> IngressDeps:
+    """What the ingress needs, from settings."""
+    inbound = inbound_config(settings)
+    keyring = Keyring.from_settings(settings)
+    token = settings.codec_auth_token
+    return IngressDeps(
+        pool=pool,
+        client=client,
+        inbound=inbound,
+        max_body_bytes=settings.ingress_max_body_bytes,
+        webhook_keys=keyring.signing_keys(Use.WEBHOOK_TOKENS),
+        codec=EncryptionCodec.from_keyring(keyring),
+        codec_access=CodecAccess(
+            token=token.get_secret_value() if token is not None else None,
+            namespace=settings.temporal_namespace,
+            origins=settings.codec_origins,
+            secure_cookie=settings.ingress_url.startswith("https://"),
+        ),
     )
 
 
@@ -40,14 +61,7 @@ async def serving_ingress(
     pool: Pool, client: Client, settings: Settings, *, port: int | None = None
 ) -> AsyncIterator[InProcessServer]:
     """Serve the ingress inside this process's event loop while the block runs."""
-    app = create_app(
-        IngressDeps(
-            pool=pool,
-            client=client,
-            inbound=inbound_config(settings),
-            max_body_bytes=settings.ingress_max_body_bytes,
-        )
-    )
+    app = create_app(ingress_deps(pool, client, settings))
     server = InProcessServer(
         uvicorn.Config(
             app,
@@ -72,18 +86,11 @@ async def serving_ingress(
 async def run_ingress(settings: Settings) -> None:
     """Serve the ingress until SIGTERM/SIGINT, then finish the requests in flight and return
     (uvicorn's own handlers would re-raise the signal: an exit status of -15, not 0)."""
-    inbound = inbound_config(settings)
+    inbound_config(settings)  # a missing setting stops the process before it connects
     assert settings.database_url is not None
     pool = await open_pool(settings.database_url.get_secret_value(), min_size=1)
     client = await connect_client(settings)
-    app = create_app(
-        IngressDeps(
-            pool=pool,
-            client=client,
-            inbound=inbound,
-            max_body_bytes=settings.ingress_max_body_bytes,
-        )
-    )
+    app = create_app(ingress_deps(pool, client, settings))
     server = InProcessServer(
         uvicorn.Config(
             app,

@@ -7,6 +7,8 @@ them for the log redactor and the secrets test.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import sys
@@ -14,7 +16,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TASK_QUEUE = "agency-orchestrator"
@@ -76,7 +85,15 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
-    # Approval gates.
+    # Encryption. Every key (payloads, credentials, approval and webhook tokens) is derived
+    # from the master key (workers/keys.py); earlier master keys still decrypt and verify.
+    encryption_master_key: SecretStr | None = None  # base64 of 32 bytes
+    encryption_old_keys: SecretStr | None = None  # comma-separated, base64 of 32 bytes each
+    # The codec endpoint of the ingress (Temporal UI and CLI read payloads through it).
+    codec_auth_token: SecretStr | None = None  # unset: the endpoint is off
+    codec_cors_origins: str = ""  # comma-separated origins of the Temporal UI
+
+    # Approval gates. APPROVAL_TOKEN_SECRET only verifies tokens made before the master key.
     approval_token_secret: SecretStr | None = None
     approval_reminder_after: timedelta = timedelta(hours=24)
     approval_expires_after: timedelta = timedelta(hours=72)
@@ -97,6 +114,7 @@ class Settings(BaseSettings):
     # Higgsfield and stored credentials. The host the installed higgsfield-client (0.2)
     # defaults to and Higgsfield's API reference names (read 2026-12-03).
     higgsfield_base_url: AnyHttpUrl = AnyHttpUrl("https://api.higgsfield.ai")
+    # Only decrypts credentials stored before the master key (v1), until `keys rotate`.
     credentials_encryption_key: SecretStr | None = None  # base64 of 32 bytes (AES-256-GCM)
     generation_deadline: timedelta = timedelta(hours=1)
     asset_storage_dir: Path | None = None  # defaults to <orchestrator_home>/assets
@@ -150,6 +168,37 @@ class Settings(BaseSettings):
             raise ValueError("must start with whsec_ as Resend issues it")
         return value
 
+    @field_validator("encryption_master_key", "encryption_old_keys", "credentials_encryption_key")
+    @classmethod
+    def _base64_keys(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = value.get_secret_value().split(",")
+        if info.field_name == "encryption_old_keys":
+            keys = [k for k in keys if k.strip()]
+        elif len(keys) > 1:
+            raise ValueError("must be one key (earlier ones go to ENCRYPTION_OLD_KEYS)")
+        for key in keys:
+            try:
+                raw = base64.b64decode(key.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("must be base64 of 32 random bytes") from None
+            if len(raw) != 32:
+                raise ValueError(f"must be base64 of 32 bytes, not {len(raw)}")
+        return value
+
+    @field_validator("codec_auth_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (a long random string)")
+        return value
+
+    @property
+    def codec_origins(self) -> list[str]:
+        """The origins allowed to call the codec endpoint from a browser."""
+        return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
+
     @property
     def ingress_url(self) -> str:
         """The public base URL of the ingress, without a trailing slash."""
@@ -172,7 +221,9 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
-        return values
+        if self.encryption_old_keys is not None:  # each old key on its own too
+            values += [k.strip() for k in self.encryption_old_keys.get_secret_value().split(",")]
+        return [v for v in values if v]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,4 +1,5 @@
-"""Temporal clients for every process: one data converter, TLS/API key, search attributes."""
+"""Temporal clients for every process: one data converter (encrypting every payload,
+``workers/codec.py``), TLS/API key, search attributes."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client, TLSConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from workers.codec import data_converter
+from workers.keys import Keyring
 from workers.settings import Settings
 from workflows.search_attributes import ALL_KEYS
 
 
 async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
-    """Connect to ``TEMPORAL_ADDRESS`` with the pydantic data converter."""
+    """Connect to ``TEMPORAL_ADDRESS`` with the encrypting pydantic data converter."""
     settings.require("temporal_address")
+    converter = data_converter(Keyring.from_settings(settings))
     assert settings.temporal_address is not None
     tls: TLSConfig | bool = settings.temporal_tls
     if settings.temporal_tls_cert_path and settings.temporal_tls_key_path:
@@ -32,7 +35,7 @@ async def connect_client(settings: Settings, *, runtime: Runtime | None = None) 
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         tls=tls or bool(api_key),
         api_key=api_key,
         runtime=runtime,

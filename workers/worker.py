@@ -43,6 +43,7 @@ from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
 from workers.idle_eviction import CachedRuns, EvictingWorker
+from workers.keys import Keyring, Use
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.sandbox_runner import CompiledSandboxRunner
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
@@ -116,16 +117,10 @@ class Services:
 
 def build_services(settings: Settings, pool: Pool) -> Services:
     """Clients for the outside services, from settings (base URLs included)."""
-    settings.require(
-        "approval_token_secret",
-        "resend_api_key",
-        "steel_api_key",
-        "supermemory_api_key",
-        "credentials_encryption_key",
-    )
-    assert settings.resend_api_key and settings.approval_token_secret
+    settings.require("resend_api_key", "steel_api_key", "supermemory_api_key")
+    assert settings.resend_api_key
     assert settings.steel_api_key and settings.supermemory_api_key
-    assert settings.credentials_encryption_key
+    keyring = Keyring.from_settings(settings)  # one key per use, derived from the master key
     configure_resend(settings.resend_api_key.get_secret_value(), str(settings.resend_api_url))
     supermemory_timeout = 15.0
     supermemory_http = httpx.AsyncClient(timeout=supermemory_timeout, follow_redirects=True)
@@ -147,14 +142,14 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             sender=settings.email_from,
             inbound_domain=settings.inbound_email_domain,
             ingress_url=settings.ingress_url,
-            token_secret=settings.approval_token_secret.get_secret_value(),
+            token_secret=keyring.signing_keys(Use.APPROVAL_TOKENS),
         ),
-        credentials=CredentialBox(settings.credentials_encryption_key.get_secret_value()),
+        credentials=keyring.credential_box(),
         http=httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)),
         higgsfield=HiggsfieldConfig(
             base_url=str(settings.higgsfield_base_url).rstrip("/"),
             ingress_url=settings.ingress_url,
-            token_secret=settings.approval_token_secret.get_secret_value(),
+            token_secret=keyring.signing_keys(Use.WEBHOOK_TOKENS),
             asset_dir=settings.asset_storage_dir or settings.orchestrator_home / "assets",
         ),
         ad_platforms=AdPlatformConfig.from_settings(settings),

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from activities.credentials import CredentialBox
 from activities.higgsfield import GenerationActivities, key_context
 from db.generations import Q
 from tests.db.factories import insert_user
 from tests.harness import Stack
 from tests.waiting import eventually
+from workers.keys import Keyring, MasterKey, credential_box
 from workers.starters import start_generation
 from workers.worker import open_services
 from workflows.models.generation import GenerationInput
@@ -23,10 +24,11 @@ HF_KEY = "hf_key_id:hf_key_secret_value"
 async def user_with_key(
     stack: Stack, *, tier: str = "pro", key_b64: str | None = None
 ) -> uuid.UUID:
-    """A user whose Higgsfield key is stored encrypted (with the stack's key by default)."""
-    secret = stack.settings.credentials_encryption_key
-    assert secret is not None
-    box = CredentialBox(key_b64 or secret.get_secret_value())
+    """A user whose Higgsfield key is stored encrypted (with the stack's key by default;
+    ``key_b64`` names another master key)."""
+    box = credential_box(stack.settings)
+    if key_b64 is not None:
+        box = Keyring(MasterKey(base64.b64decode(key_b64))).credential_box()
     async with stack.pool.connection() as conn:
         user_id = await insert_user(conn)
         await conn.execute(

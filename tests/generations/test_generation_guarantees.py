@@ -65,7 +65,7 @@ async def test_wrong_encryption_key_fails_clearly_without_submitting(
         result = await handle.result()
         assert result.status == "failed"
         row = await generation_row(stack, request.generation_id)
-        assert "cannot be decrypted: wrong CREDENTIALS_ENCRYPTION_KEY" in row["error_message"]
+        assert "which is not configured" in row["error_message"]
         assert stack.emulators.higgsfield.submission_count() == 0
 
 

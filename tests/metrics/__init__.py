@@ -13,11 +13,11 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from activities.credentials import CredentialBox
 from activities.metric_sync import credentials_context
 from db import metrics
 from db.metrics import ConnectionRow, Platform
 from tests.harness import Stack
+from workers.keys import credential_box
 from workers.schedules import schedule_id, start_backfill
 
 Value = tuple[str, str, date, Decimal]  # campaign, metric type, day, value
@@ -35,10 +35,8 @@ async def add_connection(
     **fields: Any,
 ) -> ConnectionRow:
     """A connection with its token encrypted as the CLI stores it."""
-    key = stack.settings.credentials_encryption_key
-    assert key is not None
     connection_id = uuid.uuid4()
-    box = CredentialBox(key.get_secret_value())
+    box = credential_box(stack.settings)
     sealed = box.encrypt(json.dumps({"access_token": token}), credentials_context(connection_id))
     async with stack.pool.connection() as conn:
         return await metrics.insert_connection(

@@ -25,7 +25,7 @@ async def _pages_heartbeated(stack: Stack, handle: Any, at_least: int) -> bool:
     for pending in description.raw_description.pending_activities:
         payloads = list(pending.heartbeat_details.payloads)
         if payloads:
-            [details] = stack.client.data_converter.payload_converter.from_payloads(payloads)
+            [details] = await stack.client.data_converter.decode(payloads)
             if details["pages"] >= at_least:
                 return True
     return False

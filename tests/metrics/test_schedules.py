@@ -66,8 +66,8 @@ async def test_reconcile_creates_updates_pauses_and_deletes_schedules(
                 ids[0],
                 task_queue,
             )
-            converter = stack.client.data_converter.payload_converter
-            summary = converter.from_payload(action.static_summary, str)  # type: ignore[arg-type]
+            assert action.static_summary is not None  # an encrypted payload, as it is stored
+            [summary] = await stack.client.data_converter.decode([action.static_summary], [str])
             assert summary == "Metric sync · meta account 111 (Test account)"
             assert not schedule.state.paused
 
@@ -226,13 +226,13 @@ async def test_cli_adds_a_connection_reconciles_triggers_and_backfills(
 
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         stack.emulators.meta.configure_account("555", campaigns=2)
-        key = stack.settings.credentials_encryption_key
+        key = stack.settings.encryption_master_key
         assert key is not None and stack.settings.database_url is not None
         env = {
             "DATABASE_URL": stack.settings.database_url.get_secret_value(),
             "TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
             "TEMPORAL_TASK_QUEUE": task_queue,
-            "CREDENTIALS_ENCRYPTION_KEY": key.get_secret_value(),
+            "ENCRYPTION_MASTER_KEY": key.get_secret_value(),
             "ORCHESTRATOR_HOME": "/nonexistent-orchestrator-home",
         }
         for name, value in env.items():

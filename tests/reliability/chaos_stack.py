@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from db.migrate import migrate
 from emulators.runner import free_port
+from tests.encryption import CONVERTER
 from tests.harness import start_worker_process
 from workers.embedded import EmbeddedPostgres, TemporalDevServer
 from workers.settings import Settings
@@ -73,7 +73,7 @@ async def own_backends(tmp: Path) -> AsyncIterator[Backends]:
             log_path=tmp / "temporal.log",
         )
         await temporal.start()
-        client = await Client.connect(temporal.address, data_converter=pydantic_data_converter)
+        client = await Client.connect(temporal.address, data_converter=CONVERTER)
         await register_search_attributes(client, client.namespace)
         yield Backends(postgres, url, temporal, client)
     finally:

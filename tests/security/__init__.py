@@ -19,6 +19,7 @@ from tests.harness import Stack
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS
+from workers.keys import Keyring, Use
 
 APPROVER = "sec-owner@example.com"
 
@@ -105,10 +106,13 @@ class World:
 
     @property
     def token_secret(self) -> str:
-        """The approval (and Higgsfield webhook) token secret."""
-        secret = self.stack.settings.approval_token_secret
-        assert secret is not None
-        return secret.get_secret_value()
+        """The approval-token key (derived from the master key)."""
+        return Keyring.from_settings(self.stack.settings).signing_keys(Use.APPROVAL_TOKENS).current
+
+    @property
+    def hint_secret(self) -> str:
+        """The Higgsfield webhook-token key (derived from the master key, another one)."""
+        return Keyring.from_settings(self.stack.settings).signing_keys(Use.WEBHOOK_TOKENS).current
 
     def connect(self) -> psycopg.Connection[Any]:
         """A sync autocommit connection on the test database (for hypothesis threads)."""

@@ -19,6 +19,7 @@ from tests.harness import Stack, running_stack
 from tests.security import links_in
 from tests.workflows.approval_helpers import approval_row, last_delivery, reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
+from workers.keys import Keyring, Use
 from workflows.models.approval import ApprovalPolicy
 
 STEPS = [SAFE_STEPS[0], DELETE_STEP]
@@ -43,9 +44,7 @@ async def _transitions(stack: Stack, approval_id: Any) -> list[str]:
 
 
 def _secret(stack: Stack) -> str:
-    secret = stack.settings.approval_token_secret
-    assert secret is not None
-    return secret.get_secret_value()
+    return Keyring.from_settings(stack.settings).signing_keys(Use.APPROVAL_TOKENS).current
 
 
 async def test_a_token_decides_only_its_own_approval(

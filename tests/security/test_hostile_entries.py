@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import create_database
+from tests.encryption import TEST_MASTER_KEY
 from tests.harness import running_stack
 from tests.security import World, waiting_world
 from tests.waiting import eventually
@@ -257,6 +258,7 @@ def _cli(world: World, *args: str, stdin: str = "") -> subprocess.CompletedProce
         "DATABASE_URL": world.db_url,
         "TEMPORAL_ADDRESS": target,
         "TEMPORAL_TASK_QUEUE": world.stack.settings.temporal_task_queue,
+        "ENCRYPTION_MASTER_KEY": TEST_MASTER_KEY,
         "ORCHESTRATOR_HOME": "/nonexistent-orchestrator-home",
     }
     return subprocess.run(

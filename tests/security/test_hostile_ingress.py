@@ -392,7 +392,7 @@ async def test_other_methods_on_a_genuine_link_are_refused(world: World) -> None
 def bad_higgsfield_targets(draw: st.DrawFn, world: World) -> tuple[str, str, bytes]:
     """A path id, a query token and a body, at least one of which is wrong."""
     real_id = str(world.generation_id)
-    real_token = webhook_token(world.token_secret, world.generation_id)
+    real_token = webhook_token(world.hint_secret, world.generation_id)
     kind = draw(st.sampled_from(["token", "unknown_id", "not_uuid", "body"]))
     good_body = json_body({"request_id": "x", "status": "completed"}).encode()
     body = draw(st.sampled_from([good_body, b""]) | st.binary(max_size=512))
@@ -436,7 +436,7 @@ async def test_forged_higgsfield_webhooks_are_refused(world: World) -> None:
 
 
 async def test_higgsfield_hint_about_another_request_changes_nothing(world: World) -> None:
-    token = webhook_token(world.token_secret, world.generation_id)
+    token = webhook_token(world.hint_secret, world.generation_id)
 
     @settings(PROPERTY, max_examples=15)
     @given(st.text(max_size=40), st.sampled_from(["completed", "failed", "nsfw", "queued", "?"]))
@@ -459,7 +459,7 @@ async def test_higgsfield_hint_about_another_request_changes_nothing(world: Worl
 
 
 def _endpoints(world: World) -> list[str]:
-    token = webhook_token(world.token_secret, world.generation_id)
+    token = webhook_token(world.hint_secret, world.generation_id)
     return [
         "/webhooks/resend",
         world.links["Approve"].removeprefix(world.stack.ingress_url),

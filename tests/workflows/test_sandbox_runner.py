@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, WorkflowInstance, WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import _in_sandbox, _runner
 
+from tests.encryption import CONVERTER
 from tests.harness import running_stack
 from tests.workflows.jobs_fixtures import SAFE_STEPS, job_request, start_job
 from workers import sandbox_runner
@@ -76,7 +76,7 @@ class _CheckedRunner(sandbox_runner.CompiledSandboxRunner):
 async def test_its_contexts_equal_the_sdk_ones_on_every_recorded_history() -> None:
     replayer = Replayer(
         workflows=ALL_WORKFLOWS,
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         workflow_runner=_CheckedRunner(),
     )
     for path in sorted(HISTORIES.glob("*.json")):
