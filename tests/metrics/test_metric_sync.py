@@ -282,8 +282,12 @@ async def test_meta_throttling_waits_as_long_as_the_usage_header_says(
 
             async def retry_pending() -> str | None:
                 for pending in (await handle.describe()).raw_description.pending_activities:
-                    if pending.last_failure.message:
-                        return str(pending.last_failure.message)
+                    if pending.HasField("last_failure"):
+                        # Failure messages are encrypted (workers/codec.py): decode first.
+                        error = await stack.client.data_converter.decode_failure(
+                            pending.last_failure
+                        )
+                        return str(error)
                 return None
 
             message = await eventually(retry_pending, what="the throttled pull to wait")
