@@ -34,6 +34,7 @@ from activities.browser import BrowserActivities
 from activities.connectors import AdPlatformConfig
 from activities.credentials import CredentialBox
 from activities.email import EmailActivities, EmailConfig, configure_resend
+from activities.generation_slots import SlotActivities
 from activities.higgsfield import GenerationActivities, HiggsfieldConfig
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
@@ -186,6 +187,7 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         services.pool, services.credentials, services.http, services.ad_platforms
     )
     schedules = ScheduleActivities(services.pool)
+    slots = SlotActivities(services.pool)
     return [
         jobs.create_job,
         jobs.add_job_steps,
@@ -211,6 +213,7 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         generation.note_cancel_refused,
         generation.finish_generation,
         generation.save_results,
+        slots.wake_slot_waiters,
         metric_sync.open_metric_sync,
         metric_sync.pull_metrics,
         metric_sync.close_metric_sync,
