@@ -39,6 +39,7 @@ from activities.higgsfield import GenerationActivities, HiggsfieldConfig
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
 from activities.metric_sync import MetricSyncActivities, ScheduleActivities
+from activities.sweep import SweepActivities
 from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
@@ -188,6 +189,7 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
     )
     schedules = ScheduleActivities(services.pool)
     slots = SlotActivities(services.pool)
+    sweep = SweepActivities(services.pool)
     return [
         jobs.create_job,
         jobs.add_job_steps,
@@ -218,6 +220,7 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         metric_sync.pull_metrics,
         metric_sync.close_metric_sync,
         schedules.reconcile_metric_schedules,
+        sweep.sweep_ended_workflows,
     ]
 
 
