@@ -58,7 +58,6 @@ async def test_a_week_waiting_for_a_slot_keeps_the_history_small(
         await _hold_the_only_slot(stack, user_id)
         request, handle = await start(stack, user_id, "patient", deadline=MAX_DEADLINE)
         result = await asyncio.wait_for(handle.result(), GUARD_S)  # time skips a week
-        await record_history(handle, "generation_slot_wait_deadline")
 
         assert result.status == "failed"
         assert result.error == f"did not finish within {MAX_DEADLINE}"
@@ -90,6 +89,7 @@ async def test_a_freed_slot_wakes_the_waiting_generation(
         await eventually(lambda: hf.submission_count() == 2, what="second submitted")
         hf.advance(hf.submissions()[1]["request_id"], "completed")
         assert (await second.result()).status == "completed"
+        await record_history(second, "generation_woken_for_slot")
 
         history = await second.fetch_history()
         signals = [
