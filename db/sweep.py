@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from db import approvals, generations, jobs, metrics
 from db.queries import load_queries
-from db.transitions import Conn, InvalidTransition, TransitionContext
+from db.transitions import Conn, InvalidTransition, RowNotFound, TransitionContext
 
 Q = load_queries("sweep")
 Entity = Literal["jobs", "approvals", "job_steps", "generations", "metric_sync_logs"]
@@ -60,8 +60,8 @@ async def close_row(conn: Conn, row: OpenRow, reason: str, ctx: TransitionContex
                 await generations.move(conn, row.id, "failed", ctx, values=values)
             else:
                 await metrics.abandon_sync_log(conn, row.id, ctx, reason=reason)
-    except InvalidTransition:
-        return False  # its workflow (or another sweep) closed it first
+    except (InvalidTransition, RowNotFound):
+        return False  # its workflow (or another sweep) closed it first, or it was deleted
     return True
 
 

@@ -7,9 +7,14 @@ import uuid
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.sweep import ended_reason
+from db.sweep import OpenRow, close_row
+from db.transitions import TransitionContext
+from tests.db.factories import insert_user, insert_workspace
 from tests.generations.helpers import start as start_generation
 from tests.generations.helpers import user_with_key
 from tests.harness import Stack, running_stack
@@ -127,3 +132,56 @@ async def test_sweep_closes_rows_of_terminated_workflows_once(
         await live_handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await live_handle.result()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (None, None),
+        (WorkflowExecutionStatus.RUNNING, None),
+        (WorkflowExecutionStatus.TERMINATED, "terminated"),
+        (WorkflowExecutionStatus.TIMED_OUT, "timed out"),
+        (WorkflowExecutionStatus.COMPLETED, "workflow completed without closing it"),
+        (WorkflowExecutionStatus.FAILED, "workflow failed without closing it"),
+        (WorkflowExecutionStatus.CANCELED, "workflow canceled without closing it"),
+        (WorkflowExecutionStatus.CONTINUED_AS_NEW, "workflow continued_as_new without closing it"),
+    ],
+)
+def test_only_an_ended_workflow_gives_a_reason_to_close(
+    status: WorkflowExecutionStatus | None, reason: str | None
+) -> None:
+    assert ended_reason(status) == reason
+
+
+async def test_closing_a_row_its_workflow_already_closed_changes_nothing(
+    pool: AsyncConnectionPool,
+) -> None:
+    ctx = TransitionContext(reason="swept: terminated")
+    async with pool.connection() as conn:
+        user_id = await insert_user(conn)
+        workspace_id = await insert_workspace(conn, user_id)
+        job_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO jobs (id, user_id, workspace_id, temporal_workflow_id) "
+            "VALUES (%s, %s, %s, %s)",
+            (job_id, user_id, workspace_id, f"job-{job_id}"),
+        )
+        for status in ("running", "completed"):
+            await conn.execute("UPDATE jobs SET status = %s WHERE id = %s", (status, job_id))
+        await conn.execute(
+            "INSERT INTO job_steps (job_id, step_index, action, status) "
+            "VALUES (%s, 0, '{}', 'completed')",
+            (job_id,),
+        )
+        rows = [
+            OpenRow(entity="jobs", id=job_id, workflow_id=f"job-{job_id}"),
+            OpenRow(entity="job_steps", id=job_id, workflow_id=f"job-{job_id}"),
+            OpenRow(entity="approvals", id=uuid.uuid4(), workflow_id=f"job-{job_id}"),
+        ]
+        before = await (await conn.execute("SELECT count(*) FROM status_transitions")).fetchone()
+        for row in rows:  # the approval: deleted meanwhile
+            assert await close_row(conn, row, "terminated", ctx) is False
+        job = await (await conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))).fetchone()
+        after = await (await conn.execute("SELECT count(*) FROM status_transitions")).fetchone()
+    assert job is not None and (job["status"], job["error_message"]) == ("completed", None)
+    assert before == after
