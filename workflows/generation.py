@@ -95,10 +95,10 @@ class Generation:
     @workflow.run
     async def run(self, request: GenerationInput) -> GenerationResult:
         """Submit once and follow the request to its end."""
-        try:
-            return await self._run(request)
-        finally:
-            await handlers_done()
+        # Not in a finally: a run evicted from the cache is closed outside its event loop.
+        result = await self._run(request)
+        await handlers_done()
+        return result
 
     async def _run(self, request: GenerationInput) -> GenerationResult:
         created = await workflow.execute_local_activity_method(

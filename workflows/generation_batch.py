@@ -37,10 +37,10 @@ class GenerationBatch:
     @workflow.run
     async def run(self, request: GenerationBatchInput) -> GenerationBatchResult:
         """Start every child and wait for all of them, whatever each one's end."""
-        try:
-            return await self._run(request)
-        finally:
-            await handlers_done()
+        # Not in a finally: a run evicted from the cache is closed outside its event loop.
+        result = await self._run(request)
+        await handlers_done()
+        return result
 
     async def _run(self, request: GenerationBatchInput) -> GenerationBatchResult:
         children = []

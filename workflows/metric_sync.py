@@ -82,10 +82,10 @@ class MetricSync:
     @workflow.run
     async def run(self, request: MetricSyncInput) -> MetricSyncResult:
         """Open the log, pull, close; a failed sync fails the workflow after closing its log."""
-        try:
-            return await self._run(request)
-        finally:
-            await handlers_done()
+        # Not in a finally: a run evicted from the cache is closed outside its event loop.
+        result = await self._run(request)
+        await handlers_done()
+        return result
 
     async def _run(self, request: MetricSyncInput) -> MetricSyncResult:
         workflow.upsert_search_attributes([CONNECTION_ID.value_set(str(request.connection_id))])
@@ -226,10 +226,10 @@ class ScheduleReconcile:
     @workflow.run
     async def run(self, request: ScheduleReconcileInput) -> ReconcileResult:
         """Reconcile once (and sweep), and show what changed."""
-        try:
-            return await self._run(request)
-        finally:
-            await handlers_done()
+        # Not in a finally: a run evicted from the cache is closed outside its event loop.
+        result = await self._run(request)
+        await handlers_done()
+        return result
 
     async def _run(self, request: ScheduleReconcileInput) -> ReconcileResult:
         result = await workflow.execute_activity_method(
