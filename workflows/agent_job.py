@@ -8,9 +8,7 @@ session → store an outcome memory → persist how it ended.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -19,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.approval_gate import ApprovalGateHost, GateFailed
-from workflows.handlers import handlers_done
+from workflows.ending import despite_cancel, handlers_done
 
 with workflow.unsafe.imports_passed_through():
     # Shared with the activities: one class identity inside and outside the sandbox.
@@ -127,7 +125,7 @@ class AgentJob(ApprovalGateHost):
             outcome, reason = "failed", str(gate)
             workflow.upsert_search_attributes([AWAITING_SINCE.value_unset()])
         if final_rows:
-            await _despite_cancel(self._close(outcome, reason))
+            await despite_cancel(self._close(outcome, reason))
             await handlers_done()
         else:
             await self._close(outcome, reason)
@@ -438,20 +436,6 @@ class AgentJob(ApprovalGateHost):
             memories_recalled=len(self._memories),
             steps=self._results,
         )
-
-
-async def _despite_cancel(closing: Coroutine[Any, Any, None]) -> None:
-    """Run the job's end to its last row even if a cancel arrives meanwhile: the work is
-    done (or failed) and its rows must say so; the late cancel changes nothing."""
-    task = asyncio.ensure_future(closing)
-    while True:
-        try:
-            await asyncio.shield(task)
-            return
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            workflow.logger.info("cancel requested while the job was ending; ending first")
 
 
 def _error_type(failure: ActivityError) -> str | None:

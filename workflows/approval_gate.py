@@ -16,13 +16,9 @@ from uuid import UUID
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    RetryState,
-    is_cancelled_exception,
-)
-from temporalio.exceptions import TimeoutError as CallTimedOut
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+from workflows.ending import out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import (
@@ -290,7 +286,7 @@ class ApprovalGateHost:
 def _why_closed(failure: Exception) -> tuple[Literal["expired", "cancelled"], str]:
     """How a gate that failed ends, and why, in words for the row and the job."""
     if isinstance(failure, ActivityError):
-        if isinstance(failure.cause, CallTimedOut) or failure.retry_state == RetryState.TIMEOUT:
+        if out_of_time(failure):
             return "expired", "the approval email could not be sent before its deadline"
         return "cancelled", f"the approval request could not be sent: {_cause(failure)}"
     return "cancelled", f"the approval gate failed: {failure}"

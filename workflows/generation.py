@@ -17,15 +17,9 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    RetryState,
-    is_cancelled_exception,
-)
-from temporalio.exceptions import TimeoutError as CallTimedOut
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
-from workflows.handlers import handlers_done
+from workflows.ending import despite_cancel, handlers_done, out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.generation_slots import SlotActivities, WakeWaitersInput
@@ -130,7 +124,7 @@ class Generation:
         except (asyncio.CancelledError, ActivityError) as failure:
             if not is_cancelled_exception(failure):
                 assert isinstance(failure, ActivityError)
-                if self._bounded and _out_of_time(failure):  # the submit, at the deadline
+                if self._bounded and out_of_time(failure):  # the submit, at the deadline
                     why = f"did not finish within {request.deadline}"
                     return await self._finishing(self._give_up(why))
                 return await self._finishing(self._end("failed", _reason(failure)))
@@ -206,16 +200,7 @@ class Generation:
 
     async def _finishing(self, ending: Coroutine[Any, Any, GenerationResult]) -> GenerationResult:
         """Write the end even if a cancel arrives meanwhile: the row must be final."""
-        if not self._bounded:
-            return await ending
-        task = asyncio.ensure_future(ending)
-        while True:
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if task.done():
-                    raise
-                workflow.logger.info("cancel requested while the generation was ending")
+        return await (despite_cancel(ending) if self._bounded else ending)
 
     async def _submit(self, deadline: datetime) -> None:
         # A cancel that arrives while the submit runs (or in the same task as its result)
@@ -279,7 +264,7 @@ class Generation:
                     summary="read status from Higgsfield",
                 )
             except ActivityError as failure:
-                if self._bounded and _out_of_time(failure):
+                if self._bounded and out_of_time(failure):
                     raise DeadlinePassed from None  # still failing at the deadline
                 raise
             self._set_status(checked.status)
@@ -443,11 +428,6 @@ class Generation:
             status=self._status,
             request_id=self._request_id,
         )
-
-
-def _out_of_time(failure: ActivityError) -> bool:
-    """The call ran out of the time its deadline gave it (retries included)."""
-    return isinstance(failure.cause, CallTimedOut) or failure.retry_state == RetryState.TIMEOUT
 
 
 def _reason(failure: ActivityError) -> str:

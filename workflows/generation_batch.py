@@ -18,8 +18,8 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as ChildTimedOut
 from temporalio.workflow import ParentClosePolicy
 
+from workflows.ending import handlers_done
 from workflows.generation import Generation
-from workflows.handlers import handlers_done
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models.generation import GenerationInput, GenerationResult

@@ -14,16 +14,10 @@ from datetime import timedelta
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    RetryState,
-    is_cancelled_exception,
-)
-from temporalio.exceptions import TimeoutError as CallTimedOut
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
-from workflows.handlers import handlers_done
+from workflows.ending import despite_cancel, handlers_done, out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.metric_sync import (
@@ -35,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         ReconcileInput,
         ReconcileResult,
         ScheduleActivities,
-        SyncClosed,
         SyncOpened,
     )
     from activities.sweep import SweepActivities, SweepInput, SweepResult
@@ -145,7 +138,7 @@ class MetricSync:
                 error = _failure_reason(failure)
                 if closes_its_log and is_cancelled_exception(failure):
                     error, cancelled = "cancelled", True
-                elif closes_its_log and _out_of_time(failure):
+                elif closes_its_log and out_of_time(failure):
                     error = f"did not finish within {request.deadline}"
             except asyncio.CancelledError:
                 if not closes_its_log:
@@ -171,7 +164,7 @@ class MetricSync:
             retry_policy=DB_RETRY,
             summary=f"sync {status}",
         )
-        await (_despite_cancel(closing) if closes_its_log else closing)
+        await (despite_cancel(closing) if closes_its_log else closing)
         workflow.upsert_search_attributes([SYNC_OUTCOME.value_set(status)])
         self._show(opened, status, pulled, error)
         if cancelled:
@@ -261,22 +254,6 @@ class ScheduleReconcile:
         except ActivityError as failure:
             workflow.logger.warning("sweep failed", exc_info=failure)
             return None
-
-
-async def _despite_cancel(closing: workflow.ActivityHandle[SyncClosed]) -> None:
-    """Close the log even if a cancel arrives meanwhile."""
-    while True:
-        try:
-            await asyncio.shield(closing)
-            return
-        except asyncio.CancelledError:
-            if closing.done():
-                raise
-
-
-def _out_of_time(failure: ActivityError) -> bool:
-    """The pull ran out of the time its deadline gave it (retries included)."""
-    return isinstance(failure.cause, CallTimedOut) or failure.retry_state == RetryState.TIMEOUT
 
 
 def _failure_reason(failure: ActivityError) -> str:

@@ -11,11 +11,10 @@ import pytest
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.generations.helpers import generation_row, start, user_with_key
+from tests.generations.helpers import generation_row, start, start_batch, user_with_key
 from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
 from tests.waiting import eventually
-from workflows.generation_batch import GenerationBatch
 from workflows.models.generation import MAX_DEADLINE, GenerationInput
 from workflows.models.generation_batch import BatchPrompt, GenerationBatchInput
 
@@ -141,12 +140,7 @@ async def test_a_failed_child_does_not_cancel_its_siblings(
                 BatchPrompt(prompt_text="variation 3"),
             ],
         )
-        handle = await stack.client.start_workflow(
-            GenerationBatch.run,
-            batch,
-            id=f"generation-batch-{batch.batch_id}",
-            task_queue=task_queue,
-        )
+        handle = await start_batch(stack, batch)
         result = await handle.result()
         await record_history(handle, "generation_batch_child_failed")
 

@@ -13,8 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import running_stack
 from tests.history_recording import record_history
-from tests.metrics import SINCE, UNTIL, add_connection, sync_log
-from tests.waiting import eventually
+from tests.metrics import SINCE, UNTIL, add_connection, backfill, sync_log, sync_log_opened
 from workers.schedules import SYNC_EXECUTION_TIMEOUT, backfill_workflow_id
 from workflows.metric_sync import MetricSync
 from workflows.models.metric_sync import SYNC_DEADLINE, MetricSyncInput
@@ -38,19 +37,8 @@ async def test_cancelled_sync_is_logged_failed_with_reason_cancelled(
         stack.emulators.meta.configure_account("5550001", campaigns=5)
         stack.emulators.meta.faults.latency_s = 2.0  # pages come slowly
         connection = await add_connection(stack, account_id="5550001")
-        handle = await stack.client.start_workflow(
-            MetricSync.run,
-            MetricSyncInput(connection_id=connection.id, window_start=SINCE, window_end=UNTIL),
-            id=backfill_workflow_id(connection.id, SINCE, UNTIL),
-            task_queue=task_queue,
-        )
-        await eventually(
-            lambda: stack.fetchrow(
-                "SELECT 1 AS open FROM metric_sync_logs WHERE temporal_workflow_id = %s",
-                handle.id,
-            ),
-            what="the sync log opened",
-        )
+        handle = await backfill(stack, connection)
+        await sync_log_opened(stack, handle.id)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()

@@ -19,13 +19,18 @@ from tests.generations.helpers import start as start_generation
 from tests.generations.helpers import user_with_key
 from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
-from tests.metrics import SINCE, UNTIL, add_connection, connection_schedule, deleting_schedules
+from tests.metrics import (
+    add_connection,
+    backfill,
+    connection_schedule,
+    deleting_schedules,
+    sync_log_opened,
+)
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
-from workers.schedules import backfill_workflow_id
-from workflows.metric_sync import MetricSync, ScheduleReconcile
-from workflows.models.metric_sync import MetricSyncInput, ScheduleReconcileInput
+from workflows.metric_sync import ScheduleReconcile
+from workflows.models.metric_sync import ScheduleReconcileInput
 
 STEPS = [SAFE_STEPS[0], DELETE_STEP, SAFE_STEPS[1]]
 
@@ -68,19 +73,8 @@ async def test_sweep_closes_rows_of_terminated_workflows_once(
         stack.emulators.meta.configure_account("5550003", campaigns=5)
         stack.emulators.meta.faults.latency_s = 2.0
         connection = await add_connection(stack, account_id="5550003")
-        sync_handle = await stack.client.start_workflow(
-            MetricSync.run,
-            MetricSyncInput(connection_id=connection.id, window_start=SINCE, window_end=UNTIL),
-            id=backfill_workflow_id(connection.id, SINCE, UNTIL),
-            task_queue=task_queue,
-        )
-        await eventually(
-            lambda: stack.fetchrow(
-                "SELECT 1 AS open FROM metric_sync_logs WHERE temporal_workflow_id = %s",
-                sync_handle.id,
-            ),
-            what="sync log opened",
-        )
+        sync_handle = await backfill(stack, connection)
+        await sync_log_opened(stack, sync_handle.id)
         for handle in (job_handle, generation_handle, sync_handle):
             await handle.terminate("stuck, says the operator")
 
