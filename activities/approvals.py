@@ -44,6 +44,7 @@ class CloseApprovalInput(BaseModel):
     approval_id: UUID
     status: Literal["expired", "cancelled"]
     resume_job: bool
+    reason: str | None = None  # why it closed (kept in decision_note)
 
 
 class ApprovalRecord(BaseModel):
@@ -103,8 +104,9 @@ class ApprovalActivities:
             row = await approvals.close_approval(
                 conn,
                 request.approval_id,
-                transition_context(f"approval {request.status}"),
+                transition_context(request.reason or f"approval {request.status}"),
                 status=request.status,
                 resume_job=request.resume_job,
+                reason=request.reason,
             )
         return ApprovalRecord(approval_id=row.id, status=row.status, decided_at=row.decided_at)

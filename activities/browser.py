@@ -158,7 +158,12 @@ class BrowserActivities:
         try:
             output, image = await self._perform(request.session_id, request.step)
         except asyncio.CancelledError:
-            await self._finish(request, "failed", None, None, "cancelled while running")
+            # Only a cancel the workflow asked for is final. A worker shutting down, a
+            # heartbeat timeout or a pause cut this attempt off, and Temporal runs the step
+            # again: its row stays running for that attempt to finish.
+            details = activity.cancellation_details()
+            if details is not None and details.cancel_requested:
+                await self._finish(request, "failed", None, None, "cancelled while running")
             raise
         except steel.APIError as exc:
             failure = classify_steel_error(exc, f"step {request.step_index}")

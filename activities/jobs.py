@@ -154,17 +154,23 @@ class JobActivities:
 
     @activity.defn
     async def finish_job(self, request: FinishJobInput) -> None:
-        """Move the job to its terminal status."""
+        """Move the job to its terminal status and close the steps it left open."""
         reason = request.reason or request.status
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
             ctx = transition_context(reason)
             if request.status == "completed":
                 result = request.result or {}
                 await jobs.mark_job_completed(conn, request.job_id, ctx, result=result)
             elif request.status == "failed":
-                await jobs.mark_job_failed(conn, request.job_id, ctx, error_message=reason)
+                await jobs.mark_job_failed(
+                    conn, request.job_id, ctx, error_message=reason, result=request.result
+                )
             else:
-                await jobs.mark_job_cancelled(conn, request.job_id, ctx, reason=reason)
+                await jobs.mark_job_cancelled(
+                    conn, request.job_id, ctx, reason=reason, result=request.result
+                )
+            why = f"job {request.status}" + (f": {request.reason}" if request.reason else "")
+            await jobs.close_open_steps(conn, request.job_id, why)
 
 
 async def _insert_steps(conn: Any, job_id: UUID, first_index: int, steps: list[Step]) -> None:

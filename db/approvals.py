@@ -132,8 +132,13 @@ async def close_approval(
     *,
     status: Literal["expired", "cancelled"],
     resume_job: bool,
+    reason: str | None = None,
 ) -> ApprovalRow:
-    """pending → expired (deadline passed) or cancelled (job cancelled)."""
+    """pending → expired (deadline passed) or cancelled (job cancelled, or the gate could not
+    be run); ``reason`` goes to ``decision_note``, since nobody decided."""
+    values: dict[str, object] = {"decided_at": NOW}
+    if reason is not None:
+        values["decision_note"] = reason
     async with conn.transaction():
         row = await transition(
             conn,
@@ -142,7 +147,7 @@ async def close_approval(
             to_status=status,
             from_statuses=["pending"],
             ctx=ctx,
-            values={"decided_at": NOW},
+            values=values,
         )
         if resume_job:
             await mark_job_running(conn, row["job_id"], ctx)

@@ -144,9 +144,17 @@ async def mark_job_completed(
 
 
 async def mark_job_failed(
-    conn: Conn, job_id: UUID, ctx: TransitionContext, *, error_message: str
+    conn: Conn,
+    job_id: UUID,
+    ctx: TransitionContext,
+    *,
+    error_message: str,
+    result: dict[str, Any] | None = None,
 ) -> JobRow:
-    """pending/running/waiting_approval → failed, with the reason."""
+    """pending/running/waiting_approval → failed, with the reason (and what was done)."""
+    values: dict[str, object] = {"error_message": error_message, "completed_at": NOW}
+    if result is not None:
+        values["result"] = Jsonb(result)
     row = await transition(
         conn,
         table="jobs",
@@ -154,15 +162,23 @@ async def mark_job_failed(
         to_status="failed",
         from_statuses=["pending", "running", "waiting_approval"],
         ctx=ctx,
-        values={"error_message": error_message, "completed_at": NOW},
+        values=values,
     )
     return JobRow.model_validate(row)
 
 
 async def mark_job_cancelled(
-    conn: Conn, job_id: UUID, ctx: TransitionContext, *, reason: str
+    conn: Conn,
+    job_id: UUID,
+    ctx: TransitionContext,
+    *,
+    reason: str,
+    result: dict[str, Any] | None = None,
 ) -> JobRow:
     """pending/running/waiting_approval → cancelled (operator cancel or rejected step)."""
+    values: dict[str, object] = {"error_message": reason, "completed_at": NOW}
+    if result is not None:
+        values["result"] = Jsonb(result)
     row = await transition(
         conn,
         table="jobs",
@@ -170,6 +186,13 @@ async def mark_job_cancelled(
         to_status="cancelled",
         from_statuses=["pending", "running", "waiting_approval"],
         ctx=ctx,
-        values={"error_message": reason, "completed_at": NOW},
+        values=values,
     )
     return JobRow.model_validate(row)
+
+
+async def close_open_steps(conn: Conn, job_id: UUID, reason: str) -> int:
+    """End the steps a finished job left open: pending ones skipped, a running one failed,
+    each with ``reason``. Returns how many it closed (none on a retry)."""
+    cur = await conn.execute(Q["close_open_steps"], {"job_id": job_id, "reason": reason})
+    return cur.rowcount

@@ -205,6 +205,23 @@ async def close_sync_log(
     return SyncLogRow.model_validate(row)
 
 
+async def abandon_sync_log(
+    conn: Conn, sync_id: UUID, ctx: TransitionContext, *, reason: str
+) -> SyncLogRow:
+    """running → failed for a sync whose workflow ended without closing its log (terminated,
+    timed out): the counts it wrote are unknown, so they are left as they were."""
+    row = await transition(
+        conn,
+        table="metric_sync_logs",
+        entity_id=sync_id,
+        to_status="failed",
+        from_statuses=["running"],
+        ctx=ctx,
+        values={"end_time": NOW, "error_message": reason},
+    )
+    return SyncLogRow.model_validate(row)
+
+
 async def upsert_metric_page(
     pool: Pool,
     *,

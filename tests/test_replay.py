@@ -27,6 +27,9 @@ EXPECTED = {
     "agent_job_failed",
     "agent_job_add_steps",
     "agent_job_session_recreated",
+    "agent_job_release_failed",
+    "agent_job_gate_failed",
+    "agent_job_steps_added_at_the_end",
     "generation_completed",
     "generation_failed",
     "generation_nsfw",
@@ -35,15 +38,27 @@ EXPECTED = {
     "generation_deadline",
     "generation_recovered_from_webhook",
     "generation_batch",
+    "generation_batch_child_failed",
+    "generation_deadline_unreachable",
+    "generation_woken_for_slot",
     # Recorded before a workflow.patched() change and kept as they are: running workflows
     # started before the patch must still replay.
     "generation_completed_before_hints_patch",
     "generation_cancelled_before_submit_patch",
+    "agent_job_expired_before_final_rows_patch",
+    "agent_job_add_steps_before_final_rows_patch",
+    "generation_deadline_before_bounded_patch",
+    "generation_batch_before_reports_each_patch",
+    "metric_sync_failed_before_log_patch",
+    "schedule_reconcile_before_sweep_patch",
     "metric_sync_success",
     "metric_sync_partial",
     "metric_sync_failed",
     "metric_sync_backfill",
+    "metric_sync_cancelled",
+    "metric_sync_deadline",
     "schedule_reconcile",
+    "schedule_reconcile_sweep",
 }
 
 

@@ -14,7 +14,7 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -25,6 +25,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.models.generation import MAX_DEADLINE
 
 TASK_QUEUE = "agency-orchestrator"
 
@@ -116,7 +118,9 @@ class Settings(BaseSettings):
     higgsfield_base_url: AnyHttpUrl = AnyHttpUrl("https://api.higgsfield.ai")
     # Only decrypts credentials stored before the master key (v1), until `keys rotate`.
     credentials_encryption_key: SecretStr | None = None  # base64 of 32 bytes (AES-256-GCM)
-    generation_deadline: timedelta = timedelta(hours=1)
+    generation_deadline: Annotated[timedelta, Field(gt=timedelta(0), le=MAX_DEADLINE)] = timedelta(
+        hours=1
+    )
     asset_storage_dir: Path | None = None  # defaults to <orchestrator_home>/assets
 
     # Ad platforms.

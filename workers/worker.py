@@ -34,10 +34,12 @@ from activities.browser import BrowserActivities
 from activities.connectors import AdPlatformConfig
 from activities.credentials import CredentialBox
 from activities.email import EmailActivities, EmailConfig, configure_resend
+from activities.generation_slots import SlotActivities
 from activities.higgsfield import GenerationActivities, HiggsfieldConfig
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
 from activities.metric_sync import MetricSyncActivities, ScheduleActivities
+from activities.sweep import SweepActivities
 from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
@@ -181,6 +183,8 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         services.pool, services.credentials, services.http, services.ad_platforms
     )
     schedules = ScheduleActivities(services.pool)
+    slots = SlotActivities(services.pool)
+    sweep = SweepActivities(services.pool)
     return [
         jobs.create_job,
         jobs.add_job_steps,
@@ -206,10 +210,12 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         generation.note_cancel_refused,
         generation.finish_generation,
         generation.save_results,
+        slots.wake_slot_waiters,
         metric_sync.open_metric_sync,
         metric_sync.pull_metrics,
         metric_sync.close_metric_sync,
         schedules.reconcile_metric_schedules,
+        sweep.sweep_ended_workflows,
     ]
 
 

@@ -16,7 +16,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
-from workflows.approval_gate import ApprovalGateHost
+from workflows.approval_gate import ApprovalGateHost, GateFailed
+from workflows.ending import despite_cancel, handlers_done
 
 with workflow.unsafe.imports_passed_through():
     # Shared with the activities: one class identity inside and outside the sandbox.
@@ -61,6 +62,11 @@ BROWSER_RETRY = RetryPolicy(
 MEMORY_TIMEOUT = timedelta(seconds=20)
 MEMORY_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=5))
 MAX_SESSION_RECREATIONS = 2
+# workflow.patched id. Runs started with it: the browser release is best effort (reported
+# in the result), the end is persisted even if a cancel arrives meanwhile, a failed gate
+# fails the job with its reason, add_steps queues its steps before it writes them, and the
+# run waits for its handlers before it ends. Older runs replay as they ran.
+ROWS_ALWAYS_FINAL = "job-rows-always-final"
 
 
 class JobStopped(Exception):
@@ -85,10 +91,13 @@ class AgentJob(ApprovalGateHost):
         self._memories: list[str] = []
         self._finish_requested = False
         self._closing = False
+        self._unwritten: set[int] = set()  # steps queued by add_steps, rows not yet written
+        self._warnings: list[str] = []
 
     @workflow.run
     async def run(self, request: AgentJobInput) -> AgentJobResult:
         """Run the job to completion, failure, rejection or cancellation."""
+        final_rows = workflow.patched(ROWS_ALWAYS_FINAL)
         platform = await self._persist_start()
         workflow.upsert_search_attributes(
             [USER_ID.value_set(str(request.user_id)), PLATFORM.value_set(platform)]
@@ -107,14 +116,27 @@ class AgentJob(ApprovalGateHost):
                 # An operator cancelled the job (an in-flight activity surfaces it as an
                 # ActivityError caused by CancelledError): clean up, end as cancelled.
                 await self._close("cancelled", "cancelled by an operator")
+                if final_rows:
+                    await handlers_done()
                 raise asyncio.CancelledError from None
         except JobStopped as stop:
             outcome, reason = "cancelled", str(stop)
-        await self._close(outcome, reason)
+        except GateFailed as gate:  # only runs with ROWS_ALWAYS_FINAL raise it
+            outcome, reason = "failed", str(gate)
+            workflow.upsert_search_attributes([AWAITING_SINCE.value_unset()])
+        if final_rows:
+            await despite_cancel(self._close(outcome, reason))
+            await handlers_done()
+        else:
+            await self._close(outcome, reason)
         if outcome == "failed":
             raise ApplicationError(f"job failed: {reason}", type="JobFailed", non_retryable=True)
         return AgentJobResult(
-            job_id=request.job_id, status=outcome, reason=reason, steps=self._results
+            job_id=request.job_id,
+            status=outcome,
+            reason=reason,
+            steps=self._results,
+            warnings=self._warnings,
         )
 
     async def _persist_start(self) -> str:
@@ -181,6 +203,8 @@ class AgentJob(ApprovalGateHost):
         while True:
             self._show_progress()
             if index in self._steps:
+                if index in self._unwritten:  # added a moment ago: its row comes first
+                    await workflow.wait_condition(lambda i=index: i not in self._unwritten)  # type: ignore[misc]
                 await self._run_step(index, self._steps[index])
                 index += 1
                 continue
@@ -239,17 +263,19 @@ class AgentJob(ApprovalGateHost):
         self._waiting_on = f"approval of step {index + 1}: {step.description}"
         workflow.upsert_search_attributes([AWAITING_SINCE.value_set(workflow.now())])
         self._show_progress()
-        outcome = await self.open_gate(
-            ApprovalRequest(
-                job_id=self._request.job_id,
-                action_type=step.risk,
-                description=step.description,
-                screenshot_blob_id=UUID(blob_id),
-                step_index=index,
-            ),
-            self._request.approval,
-        )
-        self._waiting_on = None
+        try:
+            outcome = await self.open_gate(
+                ApprovalRequest(
+                    job_id=self._request.job_id,
+                    action_type=step.risk,
+                    description=step.description,
+                    screenshot_blob_id=UUID(blob_id),
+                    step_index=index,
+                ),
+                self._request.approval,
+            )
+        finally:
+            self._waiting_on = None
         workflow.upsert_search_attributes([AWAITING_SINCE.value_unset()])
         if outcome.status == "cancelled":
             raise asyncio.CancelledError
@@ -278,22 +304,38 @@ class AgentJob(ApprovalGateHost):
         """Release the browser, remember the outcome, persist the end. Runs on every path."""
         self._closing = True
         if self._session_id:
-            await workflow.execute_activity_method(
-                BrowserActivities.release_session,
-                ReleaseSessionInput(session_id=self._session_id),
-                start_to_close_timeout=BROWSER_TIMEOUT,
-                heartbeat_timeout=BROWSER_HEARTBEAT,
-                retry_policy=BROWSER_RETRY,
-                summary="release browser session",
-            )
+            try:
+                await workflow.execute_activity_method(
+                    BrowserActivities.release_session,
+                    ReleaseSessionInput(session_id=self._session_id),
+                    start_to_close_timeout=BROWSER_TIMEOUT,
+                    heartbeat_timeout=BROWSER_HEARTBEAT,
+                    retry_policy=BROWSER_RETRY,
+                    summary="release browser session",
+                )
+            except ActivityError as failure:
+                if not workflow.patched(ROWS_ALWAYS_FINAL):
+                    raise
+                # Best effort, like the memory: Steel ends an idle session at its timeout.
+                warning = (
+                    f"browser session {self._session_id} was not released: "
+                    f"{_failure_reason(failure)}"
+                )
+                workflow.logger.warning(warning)
+                self._warnings.append(warning)
         await self._remember(outcome, reason)
+        if self._unwritten:  # steps add_steps still writes would land after the job's end
+            await workflow.wait_condition(lambda: not self._unwritten)
+        result: dict[str, object] = {"steps": [r.model_dump(mode="json") for r in self._results]}
+        if self._warnings:
+            result["warnings"] = self._warnings
         await workflow.execute_local_activity_method(
             JobActivities.finish_job,
             FinishJobInput(
                 job_id=self._request.job_id,
                 status=outcome,
                 reason=reason,
-                result={"steps": [r.model_dump(mode="json") for r in self._results]},
+                result=result,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
@@ -342,6 +384,14 @@ class AgentJob(ApprovalGateHost):
         """Persist and queue the steps, then wait for their results."""
         first = self._planned
         self._planned += len(request.steps)
+        wanted = range(first, first + len(request.steps))
+        # Queue the steps before writing them: the job must not end while they are being
+        # written (the last step may finish meanwhile); it runs them once they are.
+        queue_first = workflow.patched(ROWS_ALWAYS_FINAL)
+        if queue_first:
+            self._unwritten.update(wanted)
+            for offset, step in enumerate(request.steps):
+                self._steps[first + offset] = step
         await workflow.execute_local_activity_method(
             JobActivities.add_job_steps,
             AddStepsInput(job_id=self._request.job_id, first_index=first, steps=request.steps),
@@ -349,9 +399,11 @@ class AgentJob(ApprovalGateHost):
             retry_policy=DB_RETRY,
             summary=f"add {len(request.steps)} steps",
         )
-        for offset, step in enumerate(request.steps):
-            self._steps[first + offset] = step
-        wanted = range(first, first + len(request.steps))
+        if queue_first:
+            self._unwritten.difference_update(wanted)
+        else:
+            for offset, step in enumerate(request.steps):
+                self._steps[first + offset] = step
         await workflow.wait_condition(
             lambda: (
                 self._closing or all(any(r.step_index == i for r in self._results) for i in wanted)

@@ -16,7 +16,9 @@ from uuid import UUID
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+from workflows.ending import out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import (
@@ -38,7 +40,17 @@ with workflow.unsafe.imports_passed_through():
 
 EMAIL_TIMEOUT = timedelta(seconds=30)
 EMAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=30)
+# Retries of an email end by this, and never after the gate's own deadline.
 EMAIL_DEADLINE = timedelta(hours=6)  # Resend keeps idempotency keys for 24 h
+EMAIL_MIN_WINDOW = timedelta(minutes=1)
+# workflow.patched id: a gate that cannot run to a decision closes its row with the
+# reason and raises GateFailed; a reminder that cannot be sent is logged, not fatal.
+# Older runs let the exception through and left the row pending.
+GATE_CLOSES_ON_FAILURE = "gate-closes-on-failure"
+
+
+class GateFailed(Exception):
+    """A gate closed without a decision because it could not run (its row says why)."""
 
 
 class ApprovalGate:
@@ -98,16 +110,30 @@ class ApprovalGate:
             reminder_at = min(self.policy.reminder_after, self.policy.expires_after)
             if not await self._wait_for_decision(reminder_at, "reminder"):
                 if self.policy.reminder_after < self.policy.expires_after:
-                    await self._send("reminder")
+                    await self._remind()
                     remaining = self.expires_at - workflow.now()
                     if await self._wait_for_decision(remaining, "approval deadline"):
                         return self._decided()
-                await self._close("expired")
+                await self._close("expired", "no decision by the deadline")
             return self._decided()
         except asyncio.CancelledError:
             if self.outcome is None:
-                await self._close("cancelled")
+                await self._close("cancelled", "the workflow was cancelled")
             raise
+        except Exception as failure:
+            if not workflow.patched(GATE_CLOSES_ON_FAILURE):
+                raise
+            if is_cancelled_exception(failure):  # cancelled while an email was being sent
+                if self.outcome is None:
+                    await self._close("cancelled", "the workflow was cancelled")
+                raise
+            if self.deciding or self.outcome is not None:
+                # A decision came in (UI, CLI) before the failure: it stands.
+                await workflow.wait_condition(lambda: self.outcome is not None)
+                return self._decided()
+            status, why = _why_closed(failure)
+            await self._close(status, why, resume_job=False)
+            raise GateFailed(f"approval of '{self.request.description}' {status}: {why}") from None
 
     def _decided(self) -> GateOutcome:
         assert self.outcome is not None
@@ -128,21 +154,39 @@ class ApprovalGate:
         return True
 
     async def _send(self, kind: Literal["request", "reminder"]) -> None:
+        left = max(self.expires_at - workflow.now(), EMAIL_MIN_WINDOW)
         await workflow.execute_activity_method(
             EmailActivities.send_approval_email,
             ApprovalEmailInput(approval_id=self.approval_id, kind=kind),
             start_to_close_timeout=EMAIL_TIMEOUT,
-            schedule_to_close_timeout=EMAIL_DEADLINE,
+            schedule_to_close_timeout=min(EMAIL_DEADLINE, left),
             retry_policy=EMAIL_RETRY,
             summary=f"email approval {kind}",
         )
 
-    async def _close(self, status: Literal["expired", "cancelled"]) -> None:
+    async def _remind(self) -> None:
+        """The reminder is a courtesy: the request went out, so the gate waits on without it."""
+        try:
+            await self._send("reminder")
+        except ActivityError as failure:
+            if not workflow.patched(GATE_CLOSES_ON_FAILURE):
+                raise
+            workflow.logger.warning(
+                "approval reminder not sent",
+                extra={"approval_id": str(self.approval_id), "reason": _cause(failure)},
+            )
+
+    async def _close(
+        self, status: Literal["expired", "cancelled"], reason: str, *, resume_job: bool = True
+    ) -> None:
         self.closed = True
         await workflow.execute_local_activity_method(
             ApprovalActivities.close_approval,
             CloseApprovalInput(
-                approval_id=self.approval_id, status=status, resume_job=status == "expired"
+                approval_id=self.approval_id,
+                status=status,
+                resume_job=resume_job and status == "expired",
+                reason=reason,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
@@ -237,3 +281,17 @@ class ApprovalGateHost:
     def approval_state(self) -> list[GateState]:
         """Every gate opened so far, the open one last."""
         return [gate.state() for gate in self._gates.values()]
+
+
+def _why_closed(failure: Exception) -> tuple[Literal["expired", "cancelled"], str]:
+    """How a gate that failed ends, and why, in words for the row and the job."""
+    if isinstance(failure, ActivityError):
+        if out_of_time(failure):
+            return "expired", "the approval email could not be sent before its deadline"
+        return "cancelled", f"the approval request could not be sent: {_cause(failure)}"
+    return "cancelled", f"the approval gate failed: {failure}"
+
+
+def _cause(failure: ActivityError) -> str:
+    cause = failure.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)

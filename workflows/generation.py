@@ -1,13 +1,16 @@
 """Generation: one Higgsfield image job, followed to completed / failed / nsfw / cancelled.
 
-persist → take a concurrency slot → submit once → follow (webhook hints, confirmed by a
-status read; polling with backoff as well) → copy results into asset storage. Past the
-deadline the request is cancelled on Higgsfield and the generation fails.
+persist → take a concurrency slot (waiting at growing intervals, or until a generation
+that frees one wakes it) → submit once → follow (webhook hints, confirmed by a status
+read; polling with backoff as well) → wake the user's next waiting generation → copy
+results into asset storage. Every call to Higgsfield ends by the deadline; past it the
+request is cancelled on Higgsfield and the generation fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -16,7 +19,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
+from workflows.ending import despite_cancel, handlers_done, out_of_time
+
 with workflow.unsafe.imports_passed_through():
+    from activities.generation_slots import SlotActivities, WakeWaitersInput
     from activities.higgsfield import (
         CreateGenerationInput,
         FinishInput,
@@ -25,7 +31,12 @@ with workflow.unsafe.imports_passed_through():
         SlotInput,
         SubmitResult,
     )
-    from workflows.models.generation import GenerationInput, GenerationResult, WebhookHint
+    from workflows.models.generation import (
+        SLOT_FREED,
+        GenerationInput,
+        GenerationResult,
+        WebhookHint,
+    )
     from workflows.policies import DB_RETRY, DB_TIMEOUT
     from workflows.search_attributes import GENERATION_STATUS, MODEL, USER_ID
 
@@ -38,9 +49,20 @@ SUBMIT_HEARTBEAT = timedelta(seconds=10)  # the submit heartbeats: a dead worker
 # Status reads: seconds at first, then minutes.
 POLL_DELAYS = [timedelta(seconds=s) for s in (2, 3, 5, 10, 20, 30, 60, 120)]
 POLL_MAX = timedelta(minutes=5)
-SLOT_WAIT = timedelta(seconds=5)
+SLOT_WAIT = timedelta(seconds=5)  # the first wait for a slot (older runs: every wait)
+# Later waits double up to this: a week's wait is a few hundred checks, not 120,000; a
+# generation that frees a slot wakes the waiters at once.
+SLOT_WAIT_MAX = timedelta(minutes=30)
+# Calls made once the deadline has passed (the cancel, copying a late result) get this long.
+AFTER_DEADLINE = timedelta(minutes=10)
+WAKE_RETRY = RetryPolicy(maximum_attempts=3)
 HINTS_SINCE_LAST_READ = "hints-since-last-read"  # workflow.patched id
 CANCEL_WAITS_FOR_SUBMIT = "cancel-waits-for-submit"  # workflow.patched id
+# workflow.patched id: slot waits grow and are woken; Higgsfield calls end by the deadline
+# (a call still failing then ends the generation as past its deadline); a failed cancel on
+# Higgsfield is recorded instead of failing the run; the end is written even if a cancel
+# arrives meanwhile. Older runs replay as they ran.
+BOUNDED_BY_DEADLINE = "bounded-by-deadline"
 
 
 class DeadlinePassed(Exception):
@@ -61,10 +83,19 @@ class Generation:
         self._hints = 0
         self._hints_read = 0  # hints received before the last status read
         self._submitting: workflow.ActivityHandle[SubmitResult] | None = None
+        self._bounded = False  # runs with BOUNDED_BY_DEADLINE
+        self._holds_slot = False
+        self._slot_wakes = 0  # slot_freed signals received
 
     @workflow.run
     async def run(self, request: GenerationInput) -> GenerationResult:
         """Submit once and follow the request to its end."""
+        # Not in a finally: a run evicted from the cache is closed outside its event loop.
+        result = await self._run(request)
+        await handlers_done()
+        return result
+
+    async def _run(self, request: GenerationInput) -> GenerationResult:
         created = await workflow.execute_local_activity_method(
             GenerationActivities.create_generation,
             CreateGenerationInput(
@@ -84,23 +115,29 @@ class Generation:
             [USER_ID.value_set(str(request.user_id)), MODEL.value_set(request.model)]
         )
         deadline = workflow.now() + request.deadline
+        self._bounded = workflow.patched(BOUNDED_BY_DEADLINE)
         try:
             await self._take_slot(request.tier_limits.get(created.tier, 1), deadline)
             await self._submit(deadline)
             await self._follow(deadline)
         except DeadlinePassed:
-            return await self._give_up(f"did not finish within {request.deadline}")
+            return await self._finishing(self._give_up(f"did not finish within {request.deadline}"))
         except (asyncio.CancelledError, ActivityError) as failure:
             if not is_cancelled_exception(failure):
                 assert isinstance(failure, ActivityError)
-                return await self._end("failed", _reason(failure))
+                if self._bounded and out_of_time(failure):  # the submit, at the deadline
+                    why = f"did not finish within {request.deadline}"
+                    return await self._finishing(self._give_up(why))
+                return await self._finishing(self._end("failed", _reason(failure)))
             return await self._cancel(deadline)
+        await self._wake_waiters()
         assets: list[str] = []
         if self._status == "completed":
             assets = await workflow.execute_activity_method(
                 GenerationActivities.save_results,
                 GenerationRef(generation_id=request.generation_id),
                 start_to_close_timeout=timedelta(minutes=5),
+                schedule_to_close_timeout=self._time_left(deadline),
                 retry_policy=API_RETRY,
                 summary="copy results to asset storage",
             )
@@ -114,6 +151,7 @@ class Generation:
 
     async def _take_slot(self, limit: int, deadline: datetime) -> None:
         self._show(f"waiting for one of {limit} concurrent slots")
+        wait = SLOT_WAIT
         while not await workflow.execute_local_activity_method(
             GenerationActivities.take_slot,
             SlotInput(
@@ -127,8 +165,43 @@ class Generation:
         ):
             if workflow.now() >= deadline:
                 raise DeadlinePassed
-            await workflow.sleep(SLOT_WAIT, summary="wait for a free slot")
+            if not self._bounded:
+                await workflow.sleep(SLOT_WAIT, summary="wait for a free slot")
+                continue
+            woken = self._slot_wakes
+            until = min(deadline, workflow.now() + wait)
+            await self._wait(lambda woken=woken: self._slot_wakes > woken, until, "a free slot")
+            wait = min(wait * 2, SLOT_WAIT_MAX)
+        self._holds_slot = True
         self._set_status("submitting")
+
+    async def _wake_waiters(self) -> None:
+        """The row is final: its slot is free. Wake the user's next waiting generations."""
+        if not (self._bounded and self._holds_slot):
+            return
+        self._holds_slot = False
+        try:
+            await workflow.execute_local_activity_method(
+                SlotActivities.wake_slot_waiters,
+                WakeWaitersInput(
+                    generation_id=self._request.generation_id, user_id=self._request.user_id
+                ),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=WAKE_RETRY,
+                summary="wake the next waiting generation",
+            )
+        except ActivityError as failure:  # they check again on their own, later
+            workflow.logger.warning("waiting generations not woken", exc_info=failure)
+
+    def _time_left(self, deadline: datetime) -> timedelta | None:
+        """How long a call to Higgsfield may take, retries included (None: older runs)."""
+        if not self._bounded:
+            return None
+        return max(deadline - workflow.now(), AFTER_DEADLINE)
+
+    async def _finishing(self, ending: Coroutine[Any, Any, GenerationResult]) -> GenerationResult:
+        """Write the end even if a cancel arrives meanwhile: the row must be final."""
+        return await (despite_cancel(ending) if self._bounded else ending)
 
     async def _submit(self, deadline: datetime) -> None:
         # A cancel that arrives while the submit runs (or in the same task as its result)
@@ -140,6 +213,7 @@ class Generation:
             GenerationRef(generation_id=self._request.generation_id),
             start_to_close_timeout=API_TIMEOUT,
             heartbeat_timeout=SUBMIT_HEARTBEAT,
+            schedule_to_close_timeout=self._time_left(deadline),
             retry_policy=SUBMIT_RETRY,
             summary="submit to Higgsfield (once)",
         )
@@ -182,13 +256,19 @@ class Generation:
                 raise DeadlinePassed
             polls += 1
             self._hints_read = self._hints
-            checked = await workflow.execute_activity_method(
-                GenerationActivities.check_generation,
-                self._ref(),
-                start_to_close_timeout=API_TIMEOUT,
-                retry_policy=API_RETRY,
-                summary="read status from Higgsfield",
-            )
+            try:
+                checked = await workflow.execute_activity_method(
+                    GenerationActivities.check_generation,
+                    self._ref(),
+                    start_to_close_timeout=API_TIMEOUT,
+                    schedule_to_close_timeout=self._time_left(deadline),
+                    retry_policy=API_RETRY,
+                    summary="read status from Higgsfield",
+                )
+            except ActivityError as failure:
+                if self._bounded and out_of_time(failure):
+                    raise DeadlinePassed from None  # still failing at the deadline
+                raise
             self._set_status(checked.status)
 
     async def _wait(self, done: Any, until: datetime, what: str) -> bool:
@@ -216,13 +296,21 @@ class Generation:
                 self._set_status("queued")
         if self._request_id is None:
             return await self._end("cancelled", why)
-        outcome = await workflow.execute_activity_method(
-            GenerationActivities.cancel_on_higgsfield,
-            self._ref(),
-            start_to_close_timeout=API_TIMEOUT,
-            retry_policy=API_RETRY,
-            summary="cancel on Higgsfield",
-        )
+        try:
+            outcome = await workflow.execute_activity_method(
+                GenerationActivities.cancel_on_higgsfield,
+                self._ref(),
+                start_to_close_timeout=API_TIMEOUT,
+                schedule_to_close_timeout=self._time_left(deadline),
+                retry_policy=API_RETRY,
+                summary="cancel on Higgsfield",
+            )
+        except ActivityError as failure:
+            if not self._bounded:
+                raise
+            why = f"cancelled on request; cancelling it on Higgsfield failed: {_reason(failure)}"
+            await self._end("cancelled", why)
+            raise asyncio.CancelledError from None
         if outcome.cancelled:
             await self._end("cancelled", "cancelled on request (and on Higgsfield)")
             raise asyncio.CancelledError
@@ -241,6 +329,11 @@ class Generation:
             await self._follow(deadline)
         except DeadlinePassed:
             return await self._give_up(f"did not finish within {self._request.deadline}")
+        except ActivityError as failure:
+            if not self._bounded:
+                raise
+            return await self._end("failed", _reason(failure))
+        await self._wake_waiters()
         return GenerationResult(
             generation_id=self._request.generation_id,
             status=self._status,
@@ -250,13 +343,21 @@ class Generation:
 
     async def _give_up(self, why: str) -> GenerationResult:
         if self._request_id is not None:
-            outcome = await workflow.execute_activity_method(
-                GenerationActivities.cancel_on_higgsfield,
-                self._ref(),
-                start_to_close_timeout=API_TIMEOUT,
-                retry_policy=API_RETRY,
-                summary="cancel on Higgsfield (deadline)",
-            )
+            try:
+                outcome = await workflow.execute_activity_method(
+                    GenerationActivities.cancel_on_higgsfield,
+                    self._ref(),
+                    start_to_close_timeout=API_TIMEOUT,
+                    schedule_to_close_timeout=AFTER_DEADLINE if self._bounded else None,
+                    retry_policy=API_RETRY,
+                    summary="cancel on Higgsfield (deadline)",
+                )
+            except ActivityError as failure:
+                if not self._bounded:
+                    raise
+                return await self._end(
+                    "failed", f"{why}; cancelling it on Higgsfield failed: {_reason(failure)}"
+                )
             why += (
                 "; cancelled on Higgsfield"
                 if outcome.cancelled
@@ -276,6 +377,7 @@ class Generation:
         )
         self._set_status(status)
         self._show(why)
+        await self._wake_waiters()
         return GenerationResult(
             generation_id=self._request.generation_id,
             status=status,
@@ -311,6 +413,14 @@ class Generation:
             return
         self._hint = hint
         self._hints += 1
+
+    @workflow.signal(
+        name=SLOT_FREED,
+        description="A generation of the same user freed a concurrency slot: try to take it.",
+    )
+    def slot_freed(self) -> None:
+        """Wake the wait for a slot."""
+        self._slot_wakes += 1
 
     @workflow.query(name="status", description="The generation's status and Higgsfield request.")
     def status(self) -> GenerationResult:

@@ -8,12 +8,16 @@ ScheduleReconcile keeps one schedule per connection in step with platform_connec
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
+
+from workflows.ending import despite_cancel, handlers_done, out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.metric_sync import (
@@ -27,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ScheduleActivities,
         SyncOpened,
     )
+    from activities.sweep import SweepActivities, SweepInput, SweepResult
     from workflows.models.metric_sync import (
         MetricSyncInput,
         MetricSyncResult,
@@ -53,6 +58,14 @@ PULL_RETRY = RetryPolicy(
 )
 RECONCILE_TIMEOUT = timedelta(minutes=2)
 RECONCILE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
+SWEEP_TIMEOUT = timedelta(minutes=3)
+SWEEP_HEARTBEAT = timedelta(seconds=30)
+SWEEP_RETRY = RetryPolicy(maximum_attempts=2)
+# workflow.patched ids. A sync ends by its own deadline and closes its log whatever ends
+# it: a cancel is logged failed with the reason "cancelled". Older runs replay as they ran.
+SYNC_CLOSES_ITS_LOG = "sync-closes-its-log"
+# The reconcile also sweeps the rows of workflows that ended without closing them.
+RECONCILE_SWEEPS = "reconcile-sweeps"
 
 
 @workflow.defn(name="MetricSync", failure_exception_types=[ValidationError])
@@ -62,8 +75,17 @@ class MetricSync:
     @workflow.run
     async def run(self, request: MetricSyncInput) -> MetricSyncResult:
         """Open the log, pull, close; a failed sync fails the workflow after closing its log."""
+        # Not in a finally: a run evicted from the cache is closed outside its event loop.
+        result = await self._run(request)
+        await handlers_done()
+        return result
+
+    async def _run(self, request: MetricSyncInput) -> MetricSyncResult:
         workflow.upsert_search_attributes([CONNECTION_ID.value_set(str(request.connection_id))])
-        opened = await workflow.execute_local_activity_method(
+        closes_its_log = workflow.patched(SYNC_CLOSES_ITS_LOG)
+        deadline = workflow.now() + request.deadline
+        cancelled = False
+        opening = workflow.start_local_activity_method(
             MetricSyncActivities.open_metric_sync,
             OpenSyncInput(
                 sync_id=workflow.uuid4(),
@@ -75,32 +97,59 @@ class MetricSync:
             retry_policy=DB_RETRY,
             summary="open sync log",
         )
+        if closes_its_log:
+            try:  # a cancel while the log opens: the log is opened, then closed as cancelled
+                opened = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                opened, cancelled = await opening, True
+        else:
+            opened = await opening
         workflow.upsert_search_attributes([PLATFORM.value_set(opened.platform)])
         self._show(opened, "pulling")
         pulled: PullResult | None = None
         error: str | None = None
-        try:
-            pulled = await workflow.execute_activity_method(
-                MetricSyncActivities.pull_metrics,
-                PullInput(
-                    sync_id=opened.sync_id,
-                    connection_id=request.connection_id,
-                    since=opened.since,
-                    until=opened.until,
-                ),
-                start_to_close_timeout=PULL_TIMEOUT,
-                heartbeat_timeout=PULL_HEARTBEAT,
-                retry_policy=PULL_RETRY,
-                summary=f"pull {opened.platform} {opened.since}..{opened.until}",
-            )
-        except ActivityError as failure:
-            error = _failure_reason(failure)
+        left = deadline - workflow.now()
+        if cancelled:
+            error = "cancelled"
+        elif closes_its_log and left <= timedelta(0):
+            error = f"did not finish within {request.deadline}"
+        else:
+            try:
+                pulled = await workflow.execute_activity_method(
+                    MetricSyncActivities.pull_metrics,
+                    PullInput(
+                        sync_id=opened.sync_id,
+                        connection_id=request.connection_id,
+                        since=opened.since,
+                        until=opened.until,
+                    ),
+                    start_to_close_timeout=PULL_TIMEOUT,
+                    heartbeat_timeout=PULL_HEARTBEAT,
+                    # The deadline bounds every attempt and every wait between them.
+                    schedule_to_close_timeout=left if closes_its_log else None,
+                    retry_policy=PULL_RETRY,
+                    # A cancel waits for the pull to stop writing before the log is closed.
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                    if closes_its_log
+                    else ActivityCancellationType.TRY_CANCEL,
+                    summary=f"pull {opened.platform} {opened.since}..{opened.until}",
+                )
+            except ActivityError as failure:
+                error = _failure_reason(failure)
+                if closes_its_log and is_cancelled_exception(failure):
+                    error, cancelled = "cancelled", True
+                elif closes_its_log and out_of_time(failure):
+                    error = f"did not finish within {request.deadline}"
+            except asyncio.CancelledError:
+                if not closes_its_log:
+                    raise
+                error, cancelled = "cancelled", True
         status: SyncStatus = "success"
         if error:
             status = "failed"
         elif pulled is not None and pulled.failures:
             status = "partial"
-        await workflow.execute_local_activity_method(
+        closing = workflow.start_local_activity_method(
             MetricSyncActivities.close_metric_sync,
             CloseSyncInput(
                 sync_id=opened.sync_id,
@@ -115,8 +164,11 @@ class MetricSync:
             retry_policy=DB_RETRY,
             summary=f"sync {status}",
         )
+        await (despite_cancel(closing) if closes_its_log else closing)
         workflow.upsert_search_attributes([SYNC_OUTCOME.value_set(status)])
         self._show(opened, status, pulled, error)
+        if cancelled:
+            raise asyncio.CancelledError
         if error:
             raise ApplicationError(
                 f"metric sync failed: {error}", type="MetricSyncFailed", non_retryable=True
@@ -166,7 +218,13 @@ class ScheduleReconcile:
 
     @workflow.run
     async def run(self, request: ScheduleReconcileInput) -> ReconcileResult:
-        """Reconcile once and show what changed."""
+        """Reconcile once (and sweep), and show what changed."""
+        # Not in a finally: a run evicted from the cache is closed outside its event loop.
+        result = await self._run(request)
+        await handlers_done()
+        return result
+
+    async def _run(self, request: ScheduleReconcileInput) -> ReconcileResult:
         result = await workflow.execute_activity_method(
             ScheduleActivities.reconcile_metric_schedules,
             ReconcileInput(task_queue=request.task_queue or workflow.info().task_queue),
@@ -174,8 +232,28 @@ class ScheduleReconcile:
             retry_policy=RECONCILE_RETRY,
             summary="reconcile metric-sync schedules",
         )
-        workflow.set_current_details(f"Schedules: {result.summary()}")
+        details = f"Schedules: {result.summary()}"
+        if workflow.patched(RECONCILE_SWEEPS):
+            swept = await self._sweep()
+            details += f"\n\nSweep: {swept.summary() if swept else 'failed; next run retries'}"
+        workflow.set_current_details(details)
         return result
+
+    async def _sweep(self) -> SweepResult | None:
+        """Close the rows of workflows that ended without closing them (terminated, timed
+        out): their own code can no longer do it."""
+        try:
+            return await workflow.execute_activity_method(
+                SweepActivities.sweep_ended_workflows,
+                SweepInput(),
+                start_to_close_timeout=SWEEP_TIMEOUT,
+                heartbeat_timeout=SWEEP_HEARTBEAT,
+                retry_policy=SWEEP_RETRY,
+                summary="close rows of ended workflows",
+            )
+        except ActivityError as failure:
+            workflow.logger.warning("sweep failed", exc_info=failure)
+            return None
 
 
 def _failure_reason(failure: ActivityError) -> str:

@@ -38,6 +38,13 @@ WHERE job_id = %(job_id)s AND step_index = %(step_index)s
   AND status IN ('pending', 'running')
 RETURNING *
 
+-- name: close_open_steps
+-- A job ended: steps that never ran are skipped, one cut off while running failed.
+UPDATE public.job_steps
+SET status = CASE status WHEN 'pending' THEN 'skipped' ELSE 'failed' END,
+    error = coalesce(error, %(reason)s), finished_at = now()
+WHERE job_id = %(job_id)s AND status IN ('pending', 'running')
+
 -- name: get_step
 -- One step of a job.
 SELECT * FROM public.job_steps WHERE job_id = %(job_id)s AND step_index = %(step_index)s

@@ -16,7 +16,9 @@ from tests.waiting import eventually
 from workers.keys import Keyring, MasterKey, credential_box
 from workers.starters import start_generation
 from workers.worker import open_services
+from workflows.generation_batch import GenerationBatch
 from workflows.models.generation import GenerationInput
+from workflows.models.generation_batch import GenerationBatchInput
 
 HF_KEY = "hf_key_id:hf_key_secret_value"
 
@@ -51,6 +53,16 @@ async def start(stack: Stack, user_id: uuid.UUID, prompt: str, **fields: Any) ->
         generation_id=uuid.uuid4(), user_id=user_id, prompt_text=prompt, **fields
     )
     return request, await start_generation(stack.client, stack.settings, request)
+
+
+async def start_batch(stack: Stack, batch: GenerationBatchInput) -> Any:
+    """Start a GenerationBatch (``generation-batch-<batch id>``) on the stack's queue."""
+    return await stack.client.start_workflow(
+        GenerationBatch.run,
+        batch,
+        id=f"generation-batch-{batch.batch_id}",
+        task_queue=stack.settings.temporal_task_queue,
+    )
 
 
 async def generation_row(stack: Stack, generation_id: uuid.UUID) -> dict[str, Any]:

@@ -11,10 +11,9 @@ from datetime import timedelta
 from temporalio.testing import WorkflowEnvironment
 
 from tests.faults import fail_first_update, failures_injected
-from tests.generations.helpers import generation_row, start, user_with_key
+from tests.generations.helpers import generation_row, start, start_batch, user_with_key
 from tests.harness import running_stack
 from tests.history_recording import record_history
-from workflows.generation_batch import GenerationBatch
 from workflows.models.generation_batch import BatchPrompt, GenerationBatchInput
 
 
@@ -79,12 +78,7 @@ async def test_batch_respects_the_per_user_concurrency_limit(
             user_id=user_id,
             prompts=[BatchPrompt(prompt_text=f"variation {i}") for i in range(5)],
         )
-        handle = await stack.client.start_workflow(
-            GenerationBatch.run,
-            batch,
-            id=f"generation-batch-{batch.batch_id}",
-            task_queue=task_queue,
-        )
+        handle = await start_batch(stack, batch)
         result = await handle.result()
         await record_history(handle, "generation_batch")
         assert [r.status for r in result.results] == ["completed"] * 5

@@ -17,6 +17,7 @@ from activities.metric_sync import credentials_context
 from db import metrics
 from db.metrics import ConnectionRow, Platform
 from tests.harness import Stack
+from tests.waiting import eventually
 from workers.keys import credential_box
 from workers.schedules import schedule_id, start_backfill
 
@@ -111,6 +112,16 @@ async def sync_log(stack: Stack, workflow_id: str) -> dict[str, Any]:
     )
     assert row is not None, f"no sync log for {workflow_id}"
     return row
+
+
+async def sync_log_opened(stack: Stack, workflow_id: str) -> None:
+    """Wait until the sync of ``workflow_id`` has opened its log."""
+    await eventually(
+        lambda: stack.fetchrow(
+            "SELECT 1 AS open FROM metric_sync_logs WHERE temporal_workflow_id = %s", workflow_id
+        ),
+        what=f"the sync log of {workflow_id}",
+    )
 
 
 async def backfill(

@@ -203,6 +203,7 @@ async def check_outcomes(
     await check_generations(stack, results, size)
     await check_syncs(stack, work, results)
     await check_transition_log(stack, work)
+    await check_no_open_rows(stack)
 
 
 async def check_jobs(stack: Stack, work: Work, results: dict[str, Any], approver: Approver) -> None:
@@ -275,6 +276,24 @@ async def check_syncs(stack: Stack, work: Work, results: dict[str, Any]) -> None
         expected = expected_meta(stack, account, SINCE, UNTIL)
         assert len(stored) == len(set(stored)) == len(expected)
         assert set(stored) == expected
+
+
+# Every status a row may stay in only while its workflow runs.
+OPEN_ROWS = """
+SELECT 'jobs' AS entity, id, status FROM jobs
+WHERE status IN ('pending', 'running', 'waiting_approval')
+UNION ALL SELECT 'approvals', id, status FROM approvals WHERE status = 'pending'
+UNION ALL SELECT 'job_steps', id, status FROM job_steps WHERE status IN ('pending', 'running')
+UNION ALL SELECT 'generations', id, status FROM generations
+WHERE status IN ('pending', 'submitting', 'queued', 'in_progress')
+UNION ALL SELECT 'metric_sync_logs', id, status FROM metric_sync_logs WHERE status = 'running'
+"""
+
+
+async def check_no_open_rows(stack: Stack) -> None:
+    """No row is left pending or running once every workflow has ended."""
+    left_open = await stack.fetchall(OPEN_ROWS)
+    assert not left_open, f"rows left in a non-final state: {left_open}"
 
 
 async def check_transition_log(stack: Stack, work: Work) -> None:

@@ -43,6 +43,7 @@ class AgentJobResult(BaseModel):
     status: JobOutcome
     reason: str | None = None
     steps: list[StepResult]
+    warnings: list[str] = []  # what went wrong without changing the outcome (session release)
 
 
 class JobProgress(BaseModel):

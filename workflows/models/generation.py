@@ -9,6 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, Field, model_validator
 
 DEFAULT_TIER_LIMITS = {"free": 1, "basic": 2, "pro": 4, "enterprise": 8}
+# A generation ends by its deadline; waiting this long for a slot stays a small history.
+MAX_DEADLINE = timedelta(days=7)
+SLOT_FREED = "slot_freed"  # the signal a generation that frees a slot sends its user's waiters
 
 
 class GenerationInput(BaseModel):
@@ -20,7 +23,7 @@ class GenerationInput(BaseModel):
     prompt_text: Annotated[str | None, Field(max_length=4000)] = None
     model: Annotated[str, Field(min_length=1, max_length=200)] = "soul"
     settings: dict[str, Any] = {}
-    deadline: timedelta = timedelta(hours=1)
+    deadline: Annotated[timedelta, Field(gt=timedelta(0), le=MAX_DEADLINE)] = timedelta(hours=1)
     tier_limits: dict[str, int] = DEFAULT_TIER_LIMITS
     batch_id: UUID | None = None
 

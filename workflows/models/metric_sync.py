@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal
+from datetime import date, timedelta
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 SyncStatus = Literal["success", "partial", "failed"]
+# A sync ends by its own deadline, with time to close its log before a schedule's execution
+# timeout (6 h, workers/schedules.py) would terminate it without cleanup.
+SYNC_DEADLINE = timedelta(hours=5)
+MAX_SYNC_DEADLINE = timedelta(days=1)
 
 
 class MetricSyncInput(BaseModel):
@@ -17,6 +21,7 @@ class MetricSyncInput(BaseModel):
     connection_id: UUID
     window_start: date | None = None
     window_end: date | None = None
+    deadline: Annotated[timedelta, Field(gt=timedelta(0), le=MAX_SYNC_DEADLINE)] = SYNC_DEADLINE
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> MetricSyncInput:

@@ -1,0 +1,41 @@
+"""How a run ends cleanly: its end written despite a late cancel, calls that ran out of
+their deadline recognised, and its handlers let finish before it completes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, RetryState
+from temporalio.exceptions import TimeoutError as CallTimedOut
+
+T = TypeVar("T")
+
+
+async def despite_cancel(ending: Awaitable[T]) -> T:
+    """Await ``ending`` (the writes that make a run's rows final) to its end even if a
+    cancel arrives meanwhile: the late cancel is noted, not obeyed."""
+    task = asyncio.ensure_future(ending)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise  # the ending itself was cancelled (eviction): nothing to wait for
+            workflow.logger.info("cancel requested while the run was ending; ending first")
+
+
+def out_of_time(failure: ActivityError) -> bool:
+    """The call ran out of the time its schedule-to-close bound gave it, retries included
+    (timed out, or a next attempt would have started past it)."""
+    return isinstance(failure.cause, CallTimedOut) or failure.retry_state == RetryState.TIMEOUT
+
+
+async def handlers_done() -> None:
+    """Wait until every signal and update handler has returned, so none is cut off by the
+    end of the run (an update's caller gets its answer instead of an error). Call it after
+    the run's body, not in a ``finally``: an evicted run is closed outside its event loop."""
+    if not workflow.all_handlers_finished():
+        await workflow.wait_condition(workflow.all_handlers_finished)
