@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # A cached run with no activation for this long (a job parked at an approval gate)
     # is evicted; its next task replays it. None: runs leave the cache only by its LRU.
     worker_idle_eviction_seconds: float | None = Field(default=300.0, gt=0)
+    # The worker's patches of temporalio internals (workers/sdk_internals): auto turns them
+    # on for the temporalio versions they were verified on; off runs the SDK as shipped.
+    worker_sdk_patches: Literal["auto", "off"] = "auto"
     # Activity slots beyond a few are handed out only while the machine's CPU is below
     # this fraction, so workflow tasks (a person's approval resuming a job) are not queued
     # behind activities on a saturated machine. None: always max_concurrent_activities.
