@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # Logging.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal
 
     # Approval gates.
     approval_token_secret: SecretStr | None = None
