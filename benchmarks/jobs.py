@@ -283,6 +283,9 @@ async def parked_memory(
     parked_mb = max(samples)
     settled_mb = None
     idle_eviction = stack.settings.worker_idle_eviction_seconds
+    override = (worker_env or {}).get("WORKER_IDLE_EVICTION_SECONDS")
+    if override is not None:  # this worker's own (empty: off)
+        idle_eviction = float(override) if override else None
     if idle_eviction is not None:
         # Every parked run idle past the eviction age and evicted by a sweep; the core
         # drops a run after the sweep that asked, so the collection and the trim come

@@ -8,9 +8,11 @@ the server slows as its file grows:
 
 1. agent jobs approved by emailed replies, through ``orchestrator worker`` with
    ``WORKER_SDK_PATCHES`` auto (on) or off: jobs/s and CPU ms per job by process;
-2. a fresh worker of the same mode with jobs parked at their gates: RSS idle, when the
-   last parked, and after ``--idle-eviction`` seconds and the sweeps (off: nothing is
-   evicted); then every job resumed by its reply: CPU ms per job (an evicted run replays).
+2. a fresh worker of the same mode, with ``WORKER_IDLE_EVICTION_SECONDS`` at
+   ``--idle-eviction`` (1. runs at the default, 300 s, so no run waiting for an activity
+   slot is evicted), with jobs parked at their gates: RSS idle, when the last parked, and
+   after the idle time and the sweeps (off: nothing is evicted); then every job resumed
+   by its reply: CPU ms per job (an evicted run replays).
 
 In this process, in rounds that alternate the order as well:
 
@@ -32,6 +34,7 @@ import gc
 import importlib.util
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -79,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replays", type=int, default=40, help="replays per variant (3)")
     parser.add_argument("--imports", type=int, default=50, help="fresh module sets (4)")
     parser.add_argument(
-        "--idle-eviction", type=float, default=20.0, help="WORKER_IDLE_EVICTION_SECONDS (2)"
+        "--idle-eviction", type=float, default=30.0, help="WORKER_IDLE_EVICTION_SECONDS (2)"
     )
     parser.add_argument("--out", type=Path, default=Path("patches-results.json"))
     args = parser.parse_args(argv)
@@ -92,9 +95,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every part, round by round; the raw figures."""
     if not sdk_patches("auto").enabled:
         raise SystemExit(f"the SDK patches are off on temporalio {TEMPORALIO_VERSION}")
-    worker_settings = {"worker_idle_eviction_seconds": str(args.idle_eviction)}
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    # SIGTERM cancels the run so the stack it started is stopped (SIGINT already does).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     out: dict[str, Any] = {"temporalio": TEMPORALIO_VERSION, "cpus": os.cpu_count()}
-    async with bench_stack(worker_settings=worker_settings) as stack:
+    async with bench_stack() as stack:
         desk = ReplyDesk(stack)
         histories = await _histories(stack, desk)
         worker: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
@@ -148,7 +154,8 @@ async def _worker_round(
     await wait_all(handles, stack.check_workers)
     jobs = await with_cpu(stack, jobs_throughput(stack, desk, args.jobs), args.jobs)
     jobs.pop("job_ids")
-    parked = await parked_memory(stack, desk, args.parked, env)
+    parked_env = env | {"WORKER_IDLE_EVICTION_SECONDS": f"{args.idle_eviction:g}"}
+    parked = await parked_memory(stack, desk, args.parked, parked_env)
     return {"jobs": jobs, "parked": parked, "load_start": load, "load_end": os.getloadavg()[0]}
 
 
