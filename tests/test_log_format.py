@@ -26,11 +26,12 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
     monkeypatch.setattr(worker_logging, "_SECRETS", type(worker_logging._SECRETS)())
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    structlog.reset_defaults()
+    structlog.configure(**config)
 
 
 def _terminal() -> tuple[IO[str], int]:
