@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -260,13 +261,14 @@ async def reply_latency(
     }
 
 
-async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[str, Any]:
-    """A fresh worker, ``count`` jobs parked at their gates: its RSS when the last one parked
-    and once the worker has evicted the idle runs; then resume them all."""
+async def parked_memory(
+    stack: BenchStack, desk: ReplyDesk, count: int, worker_env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A fresh worker (with ``worker_env``), ``count`` jobs parked at their gates: its RSS when
+    the last one parked and once the worker has evicted the idle runs; then resume them all."""
     await stack.stop_worker("ours")
-    stack.start_worker("ours")
-    await asyncio.sleep(3)  # imports done, polling
-    idle_mb = stack.worker_rss_mb()
+    stack.start_worker("ours", dict(worker_env or {}))
+    idle_mb = await _settled_rss(stack)  # imports done, polling
     peak = [idle_mb]
     sampling = asyncio.create_task(_sample_rss(stack, peak))
     started = time.time()
@@ -281,6 +283,9 @@ async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[
     parked_mb = max(samples)
     settled_mb = None
     idle_eviction = stack.settings.worker_idle_eviction_seconds
+    override = (worker_env or {}).get("WORKER_IDLE_EVICTION_SECONDS")
+    if override is not None:  # this worker's own (empty: off)
+        idle_eviction = float(override) if override else None
     if idle_eviction is not None:
         # Every parked run idle past the eviction age and evicted by a sweep; the core
         # drops a run after the sweep that asked, so the collection and the trim come
@@ -288,9 +293,11 @@ async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[
         await asyncio.sleep(idle_eviction + 2 * sweep_interval(idle_eviction) + 5)
         settled_mb = stack.worker_rss_mb()
     resume_started = time.time()
+    cpu_before = stack.cpu_seconds()
     replies = [asyncio.ensure_future(desk.reply(e, a)) for e, a in emails]
     failed, ended = await wait_all(handles, stack.check_workers)
     await asyncio.gather(*replies)
+    cpu_after = stack.cpu_seconds()
     sampling.cancel()
     resume_s = ended - resume_started
     return {
@@ -305,7 +312,26 @@ async def parked_memory(stack: BenchStack, desk: ReplyDesk, count: int) -> dict[
         "park_seconds": round(parked_s, 2),
         "resume_seconds": round(resume_s, 2),
         "resumed_per_s": rate(count - failed, resume_s),
+        # CPU per resumed job (its reply, the rest of the job, and a replay if evicted).
+        "resume_cpu_ms_per_job": {
+            name: round((used - cpu_before.get(name, 0.0)) * 1000 / count, 1)
+            for name, used in cpu_after.items()
+        },
     }
+
+
+async def _settled_rss(stack: BenchStack, *, at_least: float = 3.0, at_most: float = 60.0) -> float:
+    """The worker's RSS once it stops growing (a loaded machine takes a while to import)."""
+    started = time.monotonic()
+    await asyncio.sleep(at_least)
+    last = stack.worker_rss_mb()
+    while time.monotonic() - started < at_most:
+        await asyncio.sleep(1)
+        now = stack.worker_rss_mb()
+        if abs(now - last) < 0.5:
+            return now
+        last = now
+    return last
 
 
 async def _sample_rss(stack: BenchStack, peak: list[float]) -> None:

@@ -2,8 +2,9 @@
 
 It runs the baseline on its own task queue with the same tuning as ours (which the
 benchmark runs as ``orchestrator worker``), configured from the environment. Its workflow
-runner is the SDK's own sandbox, or ours (``workers/sandbox_runner.py``) when
-``BENCH_BARE_RUNNER=ours``: the benchmark measures the baseline both ways.
+runner is the SDK's own sandbox, or ours (the compiled sandbox runner of
+``workers/sdk_internals``, where the SDK patches apply) when ``BENCH_BARE_RUNNER=ours``:
+the benchmark measures the baseline both ways.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import signal
 from datetime import timedelta
 
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, bare_noop, bare_notify
 from workers.cli import exit_without_teardown
 from workers.logging import configure_logging
-from workers.sandbox_runner import CompiledSandboxRunner
+from workers.sdk_internals import sdk_patches
 from workers.settings import Settings, load_settings
 from workers.temporal import connect_client
 from workers.worker import worker_tuner
@@ -35,11 +35,9 @@ async def run_bare(settings: Settings) -> None:
         task_queue=BARE_TASK_QUEUE,
         workflows=[BareJob],
         activities=[bare_noop, bare_notify],
-        workflow_runner=(
-            CompiledSandboxRunner()
-            if os.environ.get(RUNNER_ENV) == "ours"
-            else SandboxedWorkflowRunner()
-        ),
+        workflow_runner=sdk_patches(
+            "auto" if os.environ.get(RUNNER_ENV) == "ours" else "off"
+        ).workflow_runner(),
         tuner=worker_tuner(settings),
         max_cached_workflows=settings.worker_sticky_cache_size,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),

@@ -4,12 +4,14 @@ time-skipping test server, all from wheels; nothing downloads at run time."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
@@ -22,6 +24,10 @@ from workers.temporal import register_search_attributes
 from workflows.search_attributes import ALL_KEYS
 
 TEMPLATE_DB = "orchestrator_template"
+
+# structlog's defaults print to stdout, where tests read what CLI commands print: the logs
+# of the workers these tests run in-process go to stderr, as a configured process's do.
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

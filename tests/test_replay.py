@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.encryption import CONVERTER
-from workers.sandbox_runner import CompiledSandboxRunner
+from workers.sdk_internals.compiled_sandbox import CompiledSandboxRunner
 from workers.worker import ALL_WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -48,7 +48,7 @@ LIMIT 1
 
 
 def demo_job_request(job_id: uuid.UUID | None = None) -> AgentJobInput:
-    """The demo job of ``examples/demo-job.json`` with a fresh job id."""
+    """The demo job of ``workers/demo-job.json`` with a fresh job id."""
     text = resources.files("workers").joinpath("demo-job.json").read_text()
     data = json.loads(text)
     data["job_id"] = str(job_id or uuid.uuid4())

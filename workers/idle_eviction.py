@@ -21,8 +21,10 @@ it per run that left), and then trims the C heap, so pages the C allocator freed
 to the OS. Memory on pages still partly used stays with the process (README, Performance:
 RSS follows the high-water mark of cached runs, not their current count).
 
-The request goes through the worker's private ``_bridge_worker``: temporalio is pinned,
-and ``tests/workflows/test_idle_eviction.py`` fails if that changes in an upgrade.
+The runs' activity is read through the SDK's public runner interface
+(:class:`TrackingRunner` wraps the worker's runner). The eviction request goes through
+the worker's private ``_bridge_worker``, so it lives behind :mod:`workers.sdk_internals`,
+and the worker evicts idle runs only where those patches are on.
 """
 
 from __future__ import annotations
@@ -34,13 +36,18 @@ import ctypes.util
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from temporalio.bridge.proto.workflow_activation import WorkflowActivation
+from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.converter import SerializationContext, StorageDriverStoreContext
+from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
+from temporalio.workflow import Info
 
 from workers.logging import get_logger
+from workers.sdk_internals import request_eviction
 
 log = get_logger("workers.idle_eviction")
 
@@ -133,6 +140,69 @@ class CachedRuns:
             return len(self._last_active)
 
 
+class TrackingRunner(WorkflowRunner):
+    """A workflow runner that tells :class:`CachedRuns` when each run of ``inner`` was
+    active and when it left the cache (SDK's public runner interface only)."""
+
+    def __init__(self, inner: WorkflowRunner, runs: CachedRuns) -> None:
+        self.inner = inner
+        self.runs = runs
+
+    def prepare_workflow(self, defn: Any) -> None:
+        """Prepare as ``inner`` does (a validation instance: never activated, not tracked)."""
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        """``inner``'s instance, its activations recorded."""
+        return _TrackedInstance(self.inner.create_instance(det), self.runs)
+
+    def set_worker_level_failure_exception_types(
+        self, types: Sequence[type[BaseException]]
+    ) -> None:
+        """Passed on to ``inner``."""
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+class _TrackedInstance(WorkflowInstance):
+    """One run of the inner runner; each activation is recorded after it completes."""
+
+    def __init__(self, inner: WorkflowInstance, runs: CachedRuns) -> None:
+        self.inner = inner
+        self.runs = runs
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        completion = self.inner.activate(act)
+        if any(job.HasField("remove_from_cache") for job in act.jobs):
+            self.runs.dropped(act.run_id)
+        else:
+            self.runs.activated(
+                act.run_id,
+                scheduled_local=[
+                    c.schedule_local_activity.seq
+                    for c in completion.successful.commands
+                    if c.HasField("schedule_local_activity")
+                ],
+                resolved_local=[
+                    job.resolve_activity.seq
+                    for job in act.jobs
+                    if job.HasField("resolve_activity") and job.resolve_activity.is_local
+                ],
+            )
+        return completion
+
+    def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
+        return self.inner.get_serialization_context(command_info)
+
+    def get_external_store_context(self, command_info: Any) -> StorageDriverStoreContext:
+        return self.inner.get_external_store_context(command_info)
+
+    def get_info(self) -> Info:
+        return self.inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self.inner.get_thread_id()
+
+
 def _malloc_trim() -> Callable[[], None] | None:
     """glibc's ``malloc_trim(0)``, or None where the C library has none (musl, macOS)."""
     name = ctypes.util.find_library("c")
@@ -193,9 +263,7 @@ class EvictingWorker(Worker):
             idle = self.cached_runs.take_idle(idle_eviction)
             try:
                 for run_id in idle:
-                    # The core evicts once any activation in flight is done, as for an LRU
-                    # eviction; the server does not know, and the next task replays the run.
-                    self._bridge_worker.request_workflow_eviction(run_id)
+                    request_eviction(self, run_id)
             except Exception:  # a saving, never a reason to stop the worker
                 log.exception("idle eviction failed; runs now leave the cache by its LRU only")
                 return

@@ -66,7 +66,8 @@ class RedactingFormatter(structlog.stdlib.ProcessorFormatter):
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Route structlog and stdlib logging (temporalio's too) through one JSON renderer."""
+    """Route structlog and stdlib logging (temporalio's too) through one renderer: JSON, or
+    readable lines for a person (``fmt`` console, or auto on a terminal)."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -75,11 +76,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         structlog.stdlib.ExtraAdder(),
         redact_secrets,
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer = _renderer(fmt, sys.stderr)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -106,6 +103,17 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     # also in the message text.
     activity.logger.activity_info_on_message = False
     workflow.logger.workflow_info_on_message = False
+
+
+def _renderer(fmt: str, stream: Any) -> Any:
+    """structlog's console renderer for ``console``, and for ``auto`` when the stream is a
+    terminal (coloured there); JSON everywhere else (files, pipes, log collectors)."""
+    if fmt not in ("auto", "json", "console"):
+        raise ValueError(f"log format must be auto, json or console, not {fmt!r}")
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    if fmt == "console" or (fmt == "auto" and tty):
+        return structlog.dev.ConsoleRenderer(colors=tty)
+    return structlog.processors.JSONRenderer()
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # A cached run with no activation for this long (a job parked at an approval gate)
     # is evicted; its next task replays it. None: runs leave the cache only by its LRU.
     worker_idle_eviction_seconds: float | None = Field(default=300.0, gt=0)
+    # The worker's patches of temporalio internals (workers/sdk_internals): auto turns them
+    # on for the temporalio versions they were verified on; off runs the SDK as shipped.
+    worker_sdk_patches: Literal["auto", "off"] = "auto"
     # Activity slots beyond a few are handed out only while the machine's CPU is below
     # this fraction, so workflow tasks (a person's approval resuming a job) are not queued
     # behind activities on a saturated machine. None: always max_concurrent_activities.
@@ -85,7 +88,7 @@ class Settings(BaseSettings):
 
     # Logging.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal
 
     # Encryption. Every key (payloads, credentials, approval and webhook tokens) is derived
     # from the master key (workers/keys.py); earlier master keys still decrypt and verify.

@@ -3,8 +3,9 @@
 Temporal's sandbox imports each workflow module afresh for every workflow run it keeps in
 its cache, so module state is never shared between runs. The module body still runs once
 per run (new classes, new functions); only the code objects it runs, which are immutable,
-need not be unmarshalled again from the ``.pyc`` each time. Measured: ~50 KB of worker
-memory per cached workflow.
+need not be unmarshalled again from the ``.pyc`` each time (README, Performance: "What
+the SDK patches buy"). The worker installs it only with the SDK patches on
+(:mod:`workers.sdk_internals`).
 """
 
 from __future__ import annotations
@@ -57,3 +58,15 @@ def install() -> None:
     """Share the workflow modules' code from now on (idempotent)."""
     if _SharedCodeFinder not in sys.meta_path:
         sys.meta_path.insert(0, _SharedCodeFinder)
+
+
+def uninstall() -> None:
+    """Load workflow modules as Python does again, and forget the shared code."""
+    while _SharedCodeFinder in sys.meta_path:
+        sys.meta_path.remove(_SharedCodeFinder)
+    _SharedCodeLoader._codes.clear()
+
+
+def installed() -> bool:
+    """Whether workflow modules share their code now."""
+    return _SharedCodeFinder in sys.meta_path

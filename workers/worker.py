@@ -26,6 +26,7 @@ from temporalio.worker import (
     ResourceBasedSlotConfig,
     ResourceBasedSlotSupplier,
     ResourceBasedTunerConfig,
+    Worker,
     WorkerTuner,
 )
 
@@ -44,10 +45,10 @@ from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
-from workers.idle_eviction import CachedRuns, EvictingWorker
+from workers.idle_eviction import CachedRuns, EvictingWorker, TrackingRunner
 from workers.keys import Keyring, Use
 from workers.logging import configure_logging, get_logger, register_secrets
-from workers.sandbox_runner import CompiledSandboxRunner
+from workers.sdk_internals import sdk_patches
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
 from workflows.agent_job import AgentJob
@@ -257,22 +258,45 @@ def worker_tuner(settings: Settings) -> WorkerTuner:
     )
 
 
-def build_worker(client: Client, settings: Settings, services: Services) -> EvictingWorker:
-    """The worker with every workflow and activity registered."""
+def build_worker(client: Client, settings: Settings, services: Services) -> Worker:
+    """The worker with every workflow and activity registered; with the SDK patches
+    (``WORKER_SDK_PATCHES``, :mod:`workers.sdk_internals`) where they apply."""
+    options: dict[str, Any] = {
+        "task_queue": settings.temporal_task_queue,
+        "workflows": ALL_WORKFLOWS,
+        "activities": all_activities(services),
+        "interceptors": [LoggingInterceptor()],
+        "tuner": worker_tuner(settings),
+        "max_cached_workflows": settings.worker_sticky_cache_size,
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    }
+    patches = sdk_patches(settings.worker_sdk_patches)
+    runner = patches.workflow_runner()
+    idle_eviction = settings.worker_idle_eviction_seconds if patches.enabled else None
+    said = {
+        "reason": patches.reason,
+        "workflow_runner": type(runner).__name__,
+        "shared_code": patches.enabled,
+        "idle_eviction_s": idle_eviction,
+    }
+    if patches.enabled:
+        log.info("SDK patches on", **said)
+    elif settings.worker_sdk_patches == "off":
+        log.info("SDK patches off: the SDK as shipped", **said)
+    else:  # wanted, but not verified on this temporalio: worth a look
+        log.warning("SDK patches off: the SDK as shipped", **said)
+    if not patches.enabled:
+        return Worker(client, workflow_runner=runner, **options)
     shared_code.install()  # before the sandbox first imports a workflow module
+    if idle_eviction is None:
+        return Worker(client, workflow_runner=runner, **options)
     runs = CachedRuns()
     return EvictingWorker(
         client,
         runs=runs,
-        idle_eviction=settings.worker_idle_eviction_seconds,
-        task_queue=settings.temporal_task_queue,
-        workflows=ALL_WORKFLOWS,
-        activities=all_activities(services),
-        interceptors=[LoggingInterceptor()],
-        workflow_runner=CompiledSandboxRunner(runs=runs),
-        tuner=worker_tuner(settings),
-        max_cached_workflows=settings.worker_sticky_cache_size,
-        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        idle_eviction=idle_eviction,
+        workflow_runner=TrackingRunner(runner, runs),
+        **options,
     )
 
 

@@ -289,7 +289,7 @@ async def test_our_client_sends_each_users_key_through_the_shared_http_client(
         assert isinstance(await ours.status(controller.request_id), Queued | InProgress)
         with pytest.raises(HiggsfieldClientError):
             await other.status(controller.request_id)
-        await ours._client.aclose()  # a user's client closing leaves the shared one open
+        await ours.http_client.aclose()  # a user's client closing leaves the shared one open
         again = HiggsfieldClient(base_url=served[1], api_key=CREDENTIAL, http=shared)
         assert isinstance(await again.status(controller.request_id), Queued | InProgress)
     keys = [r.headers["authorization"] for r in sent]

@@ -30,7 +30,7 @@ from workers.codec import ENCODING, KEY_ID, PayloadDecryptError, data_converter
 from workers.codec_server import SESSION_COOKIE, SESSION_SECONDS, session_value
 from workers.embedded import find_binary
 from workers.keys import Keyring, MasterKey
-from workers.sandbox_runner import CompiledSandboxRunner
+from workers.sdk_internals.compiled_sandbox import CompiledSandboxRunner
 from workers.worker import ALL_WORKFLOWS
 
 UI = "http://127.0.0.1:8233"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+
 import pytest
+import temporalio.bridge.worker
+import temporalio.worker
 from temporalio.testing import WorkflowEnvironment
 
 import workers.idle_eviction
@@ -10,8 +15,20 @@ from tests.harness import running_stack
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row, reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP
-from workers.idle_eviction import CachedRuns, collect_due
+from workers.idle_eviction import CachedRuns, EvictingWorker, collect_due
 from workers.worker import build_worker, open_services
+
+# The SDK code workers/sdk_internals.request_eviction relies on (temporalio 1.35.0): the
+# worker's private bridge worker and its eviction request. A change here means: re-read
+# request_eviction against the new SDK code, then record the new digest.
+EVICTION_REQUEST = "45ae28cdbec60655"
+
+
+def test_the_sdk_eviction_request_is_unchanged() -> None:
+    request = inspect.getsource(temporalio.bridge.worker.Worker.request_workflow_eviction)
+    assert hashlib.sha256(request.encode()).hexdigest()[:16] == EVICTION_REQUEST
+    created = "self._bridge_worker = temporalio.bridge.worker.Worker.create("
+    assert created in inspect.getsource(temporalio.worker.Worker)
 
 
 class _Clock:
@@ -79,6 +96,7 @@ async def test_a_parked_job_leaves_the_cache_and_resumes_on_its_reply(
         open_services(stack.settings, stack.pool) as services,
         build_worker(temporal_env.client, stack.settings, services) as worker,
     ):
+        assert isinstance(worker, EvictingWorker)
         email = "idle@example.com"
         request, handle, sent = await waiting_job(stack, [DELETE_STEP], email)
         run_id = (await handle.describe()).run_id

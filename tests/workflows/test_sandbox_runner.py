@@ -1,4 +1,4 @@
-"""The worker's sandbox runner answers exactly as the SDK's own, and notices SDK changes."""
+"""The compiled sandbox runner answers exactly as the SDK's own, and notices SDK changes."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from temporalio.worker.workflow_sandbox import _in_sandbox, _runner
 from tests.encryption import CONVERTER
 from tests.harness import running_stack
 from tests.workflows.jobs_fixtures import SAFE_STEPS, job_request, start_job
-from workers import sandbox_runner
+from workers.sdk_internals import compiled_sandbox
 from workers.worker import ALL_WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 
-# The SDK code workers/sandbox_runner.py relies on, as it was when the runner was written
-# (temporalio 1.35.0). A change here means: re-read the runner against the new SDK code,
-# then record the new digests.
+# The SDK code workers/sdk_internals/compiled_sandbox.py relies on, as it was when the runner
+# was written (temporalio 1.35.0). A change here means: re-read the runner against the new
+# SDK code, then record the new digests (and the version in VERIFIED_TEMPORALIO).
 SDK_CODE = {
     "_Instance._create_instance": "ea6b375d467c2ff1",
     "_Instance._run_code": "78055698bee1c0d3",
@@ -41,10 +41,12 @@ def _digest(qualified: str) -> str:
 
 def test_the_sdk_code_the_runner_overrides_is_unchanged() -> None:
     changed = {name for name, digest in SDK_CODE.items() if _digest(name) != digest}
-    assert not changed, f"temporalio changed {sorted(changed)}: re-check workers/sandbox_runner.py"
+    assert not changed, (
+        f"temporalio changed {sorted(changed)}: re-check workers/sdk_internals/compiled_sandbox.py"
+    )
 
 
-class _CheckedInstance(sandbox_runner._CompiledInstance):
+class _CheckedInstance(compiled_sandbox._CompiledInstance):
     """Answers as the runner does, and records every answer the SDK's own path differs on."""
 
     differences: list[tuple[str, Any, Any]] = []
@@ -68,7 +70,7 @@ class _CheckedInstance(sandbox_runner._CompiledInstance):
             type(self).differences.append((kind, ours, sdk))
 
 
-class _CheckedRunner(sandbox_runner.CompiledSandboxRunner):
+class _CheckedRunner(compiled_sandbox.CompiledSandboxRunner):
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
         return _CheckedInstance(det, self.runner_class, self.restrictions)
 
@@ -89,11 +91,11 @@ async def test_its_contexts_equal_the_sdk_ones_on_every_recorded_history() -> No
 async def test_the_worker_runs_workflows_through_it(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    sandbox_runner._compiled.cache_clear()
+    compiled_sandbox._compiled.cache_clear()
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         request = await job_request(stack, SAFE_STEPS[:1])
         handle = await start_job(stack, request)
         assert (await handle.result()).status == "completed"
-    cached = sandbox_runner._compiled.cache_info()
+    cached = compiled_sandbox._compiled.cache_info()
     assert cached.currsize >= 2  # the import and the activation snippets
     assert cached.hits > cached.misses  # compiled once, run many times

@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 
 from tests.harness import running_stack
 from tests.workflows.collecting_workflow import CollectGarbage
-from workers.sandbox_runner import CompiledSandboxRunner
+from workers.sdk_internals.compiled_sandbox import CompiledSandboxRunner
 from workers.worker import open_services
 
 

@@ -14,11 +14,10 @@ activation still runs inside it) and changes only that:
 * the two context lookups call the sandboxed workflow instance directly: they read the
   run's info and its pending commands and build SDK dataclasses, nothing else.
 
-It also tells :class:`workers.idle_eviction.CachedRuns` when each run was last active and
-when it left the cache, for the worker's eviction of idle runs.
-
-Both override private methods of the SDK's sandbox instance. temporalio is pinned, and
-``tests/workflows/test_sandbox_runner.py`` fails when those methods change in an upgrade.
+It subclasses the SDK's private ``_Instance`` and overrides private methods: only
+:mod:`workers.sdk_internals` imports it, and only on a temporalio version the patches
+were verified on (``tests/workflows/test_sandbox_runner.py`` checks the SDK code it
+relies on).
 """
 
 from __future__ import annotations
@@ -28,15 +27,11 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
-from temporalio.bridge.proto.workflow_activation import WorkflowActivation
-from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.converter import SerializationContext, StorageDriverStoreContext
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails
 from temporalio.worker._command_aware_visitor import CommandInfo
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._runner import _Instance
-
-from workers.idle_eviction import CachedRuns
 
 
 @functools.lru_cache(maxsize=64)
@@ -48,29 +43,6 @@ def _compiled(source: str) -> CodeType:
 
 class _CompiledInstance(_Instance):
     """A sandboxed workflow run whose snippets are compiled once."""
-
-    runs: CachedRuns | None = None
-
-    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
-        completion = super().activate(act)
-        if self.runs is not None:
-            if any(job.HasField("remove_from_cache") for job in act.jobs):
-                self.runs.dropped(act.run_id)
-            else:
-                self.runs.activated(
-                    act.run_id,
-                    scheduled_local=[
-                        c.schedule_local_activity.seq
-                        for c in completion.successful.commands
-                        if c.HasField("schedule_local_activity")
-                    ],
-                    resolved_local=[
-                        job.resolve_activity.seq
-                        for job in act.jobs
-                        if job.HasField("resolve_activity") and job.resolve_activity.is_local
-                    ],
-                )
-        return completion
 
     def _run_code(self, code: str, **extra_globals: Any) -> None:
         # exec() takes a code object as well as a string; everything else is the SDK's.
@@ -103,10 +75,5 @@ class _CompiledInstance(_Instance):
 class CompiledSandboxRunner(SandboxedWorkflowRunner):
     """The SDK's sandboxed runner, creating :class:`_CompiledInstance` runs."""
 
-    runs: CachedRuns | None = None
-    """Where each run's activity is recorded (None: not recorded, as in replay tests)."""
-
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        instance = _CompiledInstance(det, self.runner_class, self.restrictions)
-        instance.runs = self.runs
-        return instance
+        return _CompiledInstance(det, self.runner_class, self.restrictions)
