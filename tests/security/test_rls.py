@@ -35,7 +35,13 @@ OWNER = {
     "metric_sync_logs": "(SELECT created_by FROM public.platform_connections c "
     "WHERE c.id = platform_connection_id)",
 }
-BACK_END = ["status_transitions", "webhook_events", "blobs", "status_machine", "schema_migrations"]
+BACK_END = [
+    "status_transitions",
+    "webhook_events",
+    "blobs",
+    "status_machine",
+    "orchestrator.schema_migrations",
+]
 
 
 def _row_for(table: str, owner: uuid.UUID) -> dict[str, Any]:
@@ -132,7 +138,8 @@ async def _visible(conn: AsyncConnection[Any], table: str) -> list[Any] | None:
     """The owners of the rows ``conn`` can see in ``table`` (None: no privilege at all)."""
     owner = OWNER.get(table, "NULL")
     try:
-        cur = await conn.execute(f"SELECT {owner} AS owner FROM public.{table}")
+        name = table if "." in table else f"public.{table}"
+        cur = await conn.execute(f"SELECT {owner} AS owner FROM {name}")
     except errors.InsufficientPrivilege:
         return None
     return [r["owner"] for r in await cur.fetchall()]
