@@ -8,6 +8,12 @@
 -- not allow a rule (a NULL where we want NOT NULL, a value outside a CHECK), the rule is
 -- left out and a WARNING says so; `orchestrator migrate` prints those warnings.
 
+-- The table's name with its schema, for messages.
+CREATE FUNCTION pg_temp.qualified(tbl regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format('%s.%s', relnamespace::regnamespace, relname) FROM pg_class WHERE oid = tbl
+$$;
+
 CREATE FUNCTION pg_temp.add_check(tbl regclass, name text, expr text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -19,7 +25,7 @@ BEGIN
     EXECUTE format('SELECT count(*) FROM %s WHERE NOT (%s)', tbl, expr) INTO bad;
     IF bad > 0 THEN
         RAISE WARNING '%: % row(s) outside CHECK (%), kept as they are; the check is not added',
-            tbl, bad, expr;
+            pg_temp.qualified(tbl), bad, expr;
         RETURN;
     END IF;
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%s)', tbl, name, expr);
@@ -42,7 +48,7 @@ BEGIN
         col, tbl, allowed) INTO outside;
     IF outside IS NOT NULL THEN
         RAISE WARNING '%.%: rows with a status outside the state machine, kept as they are: %; '
-            'the worker will not move them', tbl, col, outside;
+            'the worker will not move them', pg_temp.qualified(tbl), col, outside;
         RETURN;
     END IF;
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I = ANY (%L))',
@@ -61,7 +67,7 @@ BEGIN
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL', tbl, col) INTO nulls;
     IF nulls > 0 THEN
         RAISE WARNING '%.%: % row(s) hold NULL, kept as they are; the column stays nullable',
-            tbl, col, nulls;
+            pg_temp.qualified(tbl), col, nulls;
         RETURN;
     END IF;
     EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, col);
@@ -104,7 +110,7 @@ BEGIN
             tbl, name, array_to_string(cols, ', '), ref);
     EXCEPTION WHEN foreign_key_violation THEN
         RAISE WARNING '%: rows whose % point at no row of %, kept as they are; '
-            'the key checks new rows only', tbl, array_to_string(cols, ', '), ref;
+            'the key checks new rows only', pg_temp.qualified(tbl), array_to_string(cols, ', '), ref;
         EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%s) REFERENCES %s '
             'NOT VALID', tbl, name, array_to_string(cols, ', '), ref);
     END;
@@ -136,7 +142,7 @@ BEGIN
     IF dupes > 0 THEN
         RAISE EXCEPTION '%: % value(s) of (%) occur more than once; the worker needs them '
             'unique: merge or delete the duplicates, then migrate again',
-            tbl, dupes, array_to_string(cols, ', ')
+            pg_temp.qualified(tbl), dupes, array_to_string(cols, ', ')
             USING ERRCODE = 'unique_violation';
     END IF;
     IF as_index THEN
