@@ -54,9 +54,7 @@ async def _rows(url: str, tables: list[str]) -> dict[str, list[dict[str, Any]]]:
     async with await AsyncConnection.connect(url) as conn:
         out = {}
         for table in tables:
-            cur = await conn.execute(
-                f"SELECT to_jsonb(t) FROM public.{table} t ORDER BY t.id"
-            )
+            cur = await conn.execute(f"SELECT to_jsonb(t) FROM public.{table} t ORDER BY t.id")
             out[table] = [r[0] for r in await cur.fetchall()]
     return out
 
