@@ -7,8 +7,12 @@ that what the worker needs was added, and that the worker then runs over those r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 import secrets
 import uuid
 from collections.abc import Callable
@@ -398,3 +402,53 @@ async def test_duplicates_in_a_key_the_worker_needs_stop_with_one_line(
     with pytest.raises(Exception, match=r"public.assets: 1 value\(s\) of \(file_path\)"):
         await run_migrations(supabase_url)
     assert await _rows(supabase_url, SEED_003_TABLES) == before
+
+
+# --- what an operator types -----------------------------------------------------------------
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workers.cli", *args],
+        env={"PATH": os.environ["PATH"], "ORCHESTRATOR_HOME": "/nonexistent", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_migrate_plan_prints_the_changes_and_applies_nothing(
+    supabase_url: str, admin_url_of: Callable[[str], str]
+) -> None:
+    await _seed_000(supabase_url, admin_url_of(supabase_url))
+    before = await _rows(supabase_url, SEED_000_TABLES)
+    shown = await asyncio.to_thread(_cli, "migrate", "--plan", DATABASE_URL=supabase_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "would apply 0001_supabase_standins.sql" in shown.stdout
+    assert "+ column public.approvals.approver_email: text" in shown.stdout
+    assert "note: public.jobs.status: rows with a status outside the state machine" in (
+        shown.stdout
+    )
+    async with await AsyncConnection.connect(supabase_url) as conn:
+        ledger = await (
+            await conn.execute("SELECT to_regclass('orchestrator.schema_migrations')")
+        ).fetchone()
+    assert ledger == (None,)
+    assert await _rows(supabase_url, SEED_000_TABLES) == before
+    # Through the transaction pooler's URL, migrate says what to set instead.
+    refused = await asyncio.to_thread(
+        _cli,
+        "migrate",
+        DATABASE_URL="postgresql://postgres.ref:pw@pooler.example:6543/postgres",
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().count("\n") == 0 and "DATABASE_MIGRATION_URL" in refused.stderr
+    # DATABASE_MIGRATION_URL is the one migrations use.
+    applied = await asyncio.to_thread(
+        _cli,
+        "migrate",
+        DATABASE_URL="postgresql://postgres.ref:pw@pooler.example:6543/postgres",
+        DATABASE_MIGRATION_URL=supabase_url,
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert "applied 0018_blobs_in_object_storage.sql" in applied.stdout

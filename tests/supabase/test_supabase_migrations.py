@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg import AsyncConnection, errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from temporalio.testing import WorkflowEnvironment
 
 from db.catalog import snapshot
 from db.migrate import ADOPT_HELPERS, MigrationError, load_migrations, migrate, plan
+from db.pool import is_transaction_pooler, open_pool
+from tests.harness import running_stack
 from tests.supabase.conftest import database_url
+from tests.supabase.pooler import TransactionPooler
+from tests.waiting import eventually
+from tests.workflows.approval_helpers import approval_row
+from tests.db.factories import insert_workspace
+from tests.supabase.test_seed_adoption import _auth_user
+from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, start_job
+from workflows.models.agent_job import AgentJobInput
+from workflows.models.approval import ApprovalDecisionInput
 
 SUPABASE_SCHEMAS = ("auth.", "storage.", "extensions.")
 
@@ -121,3 +137,90 @@ async def test_plan_changes_nothing(supabase_url: str, admin_url_of: Callable[[s
 def test_database_url_helper_keeps_the_socket() -> None:
     url = database_url("host=/tmp/x port=5432 user=postgres dbname=postgres", "other", "me")
     assert "host=/tmp/x" in url and "dbname=other" in url and "user=me" in url
+
+
+# --- Supavisor's transaction mode ---------------------------------------------------------
+
+
+@pytest.fixture
+async def pooled_url(supabase_url: str, tmp_path: Any) -> AsyncIterator[str]:
+    """``supabase_url`` through a transaction-mode pooler (port 6543), migrated."""
+    await migrate(supabase_url)
+    params = conninfo_to_dict(supabase_url)
+    server_socket = f"{params['host']}/.s.PGSQL.{params.get('port', 5432)}"
+    pooler = TransactionPooler(
+        Path(tempfile.mkdtemp(prefix="pooler-")),
+        server_socket,
+        str(params["user"]),
+        str(params["dbname"]),
+    )
+    await pooler.start()
+    try:
+        yield make_conninfo(
+            host=str(pooler.path.parent),
+            port="6543",
+            user=params["user"],
+            dbname=params["dbname"],
+        )
+    finally:
+        await pooler.stop()
+
+
+async def test_the_test_pooler_breaks_prepared_statements(pooled_url: str) -> None:
+    """What the setting prevents: psycopg prepares a statement run five times, and the
+    sixth run lands on another server session that has never heard of it."""
+    pool = await open_pool(pooled_url, min_size=1, max_size=1, transaction_pooler=False)
+    try:
+        with pytest.raises(errors.InvalidSqlStatementName):
+            for _ in range(10):
+                async with pool.connection() as conn:
+                    await conn.execute(
+                        "SELECT count(*) FROM public.jobs WHERE id = %s", (uuid.uuid4(),)
+                    )
+    finally:
+        await pool.close()
+
+
+async def test_worker_and_ingress_run_through_a_transaction_pooler(
+    pooled_url: str,
+    supabase_url: str,
+    admin_url_of: Callable[[str], str],
+    temporal_env: WorkflowEnvironment,
+    task_queue: str,
+) -> None:
+    assert is_transaction_pooler(pooled_url)
+    async with running_stack(pooled_url, temporal_env.client, task_queue) as stack:
+        for n in range(3):
+            email = f"pooled-{n}-{uuid.uuid4().hex[:6]}@example.com"
+            user = await _auth_user(admin_url_of(supabase_url), email)
+            async with stack.pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO profiles (id, email_address) VALUES (%s, %s)", (user, email)
+                )
+                workspace = await insert_workspace(conn, user)
+            request = AgentJobInput(
+                job_id=uuid.uuid4(),
+                user_id=user,
+                workspace_id=workspace,
+                title="Tidy",
+                instruction="Remove the old specs",
+                steps=[*SAFE_STEPS, DELETE_STEP],
+            )
+            handle = await start_job(stack, request)
+            row = await eventually(
+                lambda: stack.fetchrow(
+                    "SELECT status FROM approvals WHERE job_id = %s", request.job_id
+                ),
+                what="the gate",
+            )
+            assert row == {"status": "pending"}
+            await handle.execute_update(
+                "decide_approval",
+                ApprovalDecisionInput(
+                    approval_id=(await approval_row(stack, request.job_id))["id"],
+                    decision="approve",
+                    decided_by="ops@agency.example",
+                    channel="ui",
+                ),
+            )
+            assert (await handle.result()).status == "completed"
