@@ -11,9 +11,9 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
-import secrets
 import uuid
 from collections.abc import Callable
 from typing import Any

@@ -16,13 +16,12 @@ from temporalio.testing import WorkflowEnvironment
 from db.catalog import snapshot
 from db.migrate import ADOPT_HELPERS, MigrationError, load_migrations, migrate, plan
 from db.pool import is_transaction_pooler, open_pool
+from tests.db.factories import insert_workspace
 from tests.harness import running_stack
 from tests.supabase.conftest import database_url
 from tests.supabase.pooler import TransactionPooler
-from tests.waiting import eventually
-from tests.workflows.approval_helpers import approval_row
-from tests.db.factories import insert_workspace
 from tests.supabase.test_seed_adoption import _auth_user
+from tests.workflows.approval_helpers import approval_row
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, start_job
 from workflows.models.agent_job import AgentJobInput
 from workflows.models.approval import ApprovalDecisionInput
@@ -207,17 +206,12 @@ async def test_worker_and_ingress_run_through_a_transaction_pooler(
                 steps=[*SAFE_STEPS, DELETE_STEP],
             )
             handle = await start_job(stack, request)
-            row = await eventually(
-                lambda: stack.fetchrow(
-                    "SELECT status FROM approvals WHERE job_id = %s", request.job_id
-                ),
-                what="the gate",
-            )
-            assert row == {"status": "pending"}
+            row = await approval_row(stack, request.job_id)
+            assert row["status"] == "pending"
             await handle.execute_update(
                 "decide_approval",
                 ApprovalDecisionInput(
-                    approval_id=(await approval_row(stack, request.job_id))["id"],
+                    approval_id=row["id"],
                     decision="approve",
                     decided_by="ops@agency.example",
                     channel="ui",
