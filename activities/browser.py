@@ -25,7 +25,8 @@ from temporalio.exceptions import ApplicationError
 # waiting out a Postgres outage must not time out and be retried beside itself (two
 # attempts would act twice in the browser).
 from activities.context import heartbeating
-from db.blobs import put_blob
+from activities.object_store import ObjectStore
+from activities.screenshots import store_screenshot
 from db.pool import Pool
 from db.queries import load_queries
 from workflows.steps import Navigate, Step, StepResult
@@ -93,11 +94,12 @@ def classify_steel_error(exc: Exception, what: str) -> Exception:
 
 
 class BrowserActivities:
-    """Steel sessions for jobs; screenshots go to the blobs table."""
+    """Steel sessions for jobs; screenshots go to object storage or the blobs table."""
 
-    def __init__(self, pool: Pool, client: AsyncSteel) -> None:
+    def __init__(self, pool: Pool, client: AsyncSteel, store: ObjectStore | None = None) -> None:
         self.pool = pool
         self.client = client
+        self.store = store  # None: screenshots stay in their blobs rows
 
     @activity.defn
     async def open_session(self, request: OpenSessionInput) -> SessionInfo:
@@ -176,7 +178,9 @@ class BrowserActivities:
         if image is not None:
             blob_id = UUID(bytes=request.job_id.bytes[:12] + request.step_index.to_bytes(4, "big"))
             async with self.pool.connection() as conn:
-                await put_blob(conn, blob_id, "image/png", image)
+                await store_screenshot(
+                    conn, self.store, blob_id, image, session_id=request.session_id
+                )
         await self._finish(request, "completed", output, blob_id, None)
         return StepResult(
             step_index=request.step_index,
@@ -274,8 +278,12 @@ class BrowserActivities:
         if not response.base64_image:
             raise ApplicationError("Steel returned no screenshot", type="BrowserActionFailed")
         async with self.pool.connection() as conn:
-            await put_blob(
-                conn, request.blob_id, "image/png", base64.b64decode(response.base64_image)
+            await store_screenshot(
+                conn,
+                self.store,
+                request.blob_id,
+                base64.b64decode(response.base64_image),
+                session_id=request.session_id,
             )
         return str(request.blob_id)
 

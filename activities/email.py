@@ -30,8 +30,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities import approval_tokens
 from activities.approval_tokens import Purpose
+from activities.object_store import ObjectStore
+from activities.screenshots import read_screenshot
 from db import approvals
-from db.blobs import get_blob
 from db.pool import Pool
 from db.queries import load_queries
 
@@ -156,9 +157,10 @@ async def send_email(params: dict[str, Any], idempotency_key: str) -> str:
 class EmailActivities:
     """Writes approval emails; reads the rows it needs, records what it sent."""
 
-    def __init__(self, pool: Pool, config: EmailConfig) -> None:
+    def __init__(self, pool: Pool, config: EmailConfig, store: ObjectStore | None = None) -> None:
         self.pool = pool
         self.config = config
+        self.store = store  # where screenshots are, when not in their blobs rows
 
     @activity.defn
     async def send_approval_email(self, request: ApprovalEmailInput) -> ApprovalEmailResult:
@@ -181,7 +183,9 @@ class EmailActivities:
             thread = await approvals.job_thread(conn, ctx["job_id"], request.approval_id)
             screenshot = None
             if ctx["screenshot_url"] and str(ctx["screenshot_url"]).startswith("blob:"):
-                screenshot = await get_blob(conn, UUID(str(ctx["screenshot_url"])[5:]))
+                screenshot = await read_screenshot(
+                    conn, self.store, UUID(str(ctx["screenshot_url"])[5:])
+                )
         if request.kind == "reminder" and ctx["email_message_id"]:
             thread = [*thread, str(ctx["email_message_id"])]
         params = self._compose(ctx, request.kind, thread, screenshot)

@@ -53,6 +53,14 @@ from temporalio.exceptions import ApplicationError
 from activities.context import heartbeating, transition_context
 from activities.credentials import CredentialBox, DecryptionError
 from activities.higgsfield_client import HiggsfieldClient, application_for
+from activities.object_store import (
+    EXTENSIONS,
+    LocalFolderStore,
+    ObjectRefused,
+    ObjectStore,
+    object_key,
+    sniff_image_type,
+)
 from db import generations
 from db.generations import GenerationStatus
 from db.pool import Pool
@@ -161,11 +169,14 @@ class GenerationActivities:
         credentials: CredentialBox,
         http: httpx.AsyncClient,
         config: HiggsfieldConfig,
+        store: ObjectStore | None = None,
     ) -> None:
         self.pool = pool
         self.credentials = credentials
         self.http = http
         self.config = config
+        # Where results are copied: the bucket, or by default the local asset folder.
+        self.store: ObjectStore = store or LocalFolderStore(config.asset_dir)
 
     def _higgsfield(self, key: str) -> HiggsfieldClient:
         # Each user's key, the worker's shared connections.
@@ -390,19 +401,28 @@ class GenerationActivities:
         for n, url in enumerate(row.result_urls):
             response = await self.http.get(url)
             response.raise_for_status()
-            filename = f"{row.id}_{n}.png"
-            relative = f"{row.user_id}/image/{filename}"
-            target = self.config.asset_dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(response.content)
+            # What the bytes are, not what a CDN calls them (often application/octet-stream).
+            mime = (
+                sniff_image_type(response.content)
+                or response.headers.get("content-type", "application/octet-stream")
+                .split(";")[0]
+                .strip()
+            )
+            filename = f"{row.id}_{n}.{EXTENSIONS.get(mime, 'bin')}"
+            # The same key on a retry: the upload replaces the object, never adds one.
+            key = object_key(row.user_id, "image", filename)
+            try:
+                await self.store.put(key, response.content, mime)
+            except ObjectRefused as exc:
+                raise ApplicationError(str(exc), type="AssetRefused", non_retryable=True) from None
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
                     Q["insert_asset"],
                     {
                         "user_id": row.user_id,
                         "filename": filename,
-                        "file_path": relative,
-                        "mime_type": response.headers.get("content-type", "image/png"),
+                        "file_path": key,
+                        "mime_type": mime,
                         "file_size": len(response.content),
                         "metadata": Jsonb({"generation_id": str(row.id), "source_url": url}),
                     },

@@ -5,7 +5,9 @@ from __future__ import annotations
 import select
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,8 +17,36 @@ import db.binary_arrays  # noqa: F401 - registers its dumpers before any connect
 Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 
 
-async def open_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
-    """Open a pool on ``url`` and wait until its first connections are ready."""
+# Supavisor's transaction mode (Supabase's pooler) listens on 6543; its session mode and
+# direct connections on 5432.
+TRANSACTION_POOLER_PORT = 6543
+
+
+def is_transaction_pooler(url: str) -> bool:
+    """Whether ``url`` points at a transaction-mode pooler (by Supabase's port 6543)."""
+    try:
+        port = conninfo_to_dict(url).get("port")
+    except psycopg.ProgrammingError:
+        return False
+    return str(port) == str(TRANSACTION_POOLER_PORT)
+
+
+async def open_pool(
+    url: str, *, min_size: int = 2, max_size: int = 20, transaction_pooler: bool | None = None
+) -> Pool:
+    """Open a pool on ``url`` and wait until its first connections are ready.
+
+    Behind a transaction-mode pooler (``transaction_pooler``; None: detected by the port)
+    consecutive transactions of one connection may reach different server sessions, so
+    psycopg must not prepare statements (a prepared statement lives in one session). The
+    worker and the ingress keep no other session state: transaction tags are
+    ``set_config(..., true)`` inside their statement, locks are ``pg_advisory_xact_lock``.
+    """
+    if transaction_pooler is None:
+        transaction_pooler = is_transaction_pooler(url)
+    kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
+    if transaction_pooler:
+        kwargs["prepare_threshold"] = None
     pool: Pool = AsyncConnectionPool(
         url,
         connection_class=AsyncConnection[dict[str, Any]],
@@ -25,7 +55,7 @@ async def open_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
         open=False,
         # A lone statement commits by itself: one round trip, not BEGIN, it and COMMIT.
         # What must commit together runs in ``conn.transaction()``.
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        kwargs=kwargs,
         # A connection broken by a Postgres restart is replaced, not handed out.
         check=check_if_server_spoke,
         name="orchestrator",
@@ -54,6 +84,11 @@ async def check_if_server_spoke(conn: AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-async def connect(url: str, *, autocommit: bool = True) -> AsyncConnection[dict[str, object]]:
-    """A single connection (migrations, CLI one-offs)."""
-    return await AsyncConnection.connect(url, autocommit=autocommit, row_factory=dict_row)
+async def connect(
+    url: str, *, autocommit: bool = True, prepare: bool = True
+) -> AsyncConnection[dict[str, object]]:
+    """A single connection (migrations, CLI one-offs); ``prepare=False``: never prepare."""
+    conn = await AsyncConnection.connect(url, autocommit=autocommit, row_factory=dict_row)
+    if not prepare:
+        conn.prepare_threshold = None
+    return conn

@@ -233,13 +233,29 @@ async def get_or_fail(coro: Awaitable[Any]) -> Any:
 
 
 async def migrate_cmd(args: argparse.Namespace) -> None:
-    from db.migrate import migrate
+    from db.migrate import MigrationError, plan, run_migrations
 
     settings = load_settings()
     settings.require("database_url")
-    assert settings.database_url is not None
-    applied = await migrate(settings.database_url.get_secret_value())
-    emit(args, {"applied": applied}, "\n".join(applied) or "database is up to date")
+    url = settings.migration_url
+    assert url is not None
+    try:
+        report = await (plan(url) if args.plan else run_migrations(url))
+    except MigrationError as exc:
+        raise CliError(str(exc)) from None
+    verb = "would apply" if args.plan else "applied"
+    lines = [f"{verb} {name}" for name in report.applied] or ["database is up to date"]
+    lines += report.changes + [f"note: {note}" for note in report.notes]
+    emit(
+        args,
+        {
+            "plan": args.plan,
+            "applied": report.applied,
+            "changes": report.changes,
+            "notes": report.notes,
+        },
+        "\n".join(lines),
+    )
 
 
 async def search_attributes_register(args: argparse.Namespace) -> None:
@@ -295,9 +311,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("dev", help="run the whole stack locally (embedded Postgres and Temporal)")
     sub.add_parser("worker", help="run the Temporal worker")
     sub.add_parser("ingress", help="run the HTTP ingress (webhooks, approval links)")
-    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
-        run=migrate_cmd
+    mig = sub.add_parser("migrate", help="apply pending database migrations")
+    mig.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what the migrations would change in the schema, and apply nothing",
     )
+    mig.set_defaults(run=migrate_cmd)
     sa = sub.add_parser("search-attributes", help="manage Temporal search attributes")
     sa_sub = sa.add_subparsers(dest="action", required=True, metavar="ACTION")
     sa_sub.add_parser("register", help="add the project's search attributes").set_defaults(

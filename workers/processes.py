@@ -88,7 +88,11 @@ async def run_ingress(settings: Settings) -> None:
     (uvicorn's own handlers would re-raise the signal: an exit status of -15, not 0)."""
     inbound_config(settings)  # a missing setting stops the process before it connects
     assert settings.database_url is not None
-    pool = await open_pool(settings.database_url.get_secret_value(), min_size=1)
+    pool = await open_pool(
+        settings.database_url.get_secret_value(),
+        min_size=1,
+        transaction_pooler=settings.database_transaction_pooler,
+    )
     client = await connect_client(settings)
     app = create_app(ingress_deps(pool, client, settings))
     server = InProcessServer(

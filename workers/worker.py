@@ -40,7 +40,15 @@ from activities.higgsfield import GenerationActivities, HiggsfieldConfig
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
 from activities.metric_sync import MetricSyncActivities, ScheduleActivities
+from activities.object_store import (
+    ASSETS_BUCKET_RULES,
+    BucketRules,
+    ObjectStore,
+    S3Config,
+    S3Store,
+)
 from activities.sweep import SweepActivities
+from db.blobs import bucket_rules
 from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
@@ -101,6 +109,8 @@ class Services:
     higgsfield: HiggsfieldConfig
     ad_platforms: AdPlatformConfig  # Meta / Google Ads URLs, developer token, lookback
     supermemory_http: httpx.AsyncClient  # the Supermemory client's connections
+    # Object storage for results and screenshots (None: the local folder and Postgres).
+    objects: ObjectStore | None = None
 
     async def aclose(self) -> None:
         """Close the clients' connections (the pool is its owner's to close).
@@ -165,20 +175,46 @@ async def open_services(settings: Settings, pool: Pool) -> AsyncIterator[Service
     """:func:`build_services`, closing the clients on the way out."""
     services = build_services(settings, pool)
     try:
+        services.objects = await open_object_store(settings, pool)
         yield services
     finally:
         await services.aclose()
+
+
+async def open_object_store(settings: Settings, pool: Pool) -> ObjectStore | None:
+    """The S3-compatible store of the settings, with its bucket's rules (from Supabase's
+    storage.buckets when the database has the row, else seed 003's); None when unset."""
+    if settings.asset_storage_endpoint is None:
+        return None
+    settings.require("asset_storage_access_key_id", "asset_storage_secret_access_key")
+    assert settings.asset_storage_access_key_id and settings.asset_storage_secret_access_key
+    async with pool.connection() as conn:
+        found = await bucket_rules(conn, settings.asset_storage_bucket)
+    rules = ASSETS_BUCKET_RULES
+    if found is not None:
+        limit, mimes = found
+        rules = BucketRules(max_bytes=limit, allowed_mime_types=tuple(mimes) if mimes else None)
+    return S3Store(
+        S3Config(
+            endpoint_url=str(settings.asset_storage_endpoint).rstrip("/"),
+            bucket=settings.asset_storage_bucket,
+            region=settings.asset_storage_region,
+            access_key_id=settings.asset_storage_access_key_id.get_secret_value(),
+            secret_access_key=settings.asset_storage_secret_access_key.get_secret_value(),
+        ),
+        rules,
+    )
 
 
 def all_activities(services: Services) -> list[Callable[..., Any]]:
     """Every activity, as bound methods of their classes."""
     jobs = JobActivities(services.pool)
     approvals = ApprovalActivities(services.pool)
-    email = EmailActivities(services.pool, services.email)
-    browser = BrowserActivities(services.pool, services.steel)
+    email = EmailActivities(services.pool, services.email, services.objects)
+    browser = BrowserActivities(services.pool, services.steel, services.objects)
     memory = MemoryActivities(services.pool, services.supermemory)
     generation = GenerationActivities(
-        services.pool, services.credentials, services.http, services.higgsfield
+        services.pool, services.credentials, services.http, services.higgsfield, services.objects
     )
     metric_sync = MetricSyncActivities(
         services.pool, services.credentials, services.http, services.ad_platforms
@@ -318,10 +354,13 @@ async def run_worker(settings: Settings) -> None:
     assert settings.database_url is not None
     database_url = settings.database_url.get_secret_value()
     if settings.migrate_on_start:
-        applied = await migrate(database_url)
+        applied = await migrate(settings.migration_url or database_url)
         log.info("migrations applied", applied=applied)
     pool = await open_pool(
-        database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max
+        database_url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        transaction_pooler=settings.database_transaction_pooler,
     )
     client = await connect_client(settings, runtime=telemetry_runtime(settings))
     stop = asyncio.Event()

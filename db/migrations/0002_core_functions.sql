@@ -1,11 +1,21 @@
 -- Shared trigger functions: updated_at maintenance, status state machines and the
 -- append-only transition log.
+--
+-- Rewritten in place (issue 25; earlier text accepted as applied, db/migrate.py
+-- SUPERSEDED): it keeps an app's own update_updated_at() instead of replacing it.
 
-CREATE OR REPLACE FUNCTION public.update_updated_at() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- Seed 003 defines a function of this name and purpose: an app's own is kept.
+DO $$
 BEGIN
-    NEW.updated_at = now();
-    RETURN NEW;
+    IF to_regprocedure('public.update_updated_at()') IS NULL THEN
+        CREATE FUNCTION public.update_updated_at() RETURNS trigger
+        LANGUAGE plpgsql AS $body$
+        BEGIN
+            NEW.updated_at = now();
+            RETURN NEW;
+        END
+        $body$;
+    END IF;
 END
 $$;
 
@@ -35,8 +45,7 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS status_transitions_no_change ON public.status_transitions;
-CREATE TRIGGER status_transitions_no_change
+CREATE OR REPLACE TRIGGER status_transitions_no_change
     BEFORE UPDATE OR DELETE ON public.status_transitions
     FOR EACH ROW EXECUTE FUNCTION public.status_transitions_append_only();
 

@@ -1,9 +1,17 @@
--- Seed 000: profiles, workspaces, jobs, approvals, memories; plus job_steps.
--- `profiles` is the one identity table of the project: seed 003 calls its user table
--- `users`; its columns (email, name, subscription_tier) map onto profiles
--- (email_address, full_name, subscription_tier) and its tables reference profiles.
+-- Seed 000: profiles, workspaces, jobs, approvals, memories; plus job_steps and blobs.
+-- `profiles` is the worker's identity table: seed 003 calls its user table `users`; where
+-- that table exists, 0016 keeps a profile for each of its rows.
+--
+-- A database may already hold seed 000's tables exactly as the seed writes them, with the
+-- app's rows: each table is then adopted instead of created. Missing columns, keys,
+-- checks, indexes, triggers and policies are added (db/adopt.sql); no row or value is
+-- changed and nothing is dropped; a rule the existing rows break is left out with a
+-- warning. On an empty database the CREATE TABLEs below make every later step a no-op.
+--
+-- Rewritten in place (issue 25); its earlier text (plain CREATE TABLEs) is accepted as
+-- applied (db/migrate.py, SUPERSEDED): where it ran, this one would change nothing.
 
-CREATE TABLE public.profiles (
+CREATE TABLE IF NOT EXISTS public.profiles (
     id uuid PRIMARY KEY REFERENCES auth.users (id) ON DELETE CASCADE,
     full_name text,
     email_address text UNIQUE,
@@ -14,8 +22,21 @@ CREATE TABLE public.profiles (
     created_at timestamptz DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE public.profiles
+    ADD COLUMN IF NOT EXISTS full_name text,
+    ADD COLUMN IF NOT EXISTS email_address text,
+    ADD COLUMN IF NOT EXISTS persona_config jsonb
+        DEFAULT '{"style": "professional", "verbosity": "medium"}'::jsonb,
+    ADD COLUMN IF NOT EXISTS subscription_tier text NOT NULL DEFAULT 'free',
+    ADD COLUMN IF NOT EXISTS created_at timestamptz DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+SELECT pg_temp.add_foreign_key('public.profiles', 'profiles_id_fkey', '{id}',
+    'auth.users (id) ON DELETE CASCADE');
+SELECT pg_temp.add_unique('public.profiles', 'profiles_email_address_key', '{email_address}');
+SELECT pg_temp.add_check('public.profiles', 'profiles_subscription_tier_check',
+    $$subscription_tier = ANY (ARRAY['free', 'basic', 'pro', 'enterprise'])$$);
 
-CREATE TABLE public.workspaces (
+CREATE TABLE IF NOT EXISTS public.workspaces (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id uuid REFERENCES public.profiles (id) ON DELETE CASCADE,
     platform_name text NOT NULL, -- 'Notion', 'GoogleDocs', 'Linear'
@@ -27,8 +48,18 @@ CREATE TABLE public.workspaces (
     created_at timestamptz DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE public.workspaces
+    ADD COLUMN IF NOT EXISTS user_id uuid,
+    ADD COLUMN IF NOT EXISTS agent_email text,
+    ADD COLUMN IF NOT EXISTS credentials_vault_id uuid,
+    ADD COLUMN IF NOT EXISTS is_active boolean DEFAULT true,
+    ADD COLUMN IF NOT EXISTS browser_settings jsonb NOT NULL DEFAULT '{}'::jsonb,
+    ADD COLUMN IF NOT EXISTS created_at timestamptz DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+SELECT pg_temp.add_foreign_key('public.workspaces', 'workspaces_user_id_fkey', '{user_id}',
+    'public.profiles (id) ON DELETE CASCADE');
 
-CREATE TABLE public.jobs (
+CREATE TABLE IF NOT EXISTS public.jobs (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id uuid REFERENCES public.profiles (id),
     temporal_workflow_id text UNIQUE,
@@ -49,9 +80,34 @@ CREATE TABLE public.jobs (
     completed_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX jobs_user_status_idx ON public.jobs (user_id, status);
+ALTER TABLE public.jobs
+    ADD COLUMN IF NOT EXISTS user_id uuid,
+    ADD COLUMN IF NOT EXISTS temporal_workflow_id text,
+    ADD COLUMN IF NOT EXISTS status text NOT NULL DEFAULT 'pending',
+    ADD COLUMN IF NOT EXISTS last_resend_thread_id text,
+    ADD COLUMN IF NOT EXISTS steel_session_id text,
+    ADD COLUMN IF NOT EXISTS created_at timestamptz DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS workspace_id uuid
+        REFERENCES public.workspaces (id) ON DELETE SET NULL,
+    ADD COLUMN IF NOT EXISTS title text,
+    ADD COLUMN IF NOT EXISTS instruction text,
+    ADD COLUMN IF NOT EXISTS steel_session_viewer_url text,
+    ADD COLUMN IF NOT EXISTS error_message text,
+    ADD COLUMN IF NOT EXISTS result jsonb,
+    ADD COLUMN IF NOT EXISTS started_at timestamptz,
+    ADD COLUMN IF NOT EXISTS completed_at timestamptz,
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+SELECT pg_temp.add_foreign_key('public.jobs', 'jobs_user_id_fkey', '{user_id}',
+    'public.profiles (id)');
+SELECT pg_temp.add_unique('public.jobs', 'jobs_temporal_workflow_id_key',
+    '{temporal_workflow_id}');
+SELECT pg_temp.set_default('public.jobs', 'status', $$'pending'::text$$);
+SELECT pg_temp.set_not_null('public.jobs', 'status');
+SELECT pg_temp.add_status_check('public.jobs', 'jobs_status_check', 'status',
+    '{pending,running,waiting_approval,completed,failed,cancelled}');
+SELECT pg_temp.add_index('public.jobs', 'jobs_user_status_idx', 'USING btree (user_id, status)');
 
-CREATE TABLE public.approvals (
+CREATE TABLE IF NOT EXISTS public.approvals (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     job_id uuid REFERENCES public.jobs (id) ON DELETE CASCADE,
     action_type text, -- 'delete', 'update', 'payment'
@@ -79,11 +135,40 @@ CREATE TABLE public.approvals (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX approvals_job_idx ON public.approvals (job_id);
-CREATE INDEX approvals_pending_idx ON public.approvals (expires_at) WHERE status = 'pending';
+ALTER TABLE public.approvals
+    ADD COLUMN IF NOT EXISTS job_id uuid,
+    ADD COLUMN IF NOT EXISTS action_type text,
+    ADD COLUMN IF NOT EXISTS description text,
+    ADD COLUMN IF NOT EXISTS screenshot_url text,
+    ADD COLUMN IF NOT EXISTS status text NOT NULL DEFAULT 'pending',
+    ADD COLUMN IF NOT EXISTS resend_message_id text,
+    ADD COLUMN IF NOT EXISTS decided_at timestamptz,
+    ADD COLUMN IF NOT EXISTS approver_email text,
+    ADD COLUMN IF NOT EXISTS expires_at timestamptz,
+    ADD COLUMN IF NOT EXISTS decided_by text,
+    ADD COLUMN IF NOT EXISTS decision_channel text
+        CHECK (decision_channel IN ('email', 'link', 'ui', 'cli')),
+    ADD COLUMN IF NOT EXISTS decision_note text,
+    ADD COLUMN IF NOT EXISTS email_message_id text,
+    ADD COLUMN IF NOT EXISTS reminder_sent_at timestamptz,
+    ADD COLUMN IF NOT EXISTS delivery_status text,
+    ADD COLUMN IF NOT EXISTS delivery_event_at timestamptz,
+    ADD COLUMN IF NOT EXISTS step_index integer,
+    ADD COLUMN IF NOT EXISTS temporal_workflow_id text,
+    ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+SELECT pg_temp.add_foreign_key('public.approvals', 'approvals_job_id_fkey', '{job_id}',
+    'public.jobs (id) ON DELETE CASCADE');
+SELECT pg_temp.set_default('public.approvals', 'status', $$'pending'::text$$);
+SELECT pg_temp.set_not_null('public.approvals', 'status');
+SELECT pg_temp.add_status_check('public.approvals', 'approvals_status_check', 'status',
+    '{pending,approved,rejected,expired,cancelled}');
+SELECT pg_temp.add_index('public.approvals', 'approvals_job_idx', 'USING btree (job_id)');
+SELECT pg_temp.add_index('public.approvals', 'approvals_pending_idx',
+    $$USING btree (expires_at) WHERE (status = 'pending'::text)$$);
 
 -- Added: one row per step of a job's plan, so progress survives anything.
-CREATE TABLE public.job_steps (
+CREATE TABLE IF NOT EXISTS public.job_steps (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     job_id uuid NOT NULL REFERENCES public.jobs (id) ON DELETE CASCADE,
     step_index integer NOT NULL,
@@ -102,35 +187,57 @@ CREATE TABLE public.job_steps (
     UNIQUE (job_id, step_index)
 );
 
-CREATE TABLE public.memories (
-    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    user_id uuid REFERENCES public.profiles (id),
-    content text NOT NULL,
-    metadata jsonb,
-    embedding vector(1536),
-    created_at timestamptz DEFAULT now(),
-    -- Added: a retried "store memory" activity finds its row instead of adding one.
-    idempotency_key text UNIQUE
-);
+-- The type is named in the schema pgvector is in (`extensions` on Supabase), so it
+-- resolves whatever the session's search_path.
+DO $$
+DECLARE
+    vector_schema text := (
+        SELECT e.extnamespace::regnamespace::text FROM pg_extension e WHERE e.extname = 'vector'
+    );
+BEGIN
+    IF to_regclass('public.memories') IS NULL THEN
+        EXECUTE format($ddl$
+            CREATE TABLE public.memories (
+                id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                user_id uuid REFERENCES public.profiles (id),
+                content text NOT NULL,
+                metadata jsonb,
+                embedding %s.vector(1536),
+                created_at timestamptz DEFAULT now(),
+                -- Added: a retried "store memory" activity finds its row.
+                idempotency_key text UNIQUE
+            )
+        $ddl$, vector_schema);
+    ELSE
+        EXECUTE format(
+            'ALTER TABLE public.memories ADD COLUMN IF NOT EXISTS embedding %s.vector(1536)',
+            vector_schema);
+    END IF;
+END
+$$;
+ALTER TABLE public.memories
+    ADD COLUMN IF NOT EXISTS user_id uuid,
+    ADD COLUMN IF NOT EXISTS metadata jsonb,
+    ADD COLUMN IF NOT EXISTS created_at timestamptz DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS idempotency_key text;
+SELECT pg_temp.add_foreign_key('public.memories', 'memories_user_id_fkey', '{user_id}',
+    'public.profiles (id)');
+SELECT pg_temp.add_unique('public.memories', 'memories_idempotency_key_key',
+    '{idempotency_key}');
 
 -- Added: screenshots and other binary evidence; history and rows carry only ids.
-CREATE TABLE public.blobs (
+CREATE TABLE IF NOT EXISTS public.blobs (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     content_type text NOT NULL,
     data bytea NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE TRIGGER profiles_updated_at BEFORE UPDATE ON public.profiles
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
-CREATE TRIGGER workspaces_updated_at BEFORE UPDATE ON public.workspaces
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
-CREATE TRIGGER jobs_updated_at BEFORE UPDATE ON public.jobs
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
-CREATE TRIGGER approvals_updated_at BEFORE UPDATE ON public.approvals
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
-CREATE TRIGGER job_steps_updated_at BEFORE UPDATE ON public.job_steps
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
+SELECT pg_temp.add_updated_at_trigger('public.profiles', 'profiles_updated_at');
+SELECT pg_temp.add_updated_at_trigger('public.workspaces', 'workspaces_updated_at');
+SELECT pg_temp.add_updated_at_trigger('public.jobs', 'jobs_updated_at');
+SELECT pg_temp.add_updated_at_trigger('public.approvals', 'approvals_updated_at');
+SELECT pg_temp.add_updated_at_trigger('public.job_steps', 'job_steps_updated_at');
 
 INSERT INTO public.status_machine (entity, from_status, to_status) VALUES
     ('jobs', 'pending', 'running'),
@@ -149,42 +256,43 @@ INSERT INTO public.status_machine (entity, from_status, to_status) VALUES
     ('approvals', 'pending', 'cancelled')
 ON CONFLICT DO NOTHING;
 
-CREATE TRIGGER jobs_status_machine BEFORE INSERT OR UPDATE OF status ON public.jobs
-    FOR EACH ROW EXECUTE FUNCTION public.enforce_status_machine('pending');
-CREATE TRIGGER jobs_status_log AFTER INSERT OR UPDATE OF status ON public.jobs
-    FOR EACH ROW EXECUTE FUNCTION public.log_status_transition();
-CREATE TRIGGER approvals_status_machine BEFORE INSERT OR UPDATE OF status ON public.approvals
-    FOR EACH ROW EXECUTE FUNCTION public.enforce_status_machine('pending');
-CREATE TRIGGER approvals_status_log AFTER INSERT OR UPDATE OF status ON public.approvals
-    FOR EACH ROW EXECUTE FUNCTION public.log_status_transition();
+SELECT pg_temp.add_trigger('public.jobs', 'jobs_status_machine',
+    'BEFORE INSERT OR UPDATE OF status ON public.jobs '
+    'FOR EACH ROW EXECUTE FUNCTION public.enforce_status_machine(''pending'')');
+SELECT pg_temp.add_trigger('public.jobs', 'jobs_status_log',
+    'AFTER INSERT OR UPDATE OF status ON public.jobs '
+    'FOR EACH ROW EXECUTE FUNCTION public.log_status_transition()');
+SELECT pg_temp.add_trigger('public.approvals', 'approvals_status_machine',
+    'BEFORE INSERT OR UPDATE OF status ON public.approvals '
+    'FOR EACH ROW EXECUTE FUNCTION public.enforce_status_machine(''pending'')');
+SELECT pg_temp.add_trigger('public.approvals', 'approvals_status_log',
+    'AFTER INSERT OR UPDATE OF status ON public.approvals '
+    'FOR EACH ROW EXECUTE FUNCTION public.log_status_transition()');
 
 -- Row level security: each user sees only their own rows; the worker's role bypasses it.
-ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.workspaces ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.jobs ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.approvals ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.job_steps ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.memories ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.blobs ENABLE ROW LEVEL SECURITY;
+SELECT pg_temp.enable_rls(t) FROM unnest(ARRAY[
+    'public.profiles', 'public.workspaces', 'public.jobs', 'public.approvals',
+    'public.job_steps', 'public.memories', 'public.blobs'
+]::regclass[]) AS t;
 
-CREATE POLICY "Users can read their own profile" ON public.profiles
-    FOR SELECT TO authenticated USING (id = auth.uid());
-CREATE POLICY "Users can update their own profile" ON public.profiles
-    FOR UPDATE TO authenticated USING (id = auth.uid()) WITH CHECK (id = auth.uid());
-CREATE POLICY "Users can insert their own profile" ON public.profiles
-    FOR INSERT TO authenticated WITH CHECK (id = auth.uid());
-CREATE POLICY "Users manage their own workspaces" ON public.workspaces
-    FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
-CREATE POLICY "Users read their own jobs" ON public.jobs
-    FOR SELECT TO authenticated USING (user_id = auth.uid());
-CREATE POLICY "Users read approvals of their own jobs" ON public.approvals
-    FOR SELECT TO authenticated
-    USING (job_id IN (SELECT id FROM public.jobs WHERE user_id = auth.uid()));
-CREATE POLICY "Users read steps of their own jobs" ON public.job_steps
-    FOR SELECT TO authenticated
-    USING (job_id IN (SELECT id FROM public.jobs WHERE user_id = auth.uid()));
-CREATE POLICY "Users manage their own memories" ON public.memories
-    FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
+SELECT pg_temp.add_policy('public.profiles', 'Users can read their own profile',
+    'FOR SELECT TO authenticated USING (id = auth.uid())');
+SELECT pg_temp.add_policy('public.profiles', 'Users can update their own profile',
+    'FOR UPDATE TO authenticated USING (id = auth.uid()) WITH CHECK (id = auth.uid())');
+SELECT pg_temp.add_policy('public.profiles', 'Users can insert their own profile',
+    'FOR INSERT TO authenticated WITH CHECK (id = auth.uid())');
+SELECT pg_temp.add_policy('public.workspaces', 'Users manage their own workspaces',
+    'FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
+SELECT pg_temp.add_policy('public.jobs', 'Users read their own jobs',
+    'FOR SELECT TO authenticated USING (user_id = auth.uid())');
+SELECT pg_temp.add_policy('public.approvals', 'Users read approvals of their own jobs',
+    'FOR SELECT TO authenticated '
+    'USING (job_id IN (SELECT id FROM public.jobs WHERE user_id = auth.uid()))');
+SELECT pg_temp.add_policy('public.job_steps', 'Users read steps of their own jobs',
+    'FOR SELECT TO authenticated '
+    'USING (job_id IN (SELECT id FROM public.jobs WHERE user_id = auth.uid()))');
+SELECT pg_temp.add_policy('public.memories', 'Users manage their own memories',
+    'FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.profiles, public.workspaces, public.memories
     TO authenticated;

@@ -1,7 +1,12 @@
--- Seed 003: Higgsfield generations and the tables they reference. Seed 003's `users`
--- table is `profiles` here (see 0003).
+-- Seed 003: Higgsfield generations and the tables they reference. New tables reference
+-- `profiles`; seed 003's own tables, when adopted, keep their references to its `users`
+-- (0016 keeps a profile for each of its rows).
+--
+-- Adopts seed 003's tables where they exist, as 0003 does seed 000's (db/adopt.sql).
+-- Rewritten in place (issue 25); its earlier text is accepted as applied (db/migrate.py,
+-- SUPERSEDED): where it ran, this one would change nothing.
 
-CREATE TABLE public.user_api_keys (
+CREATE TABLE IF NOT EXISTS public.user_api_keys (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id uuid NOT NULL REFERENCES public.profiles (id) ON DELETE CASCADE,
     service text NOT NULL CHECK (service IN ('elevenlabs', 'higgsfield', 'wavespeed')),
@@ -10,8 +15,17 @@ CREATE TABLE public.user_api_keys (
     updated_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (user_id, service)
 );
+ALTER TABLE public.user_api_keys
+    ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+SELECT pg_temp.set_not_null('public.user_api_keys', c)
+FROM unnest('{user_id,service,encrypted_api_key}'::text[]) AS c;
+SELECT pg_temp.add_check('public.user_api_keys', 'user_api_keys_service_check',
+    $$service = ANY (ARRAY['elevenlabs', 'higgsfield', 'wavespeed'])$$);
+SELECT pg_temp.add_unique('public.user_api_keys', 'user_api_keys_user_id_service_key',
+    '{user_id,service}');
 
-CREATE TABLE public.ai_models (
+CREATE TABLE IF NOT EXISTS public.ai_models (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id uuid NOT NULL REFERENCES public.profiles (id) ON DELETE CASCADE,
     name text NOT NULL,
@@ -25,7 +39,7 @@ CREATE TABLE public.ai_models (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE TABLE public.assets (
+CREATE TABLE IF NOT EXISTS public.assets (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id uuid NOT NULL REFERENCES public.profiles (id) ON DELETE CASCADE,
     filename text NOT NULL,
@@ -40,10 +54,16 @@ CREATE TABLE public.assets (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE public.assets
+    ADD COLUMN IF NOT EXISTS metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+    ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+SELECT pg_temp.add_check('public.assets', 'assets_file_type_check',
+    $$file_type = ANY (ARRAY['image', 'audio', 'video', 'document'])$$);
 -- Added: a retried copy of a generation result finds its asset instead of adding one.
-CREATE UNIQUE INDEX assets_file_path_key ON public.assets (file_path);
+SELECT pg_temp.add_unique('public.assets', 'assets_file_path_key', '{file_path}', true);
 
-CREATE TABLE public.prompts (
+CREATE TABLE IF NOT EXISTS public.prompts (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id uuid NOT NULL REFERENCES public.profiles (id) ON DELETE CASCADE,
     model_id uuid REFERENCES public.ai_models (id) ON DELETE SET NULL,
@@ -57,7 +77,7 @@ CREATE TABLE public.prompts (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE TABLE public.generations (
+CREATE TABLE IF NOT EXISTS public.generations (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id uuid NOT NULL REFERENCES public.profiles (id) ON DELETE CASCADE,
     prompt_id uuid REFERENCES public.prompts (id) ON DELETE SET NULL,
@@ -80,20 +100,39 @@ CREATE TABLE public.generations (
     temporal_workflow_id text UNIQUE,
     batch_id uuid
 );
-CREATE INDEX generations_user_idx ON public.generations (user_id);
-CREATE INDEX generations_user_status_idx ON public.generations (user_id, status);
-CREATE INDEX generations_user_created_idx ON public.generations (user_id, created_at DESC);
+ALTER TABLE public.generations
+    ADD COLUMN IF NOT EXISTS higgsfield_job_id text,
+    ADD COLUMN IF NOT EXISTS model text NOT NULL DEFAULT 'soul',
+    ADD COLUMN IF NOT EXISTS settings jsonb NOT NULL DEFAULT '{}'::jsonb,
+    ADD COLUMN IF NOT EXISTS result_urls text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS saved_asset_ids uuid[] NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS error_message text,
+    ADD COLUMN IF NOT EXISTS started_at timestamptz,
+    ADD COLUMN IF NOT EXISTS completed_at timestamptz,
+    ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS temporal_workflow_id text,
+    ADD COLUMN IF NOT EXISTS batch_id uuid;
+SELECT pg_temp.set_default('public.generations', 'status', $$'pending'::text$$);
+SELECT pg_temp.set_not_null('public.generations', c)
+FROM unnest('{user_id,prompt_text,status,model,settings,result_urls,saved_asset_ids}'::text[])
+    AS c;
+SELECT pg_temp.add_status_check('public.generations', 'generations_status_check', 'status',
+    '{pending,submitting,queued,in_progress,completed,failed,nsfw,cancelled}');
+SELECT pg_temp.add_unique('public.generations', 'generations_temporal_workflow_id_key',
+    '{temporal_workflow_id}');
+SELECT pg_temp.add_index('public.generations', 'generations_user_idx',
+    'USING btree (user_id)');
+SELECT pg_temp.add_index('public.generations', 'generations_user_status_idx',
+    'USING btree (user_id, status)');
+SELECT pg_temp.add_index('public.generations', 'generations_user_created_idx',
+    'USING btree (user_id, created_at DESC)');
 
-CREATE TRIGGER user_api_keys_updated_at BEFORE UPDATE ON public.user_api_keys
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
-CREATE TRIGGER ai_models_updated_at BEFORE UPDATE ON public.ai_models
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
-CREATE TRIGGER assets_updated_at BEFORE UPDATE ON public.assets
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
-CREATE TRIGGER prompts_updated_at BEFORE UPDATE ON public.prompts
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
-CREATE TRIGGER generations_updated_at BEFORE UPDATE ON public.generations
-    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
+SELECT pg_temp.add_updated_at_trigger('public.user_api_keys', 'user_api_keys_updated_at');
+SELECT pg_temp.add_updated_at_trigger('public.ai_models', 'ai_models_updated_at');
+SELECT pg_temp.add_updated_at_trigger('public.assets', 'assets_updated_at');
+SELECT pg_temp.add_updated_at_trigger('public.prompts', 'prompts_updated_at');
+SELECT pg_temp.add_updated_at_trigger('public.generations', 'generations_updated_at');
 
 -- Forward-only lifecycle; a stage may be skipped (a fast job is completed at its first
 -- status read), but never revisited.
@@ -106,28 +145,28 @@ WHERE t.n > f.n
   AND NOT (f.s = 'pending' AND t.s IN ('queued', 'in_progress', 'completed', 'nsfw'))
 ON CONFLICT DO NOTHING;
 
-CREATE TRIGGER generations_status_machine BEFORE INSERT OR UPDATE OF status
-    ON public.generations
-    FOR EACH ROW EXECUTE FUNCTION public.enforce_status_machine('pending');
-CREATE TRIGGER generations_status_log AFTER INSERT OR UPDATE OF status ON public.generations
-    FOR EACH ROW EXECUTE FUNCTION public.log_status_transition();
+SELECT pg_temp.add_trigger('public.generations', 'generations_status_machine',
+    'BEFORE INSERT OR UPDATE OF status ON public.generations '
+    'FOR EACH ROW EXECUTE FUNCTION public.enforce_status_machine(''pending'')');
+SELECT pg_temp.add_trigger('public.generations', 'generations_status_log',
+    'AFTER INSERT OR UPDATE OF status ON public.generations '
+    'FOR EACH ROW EXECUTE FUNCTION public.log_status_transition()');
 
-ALTER TABLE public.user_api_keys ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.ai_models ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.assets ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.prompts ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.generations ENABLE ROW LEVEL SECURITY;
+SELECT pg_temp.enable_rls(t) FROM unnest(ARRAY[
+    'public.user_api_keys', 'public.ai_models', 'public.assets', 'public.prompts',
+    'public.generations'
+]::regclass[]) AS t;
 
-CREATE POLICY "Users manage their own API keys" ON public.user_api_keys
-    FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
-CREATE POLICY "Users manage their own AI models" ON public.ai_models
-    FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
-CREATE POLICY "Users manage their own assets" ON public.assets
-    FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
-CREATE POLICY "Users manage their own prompts" ON public.prompts
-    FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
-CREATE POLICY "Users manage their own generations" ON public.generations
-    FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
+SELECT pg_temp.add_policy('public.user_api_keys', 'Users manage their own API keys',
+    'FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
+SELECT pg_temp.add_policy('public.ai_models', 'Users manage their own AI models',
+    'FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
+SELECT pg_temp.add_policy('public.assets', 'Users manage their own assets',
+    'FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
+SELECT pg_temp.add_policy('public.prompts', 'Users manage their own prompts',
+    'FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
+SELECT pg_temp.add_policy('public.generations', 'Users manage their own generations',
+    'FOR ALL TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
 
 GRANT SELECT, INSERT, UPDATE, DELETE
     ON public.user_api_keys, public.ai_models, public.assets, public.prompts, public.generations

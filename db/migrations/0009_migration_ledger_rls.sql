@@ -1,6 +1,9 @@
--- The migration ledger is the back end's alone. On Supabase every table created in the
--- public schema is granted to anon and authenticated (default privileges), so without row
--- level security the Data API could read the ledger, or delete a row and make a migration
--- run again. Its owner (the role that migrates) is not subject to RLS.
-ALTER TABLE public.schema_migrations ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON public.schema_migrations FROM anon, authenticated;
+-- The migration ledger is the back end's alone. It used to be public.schema_migrations,
+-- where this file turned row level security on and revoked it from anon and
+-- authenticated. The ledger is now orchestrator.schema_migrations (issue 25: dbmate,
+-- golang-migrate and others use public.schema_migrations), and the runner itself keeps it
+-- out of reach (db/migrate.py): a schema the API roles cannot use, RLS on, nothing
+-- granted. An earlier ledger of ours is moved there with these settings.
+--
+-- Rewritten in place; its earlier text is accepted as applied (db/migrate.py, SUPERSEDED).
+SELECT 1;

@@ -24,7 +24,7 @@ REVOKE ALL ON
     public.memories, public.blobs, public.user_api_keys, public.ai_models, public.assets,
     public.prompts, public.generations, public.platform_connections,
     public.performance_metrics, public.metric_sync_logs, public.webhook_events,
-    public.status_transitions, public.status_machine, public.schema_migrations
+    public.status_transitions, public.status_machine
     FROM anon, authenticated;
 REVOKE ALL ON SEQUENCE public.status_transitions_id_seq FROM anon, authenticated;
 
@@ -102,8 +102,8 @@ GRANT UPDATE (platform, credentials, account_id, account_name, is_active, sync_f
     ON public.platform_connections TO authenticated;
 GRANT SELECT ON public.performance_metrics, public.metric_sync_logs TO authenticated;
 
--- The back end's tables (status_transitions, status_machine, webhook_events, blobs,
--- schema_migrations): nothing.
+-- The back end's tables (status_transitions, status_machine, webhook_events, blobs): nothing.
+-- The migration ledger lives in the schema orchestrator, which they cannot use.
 
 -- 2. A transition log users cannot steer -----------------------------------------------
 -- The worker tags its transactions with set_config('orchestrator.reason' / 'workflow_id'

@@ -51,7 +51,8 @@ WITH written AS (
     FROM unnest(%(ids)b::uuid[], %(entity_ids)b::text[], %(metric_types)b::text[],
                 %(dates)b::date[], %(values)b::text[], %(detail_ns)b::int[])
          AS page (id, entity_id, metric_type, date, value, detail_n)
-    ON CONFLICT (platform_connection_id, entity_id, metric_type, date) DO UPDATE
+    ON CONFLICT (platform_connection_id, entity_id, metric_type, date)
+        WHERE platform_connection_id IS NOT NULL DO UPDATE
     SET value = EXCLUDED.value, source = EXCLUDED.source, source_detail = EXCLUDED.source_detail,
         sync_id = EXCLUDED.sync_id, platform = EXCLUDED.platform
     WHERE m.value IS DISTINCT FROM EXCLUDED.value

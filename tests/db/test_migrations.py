@@ -42,9 +42,9 @@ async def test_fresh_database_gets_every_table(empty_db_url: str) -> None:
         "performance_metrics",
         "metric_sync_logs",
         "status_transitions",
-        "schema_migrations",
     ):
         assert table in tables
+    assert "schema_migrations" not in tables  # the ledger is orchestrator.schema_migrations
 
 
 async def test_rerun_applies_nothing(empty_db_url: str) -> None:
@@ -57,8 +57,8 @@ async def test_every_table_has_row_level_security(db_url: str) -> None:
         rows = await (
             await conn.execute(
                 "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relrowsecurity "
-                "AND relname <> 'schema_migrations'"
+                "WHERE n.nspname IN ('public', 'orchestrator') AND c.relkind = 'r' "
+                "AND NOT c.relrowsecurity"
             )
         ).fetchall()
     assert rows == []

@@ -33,7 +33,13 @@ OWNER = {
     "WHERE c.id = platform_connection_id)",
     "browser_profiles": "user_id",
 }
-BACK_END = ["status_transitions", "webhook_events", "blobs", "status_machine", "schema_migrations"]
+BACK_END = [
+    "status_transitions",
+    "webhook_events",
+    "blobs",
+    "status_machine",
+    "orchestrator.schema_migrations",
+]
 
 
 def _row_for(table: str, owner: uuid.UUID) -> dict[str, Any]:
@@ -72,8 +78,9 @@ async def _visible(conn: AsyncConnection[Any], table: str) -> list[Any] | None:
     """The owners of the rows ``conn`` can see in ``table`` (None: no privilege at all)."""
     owner = OWNER.get(table, "NULL")
     try:
+        name = table if "." in table else f"public.{table}"
         async with conn.transaction():  # a savepoint: a refusal ends only this statement
-            cur = await conn.execute(f"SELECT {owner} AS owner FROM public.{table}")
+            cur = await conn.execute(f"SELECT {owner} AS owner FROM {name}")
             return [r["owner"] for r in await cur.fetchall()]
     except errors.InsufficientPrivilege:
         return None
