@@ -52,6 +52,8 @@ async def _start_backends(home: Path, settings: Settings, cleanups: list[Cleanup
         await server.start()
         cleanups.append(server.stop)
         os.environ["TEMPORAL_ADDRESS"] = server.address
+        # Our own dev server: no TLS or API key from a Temporal profile file in $HOME.
+        os.environ["TEMPORAL_CONFIG_FILE"] = os.devnull
         os.environ["TEMPORAL_UI_URL"] = server.ui_url
         # The UI may call the ingress's codec endpoint (with CODEC_AUTH_TOKEN).
         ui_origins = [server.ui_url, server.ui_url.replace("127.0.0.1", "localhost")]

@@ -284,7 +284,7 @@ def telemetry_runtime(settings: Settings) -> Runtime | None:
 
 async def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain in-flight activities and exit."""
-    settings.require("database_url", "temporal_address")
+    settings.require("database_url")  # Temporal: workers/temporal.py says what is missing
     assert settings.database_url is not None
     database_url = settings.database_url.get_secret_value()
     if settings.migrate_on_start:
