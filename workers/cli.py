@@ -348,6 +348,9 @@ def _parser() -> argparse.ArgumentParser:
     from workers.cli_outbox import add_commands as add_outbox_commands
 
     add_outbox_commands(sub)
+    from workers.health import add_commands as add_health_commands
+
+    add_health_commands(sub)
     return parser
 
 

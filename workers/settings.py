@@ -170,6 +170,11 @@ class Settings(BaseSettings):
         "temporal_tls_server_name",
         "temporal_profile",
         "temporal_config_file",
+        "temporal_api_key",
+        "resend_api_key",
+        "steel_api_key",
+        "supermemory_api_key",
+        "google_ads_developer_token",
         mode="before",
     )
     @classmethod
