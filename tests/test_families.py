@@ -186,6 +186,26 @@ def test_health_command_fails_with_one_line_when_nothing_polls(
     assert "STEEL_API_KEY" in report["families"]["agent_jobs"]["reason"]
 
 
+def test_health_command_without_a_server_is_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env |= {
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",  # nothing listens
+        "ENCRYPTION_MASTER_KEY": MASTER,
+        "TEMPORAL_CONFIG_FILE": os.devnull,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "health"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("orchestrator: worker health unknown: cannot reach Temporal: ")
+
+
 def test_health_parser_accepts_identity_and_max_age() -> None:
     from workers.cli import _parser
 

@@ -21,6 +21,7 @@ from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 # A long poll lasts up to ~70 s when there is no task, and the server records a poller
 # when its poll arrives; several pollers per type overlap, so two minutes is ample.
@@ -108,11 +109,15 @@ async def health_cmd(args: argparse.Namespace) -> None:
     from workers.temporal import connect_client
 
     settings = load_settings()
-    client = await connect_client(settings)
     queue = settings.temporal_task_queue
     wanted, _ = identity_matcher(args.identity)
     max_age = timedelta(seconds=args.max_age)
-    checks = await poller_checks(client, queue, args.identity)
+    try:
+        client = await connect_client(settings)
+        checks = await poller_checks(client, queue, args.identity)
+    except (RuntimeError, RPCError) as exc:  # no server, refused TLS, no permission
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CliError(f"worker health unknown: cannot reach Temporal: {first}") from None
     families = {s.name: s.as_dict() for s in family_statuses(settings)}
     healthy = all(c.ok(max_age) for c in checks)
     data = {
