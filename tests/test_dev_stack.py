@@ -11,6 +11,7 @@ import httpx
 import psutil
 
 from tests.dev_stack import start_dev, stop_dev
+from workers.families import FAMILIES
 
 
 def test_dev_stack_serves_and_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
@@ -20,7 +21,13 @@ def test_dev_stack_serves_and_stops_cleanly_and_reuses_its_data(tmp_path: Path) 
         assert lines["temporal"].startswith("127.0.0.1:")
         assert httpx.get(lines["temporal-ui"], timeout=10).status_code == 200
         health = httpx.get(f"{lines['ingress']}/healthz", timeout=10)
-        assert health.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
+        families = {f.name: {"enabled": True} for f in FAMILIES}  # every key given
+        assert health.json() == {
+            "status": "ok",
+            "database": "ok",
+            "temporal": "ok",
+            "families": families,
+        }
         assert httpx.get(lines["outbox"], timeout=10).status_code == 200
         metrics = httpx.get(lines["metrics"], timeout=10)
         assert metrics.status_code == 200 and "temporal_" in metrics.text

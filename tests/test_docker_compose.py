@@ -1,16 +1,22 @@
-"""The production compose file and Dockerfile: pinned images, ordered start-up, settings wired.
+"""The production compose file and Dockerfile: pinned images, ordered start-up, and every
+orchestrator service's settings, built as compose builds them, load.
 
-These read docker-compose.yml as data (no Docker engine needed); ``docker compose config`` runs
-only where the compose plugin is installed.
+No Docker engine runs here, so this reads docker-compose.yml as data and does what compose
+does with it: interpolates ``${X:?}`` / ``${X:-d}`` from a test ``.env``, reads
+``env_file`` entries, lets ``environment`` win over them, and mounts each ``secrets:``
+file at ``/run/secrets/<name>`` (a directory the settings read). ``docker compose config``
+runs too where the compose plugin is installed.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
 import subprocess
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +24,39 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from workers.settings import Settings, load_settings
+from workers.families import family_statuses
+from workers.keys import Keyring
+from workers.processes import inbound_config
+from workers.settings import Settings, SettingsError, load_settings
+from workers.temporal import connect_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+ENV_EXAMPLE = ROOT / "orchestrator.env.example"
 
-SERVICES = {"postgres", "temporal", "temporal-ui", "setup", "worker", "ingress"}
+SERVICES = {
+    "postgres",
+    "temporal-schema",
+    "temporal",
+    "temporal-namespace",
+    "temporal-ui",
+    "setup",
+    "worker",
+    "ingress",
+}
 ORCHESTRATOR_SERVICES = ("setup", "worker", "ingress")
+ONE_SHOT = ("temporal-schema", "temporal-namespace", "setup")
 HEALTHCHECKED = ("postgres", "temporal", "worker", "ingress")
 WAIT_CONDITIONS = {"service_healthy", "service_completed_successfully"}
 
-# Secrets a production deployment cannot run without: compose must refuse to start if unset.
-REQUIRED_SECRETS = {
-    "ENCRYPTION_MASTER_KEY",
-    "RESEND_API_KEY",
-    "RESEND_WEBHOOK_SECRET",
+MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+DOTENV = {"POSTGRES_PASSWORD": "0123456789abcdef"}
+SECRET_FILES = {
+    "encryption_master_key": MASTER_KEY + "\n",  # as `openssl rand -base64 32 >` writes it
+    "resend_api_key": "re_test_key",
+    "resend_webhook_secret": "whsec_dGVzdC13ZWJob29rLXNlY3JldA==",
 }
-DUMMY_SECRETS = {
-    "ENCRYPTION_MASTER_KEY": "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
-    "RESEND_API_KEY": "re_test_key",
-    "RESEND_WEBHOOK_SECRET": "whsec_dGVzdC13ZWJob29rLXNlY3JldA==",
-}
-# Variables the orchestrator services may carry that are not settings fields (none so far).
-NON_SETTINGS_ENV: frozenset[str] = frozenset()
 
 # name:tag or name@sha256:digest; the tag must name a version, so it carries a digit.
 PINNED_IMAGE = re.compile(
@@ -52,19 +67,121 @@ INTERPOLATION = re.compile(
 )
 
 
+class ComposeError(Exception):
+    """What `docker compose up` would refuse with."""
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``$$``, ``${NAME}``, ``${NAME:-default}``, ``${NAME:?error}`` from ``env``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name", "op", "arg")
+        current = env.get(name)
+        if op == ":-":
+            return current if current else interpolate(arg, env)
+        if op == ":?":
+            if not current:
+                raise ComposeError(f"required variable {name} is missing a value: {arg}")
+            return current
+        return current or ""
+
+    return INTERPOLATION.sub(replace, value)
+
+
+def resolved(node: Any, env: dict[str, str]) -> Any:
+    """The whole file interpolated, as compose does before anything else."""
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, list):
+        return [resolved(item, env) for item in node]
+    if isinstance(node, dict):
+        return {key: resolved(value, env) for key, value in node.items()}
+    return node
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; comments and blank lines skipped (compose's env_file format)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+@dataclass
+class Project:
+    """A directory laid out as an operator lays it out next to docker-compose.yml."""
+
+    directory: Path
+    dotenv: dict[str, str]
+
+    def compose(self) -> dict[str, Any]:
+        raw = yaml.safe_load(COMPOSE_FILE.read_text())
+        return resolved(raw, self.dotenv)
+
+    def container(self, service: str, run_secrets: Path) -> dict[str, str]:
+        """The environment compose gives ``service``; its secrets copied into
+        ``run_secrets`` as they are mounted at /run/secrets."""
+        compose = self.compose()
+        spec = compose["services"][service]
+        env: dict[str, str] = {}
+        for entry in spec.get("env_file") or []:
+            entry = {"path": entry} if isinstance(entry, str) else entry
+            path = self.directory / entry["path"]
+            if path.exists():
+                env |= parse_env_file(path)
+            elif entry.get("required", True):
+                raise ComposeError(f"env file {path} not found")
+        for name, value in (spec.get("environment") or {}).items():
+            if value is None:  # a bare NAME: from the host; no host here
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
+        run_secrets.mkdir(parents=True, exist_ok=True)
+        for secret in spec.get("secrets") or []:
+            source = secret if isinstance(secret, str) else secret["source"]
+            target = source if isinstance(secret, str) else secret.get("target", source)
+            definition = compose["secrets"][source]
+            path = self.directory / definition["file"]
+            if not path.is_file():
+                raise ComposeError(f"secret {source}: file {path} does not exist")
+            shutil.copy(path, run_secrets / target)
+        return env
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    directory = tmp_path / "deployment"
+    (directory / "secrets").mkdir(parents=True)
+    for name, content in SECRET_FILES.items():
+        (directory / "secrets" / name).write_text(content)
+    return Project(directory, dict(DOTENV))
+
+
+@pytest.fixture
+def container_env(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run load_settings inside a service's environment (and nothing else)."""
+
+    def enter(env: dict[str, str]) -> None:
+        for name in list(os.environ):
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+
+    return enter
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
-def _service(compose: dict[str, Any], name: str) -> dict[str, Any]:
-    return compose["services"][name]
-
-
 def _environment(service: dict[str, Any]) -> dict[str, str | None]:
     env = service.get("environment") or {}
-    if isinstance(env, list):
-        return dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
     return {name: None if value is None else str(value) for name, value in env.items()}
 
 
@@ -82,48 +199,235 @@ def _is_secret(annotation: Any) -> bool:
     return annotation is SecretStr or any(_is_secret(arg) for arg in typing.get_args(annotation))
 
 
-def _interpolate(value: str, host_env: dict[str, str]) -> str:
-    """Compose's ``$$``, ``${NAME}``, ``${NAME:-default}``, ``${NAME:?error}`` from ``host_env``."""
+def _command(service: dict[str, Any]) -> str:
+    command = service.get("command") or []
+    return " ".join(command) if isinstance(command, list) else command
 
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, op, arg = match.group("name", "op", "arg")
-        current = host_env.get(name)
-        if op == ":-":
-            return current if current else _interpolate(arg, host_env)
-        if op == ":?":
-            if not current:
-                raise LookupError(f"{name}: {arg}")
-            return current
-        return current or ""
 
-    return INTERPOLATION.sub(replace, value)
+# -- each orchestrator service's settings, as compose gives them ------------------------
+
+
+@pytest.mark.parametrize("service", ORCHESTRATOR_SERVICES)
+def test_service_settings_load_with_only_the_required_values(
+    project: Project, container_env: Any, tmp_path: Path, service: str
+) -> None:
+    run_secrets = tmp_path / "run-secrets"
+    container_env(project.container(service, run_secrets))
+    settings = load_settings(secrets_dir=run_secrets)
+
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == (
+        "postgresql://orchestrator:0123456789abcdef@postgres:5432/orchestrator"
+    )
+    config = connect_config(settings)
+    assert (config["target_host"], config["namespace"]) == ("temporal:7233", "default")
+    assert "tls" not in config and "api_key" not in config
+    assert (settings.log_format, settings.metrics_bind_address) == ("json", "0.0.0.0:9464")
+    for name, content in SECRET_FILES.items():
+        secret = getattr(settings, name)
+        assert secret is not None and secret.get_secret_value() == content.strip()
+    Keyring.from_settings(settings)  # the worker's first need
+    inbound_config(settings)  # the ingress's: Resend's key and webhook secret
+    families = {f.name: f for f in family_statuses(settings)}
+    # No Steel or Supermemory key: agent jobs off, the rest on; the worker still starts.
+    assert not families["agent_jobs"].enabled
+    assert families["generations"].enabled and families["metric_syncs"].enabled
+
+
+def test_optional_settings_come_from_orchestrator_env(
+    project: Project, container_env: Any, tmp_path: Path
+) -> None:
+    example = parse_env_file(ENV_EXAMPLE)
+    filled = {**example, "STEEL_API_KEY": "steel_live", "SUPERMEMORY_API_KEY": "sm_live"}
+    (project.directory / "orchestrator.env").write_text(
+        "".join(f"{k}={v}\n" for k, v in filled.items())
+    )
+    run_secrets = tmp_path / "run-secrets"
+    container_env(project.container("worker", run_secrets))
+    settings = load_settings(secrets_dir=run_secrets)
+    assert all(f.enabled for f in family_statuses(settings))
+    # The example's empty values are unset, not empty keys.
+    assert settings.google_ads_developer_token is None and settings.temporal_api_key is None
+
+
+def test_the_example_env_file_names_only_settings() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    names = set(parse_env_file(ENV_EXAMPLE))
+    commented = set(re.findall(r"^# ([A-Z_]+)=", ENV_EXAMPLE.read_text(), re.M))
+    assert names and (names | commented) <= fields, sorted((names | commented) - fields)
+
+
+def test_environment_wins_over_orchestrator_env(
+    project: Project, container_env: Any, tmp_path: Path
+) -> None:
+    # Compose gives `environment:` precedence over `env_file:`: the in-compose Postgres
+    # stays the database even if orchestrator.env names another.
+    (project.directory / "orchestrator.env").write_text("DATABASE_URL=postgresql://elsewhere/db\n")
+    container_env(project.container("worker", tmp_path / "s"))
+    url = load_settings(secrets_dir=tmp_path / "s").database_url
+    assert url is not None and "@postgres:5432/" in url.get_secret_value()
+
+
+def test_temporal_cloud_is_chosen_in_dotenv_and_orchestrator_env(
+    project: Project, container_env: Any, tmp_path: Path
+) -> None:
+    project.dotenv |= {
+        "TEMPORAL_ADDRESS": "agency.a1b2c.tmprl.cloud:7233",
+        "TEMPORAL_NAMESPACE": "agency.a1b2c",
+    }
+    (project.directory / "orchestrator.env").write_text("TEMPORAL_API_KEY=tmprl_key\n")
+    container_env(project.container("worker", tmp_path / "s"))
+    config = connect_config(load_settings(secrets_dir=tmp_path / "s"))
+    assert config["target_host"] == "agency.a1b2c.tmprl.cloud:7233"
+    assert (config["namespace"], config["api_key"], config["tls"]) == (
+        "agency.a1b2c",
+        "tmprl_key",
+        True,
+    )
+
+
+def test_missing_postgres_password_stops_compose_naming_it(project: Project) -> None:
+    project.dotenv.pop("POSTGRES_PASSWORD")
+    with pytest.raises(ComposeError, match="POSTGRES_PASSWORD"):
+        project.compose()
+
+
+@pytest.mark.parametrize("secret", sorted(SECRET_FILES))
+def test_missing_secret_file_stops_compose_naming_it(
+    project: Project, tmp_path: Path, secret: str
+) -> None:
+    (project.directory / "secrets" / secret).unlink()
+    with pytest.raises(ComposeError, match=f"secrets/{secret} does not exist"):
+        project.container("worker", tmp_path / "s")
+
+
+def test_unmounted_master_key_is_one_line_naming_it(
+    project: Project, container_env: Any, tmp_path: Path
+) -> None:
+    run_secrets = tmp_path / "s"
+    container_env(project.container("worker", run_secrets))
+    (run_secrets / "encryption_master_key").unlink()
+    with pytest.raises(SettingsError) as raised:
+        Keyring.from_settings(load_settings(secrets_dir=run_secrets))
+    assert raised.value.code == (
+        "missing setting ENCRYPTION_MASTER_KEY: set the environment variable ENCRYPTION_MASTER_KEY"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("not-base64!", "invalid setting ENCRYPTION_MASTER_KEY: .*base64"),
+        (base64.b64encode(b"short").decode(), "invalid setting ENCRYPTION_MASTER_KEY: .*32"),
+        ("", "invalid setting ENCRYPTION_MASTER_KEY: .*32 bytes, not 0"),  # an empty file
+    ],
+)
+def test_bad_master_key_file_is_one_line(
+    project: Project, container_env: Any, tmp_path: Path, content: str, error: str
+) -> None:
+    (project.directory / "secrets" / "encryption_master_key").write_text(content)
+    container_env(project.container("worker", tmp_path / "s"))
+    with pytest.raises(SettingsError, match=error):
+        Keyring.from_settings(load_settings(secrets_dir=tmp_path / "s"))
+
+
+@pytest.mark.parametrize("name", ORCHESTRATOR_SERVICES)
+def test_orchestrator_environment_names_are_settings_fields(
+    compose: dict[str, Any], name: str
+) -> None:
+    fields = {field.upper() for field in Settings.model_fields}
+    unknown = set(_environment(compose["services"][name])) - fields
+    assert not unknown, f"{name}: not settings fields (typo?): {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("name", ORCHESTRATOR_SERVICES)
+def test_secrets_are_mounted_by_their_setting_names(compose: dict[str, Any], name: str) -> None:
+    fields = set(Settings.model_fields)
+    for secret in compose["services"][name]["secrets"]:
+        assert secret in fields, f"/run/secrets/{secret} is no setting"
+        assert _is_secret(Settings.model_fields[secret].annotation), secret
+        assert secret.upper() not in _environment(compose["services"][name]), secret
+
+
+# -- images, order, health --------------------------------------------------------------
 
 
 def test_compose_defines_every_service(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) >= SERVICES
+    assert set(compose["services"]) == SERVICES
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_service_image_is_pinned_to_a_version(compose: dict[str, Any], name: str) -> None:
-    service = _service(compose, name)
+    service = compose["services"][name]
     image = service.get("image")
     if "build" in service:
-        # Built here: the tag names this build, never the floating `latest`.
         assert image and ":" in image and not image.endswith(":latest"), image
     else:
         assert image and _is_pinned(image), f"{name}: image {image!r} is not pinned to a version"
 
 
-def test_dockerfile_base_image_is_pinned_and_runs_as_non_root() -> None:
-    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
-    bases = [line.split()[1] for line in lines if line.upper().startswith("FROM ")]
-    assert bases, "Dockerfile has no FROM"
-    for base in bases:
-        assert _is_pinned(base), f"FROM {base} is not pinned to a version"
-    users = [line.split()[1] for line in lines if line.upper().startswith("USER ")]
-    assert users and users[-1] not in {"root", "0"}, "the image must end as a non-root user"
+def test_no_deprecated_auto_setup_image(compose: dict[str, Any]) -> None:
+    images = {s.get("image", "") for s in compose["services"].values()}
+    assert not any(i.startswith("temporalio/auto-setup") for i in images)
+    temporal = compose["services"]["temporal"]["image"]
+    tools = {compose["services"][n]["image"] for n in ("temporal-schema", "temporal-namespace")}
+    # The schema tool of the server's own version.
+    assert tools == {temporal.replace("temporalio/server", "temporalio/admin-tools")}
+
+
+def test_postgres_matches_the_dev_stack_and_keeps_its_data(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    # Postgres 18 and pgvector 0.8.6, like the embedded server `orchestrator dev` runs.
+    assert re.fullmatch(r"pgvector/pgvector:0\.8\.6-pg18(-\w+)?", postgres["image"])
+    volumes = [v.split(":") for v in postgres["volumes"]]
+    # 18+ keeps PGDATA in /var/lib/postgresql/18/docker: the volume is its parent.
+    assert [(source, target) for source, target in volumes] == [
+        ("postgres-data", "/var/lib/postgresql")
+    ]
+    assert "postgres-data" in compose["volumes"]
+
+
+def test_schema_job_sets_up_both_databases_the_server_uses(compose: dict[str, Any]) -> None:
+    job = compose["services"]["temporal-schema"]
+    server = _environment(compose["services"]["temporal"])
+    env = _environment(job)
+    assert env["SQL_PLUGIN"] == server["DB"] == "postgres12"
+    assert env["SQL_HOST"] == server["POSTGRES_SEEDS"] == "postgres"
+    assert env["SQL_USER"] == server["POSTGRES_USER"]
+    assert env["SQL_PASSWORD"] == server["POSTGRES_PWD"]
+    script = _command(job)
+    for db, schema in ((server["DBNAME"], "temporal"), (server["VISIBILITY_DBNAME"], "visibility")):
+        assert f"--db {db} setup-schema -v 0.0" in script
+        assert f"--db {db} update-schema -d" in script and f"/{schema}/versioned" in script
+    assert "schema=/etc/temporal/schema/postgresql/v12" in script
+    assert compose["services"]["temporal"]["depends_on"] == {
+        "temporal-schema": {"condition": "service_completed_successfully"}
+    }
+
+
+def test_temporal_dynamic_config_is_valid_yaml_at_the_configured_path(
+    compose: dict[str, Any],
+) -> None:
+    temporal = compose["services"]["temporal"]
+    path = _environment(temporal)["DYNAMIC_CONFIG_FILE_PATH"]
+    (mount,) = temporal["configs"]
+    assert mount["target"] == path
+    values = yaml.safe_load(compose["configs"][mount["source"]]["content"])
+    assert values["history.transferProcessorMaxPollRPS"] == [{"value": 1000, "constraints": {}}]
+
+
+def test_namespace_job_creates_the_namespace_the_orchestrator_uses(
+    compose: dict[str, Any],
+) -> None:
+    job = compose["services"]["temporal-namespace"]
+    assert (
+        _environment(job)["TEMPORAL_NAMESPACE"]
+        == compose["x-orchestrator"]["environment"]["TEMPORAL_NAMESPACE"]
+    )
+    assert "temporal operator namespace create" in _command(job)
+    assert job["depends_on"] == {"temporal": {"condition": "service_healthy"}}
+    setup = compose["services"]["setup"]["depends_on"]
+    assert setup["temporal-namespace"] == {"condition": "service_completed_successfully"}
 
 
 def test_every_service_but_postgres_waits_on_a_condition(compose: dict[str, Any]) -> None:
@@ -137,93 +441,83 @@ def test_every_service_but_postgres_waits_on_a_condition(compose: dict[str, Any]
             assert spec.get("condition") in WAIT_CONDITIONS, f"{name} -> {dependency}: {spec}"
 
 
+def test_one_shot_jobs_are_waited_for_as_completed_and_retry_boundedly(
+    compose: dict[str, Any],
+) -> None:
+    for name in ONE_SHOT:
+        assert re.fullmatch(r"on-failure:\d+", compose["services"][name]["restart"]), name
+        for other in compose["services"].values():
+            spec = (other.get("depends_on") or {}).get(name)
+            if spec:
+                assert spec["condition"] == "service_completed_successfully"
+
+
 def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
     for name in HEALTHCHECKED:
-        healthcheck = _service(compose, name).get("healthcheck") or {}
+        healthcheck = compose["services"][name].get("healthcheck") or {}
         assert healthcheck.get("test"), f"{name} has no healthcheck"
         assert not healthcheck.get("disable"), f"{name} disables its healthcheck"
+
+
+def test_worker_healthcheck_proves_it_polls(compose: dict[str, Any]) -> None:
+    check = compose["services"]["worker"]["healthcheck"]
+    assert check["test"] == ["CMD", "orchestrator", "health"]
+    # The check's timeout fits a connect and two DescribeTaskQueue calls; it starts after
+    # the worker had time to connect and poll.
+    assert check["start_period"] == "60s" and check["retries"] >= 2
 
 
 def test_setup_migrates_and_registers_search_attributes_before_worker_and_ingress(
     compose: dict[str, Any],
 ) -> None:
-    command = _service(compose, "setup")["command"]
-    command = " ".join(command) if isinstance(command, list) else command
+    command = _command(compose["services"]["setup"])
     assert "orchestrator migrate" in command
     assert "orchestrator search-attributes register" in command
     for name in ("worker", "ingress"):
-        depends_on = _service(compose, name)["depends_on"]
+        depends_on = compose["services"][name]["depends_on"]
         assert depends_on["setup"]["condition"] == "service_completed_successfully"
 
 
-def test_orchestrator_services_share_one_environment(compose: dict[str, Any]) -> None:
-    shared = compose["x-orchestrator-env"]
+def test_orchestrator_services_share_one_environment_and_secrets(compose: dict[str, Any]) -> None:
+    shared = compose["x-orchestrator"]
     for name in ORCHESTRATOR_SERVICES:
-        env = _service(compose, name)["environment"]
-        assert env == {**env, **shared}, f"{name} does not carry the shared environment"
+        service = compose["services"][name]
+        for key in ("environment", "secrets", "env_file", "image", "build"):
+            assert service[key] == shared[key], f"{name}: {key}"
 
 
-def test_worker_environment_carries_every_required_and_secret_setting(
-    compose: dict[str, Any],
-) -> None:
-    env = _environment(_service(compose, "worker"))
-    needed = {
-        name.upper()
-        for name, field in Settings.model_fields.items()
-        if field.is_required() or _is_secret(field.annotation)
-    }
-    assert needed <= set(env), f"missing from the worker environment: {sorted(needed - set(env))}"
+# -- the image ---------------------------------------------------------------------------
 
 
-def test_required_secrets_fail_fast_when_unset(compose: dict[str, Any]) -> None:
-    env = _environment(_service(compose, "worker"))
-    for name in REQUIRED_SECRETS:
-        assert (env.get(name) or "").startswith(f"${{{name}:?"), f"{name} must be ${{{name}:?...}}"
+def test_dockerfile_base_image_is_pinned_and_runs_as_non_root() -> None:
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
+    bases = [line.split()[1] for line in lines if line.upper().startswith("FROM ")]
+    assert bases, "Dockerfile has no FROM"
+    for base in bases:
+        assert _is_pinned(base), f"FROM {base} is not pinned to a version"
+    users = [line.split()[1] for line in lines if line.upper().startswith("USER ")]
+    assert users and users[-1] not in {"root", "0"}, "the image must end as a non-root user"
 
 
-@pytest.mark.parametrize("name", ORCHESTRATOR_SERVICES)
-def test_orchestrator_environment_names_are_settings_fields(
-    compose: dict[str, Any], name: str
-) -> None:
-    fields = {field.upper() for field in Settings.model_fields}
-    unknown = set(_environment(_service(compose, name))) - fields - NON_SETTINGS_ENV
-    assert not unknown, f"{name}: not settings fields (typo?): {sorted(unknown)}"
+def test_image_copies_no_dev_only_code() -> None:
+    copied = [
+        line.split()[1:-1]
+        for line in DOCKERFILE.read_text().splitlines()
+        if line.startswith("COPY ")
+    ]
+    sources = {source for sources in copied for source in sources}
+    assert not sources & {"emulators", "tests", "benchmarks", "requirements/dev.txt"}, sources
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*") - 1].startswith("#") and "*" in ignore  # deny by default
+    assert not any(line.startswith("!emulators") or line.startswith("!tests") for line in ignore)
 
 
-def test_worker_environment_with_only_required_secrets_is_valid_settings(
-    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for field in Settings.model_fields:
-        monkeypatch.delenv(field.upper(), raising=False)
-    for name, raw in _environment(_service(compose, "worker")).items():
-        if raw is not None:  # a bare NAME is passed through from the host: unset here
-            monkeypatch.setenv(name, _interpolate(raw, DUMMY_SECRETS))
-
-    settings = load_settings()
-
-    assert settings.temporal_address == "temporal:7233"
-    assert settings.database_url is not None
-    assert settings.database_url.get_secret_value().endswith("@postgres:5432/orchestrator")
-    assert settings.log_format == "json"
-    assert settings.metrics_bind_address == "0.0.0.0:9464"
-    for name, value in DUMMY_SECRETS.items():
-        secret = getattr(settings, name.lower())
-        assert secret is not None and secret.get_secret_value() == value
+# -- docker compose itself, where installed ------------------------------------------------
 
 
-def test_temporal_registers_the_namespace_the_worker_uses(compose: dict[str, Any]) -> None:
-    temporal_env = _environment(_service(compose, "temporal"))
-    worker_env = _environment(_service(compose, "worker"))
-    assert temporal_env["DEFAULT_NAMESPACE"] == worker_env["TEMPORAL_NAMESPACE"]
-
-
-def test_postgres_keeps_its_data_on_a_named_volume(compose: dict[str, Any]) -> None:
-    volumes = _service(compose, "postgres")["volumes"]
-    sources = {volume.split(":", 1)[0] for volume in volumes if isinstance(volume, str)}
-    assert sources & set(compose.get("volumes") or {}), "postgres data is not on a named volume"
-
-
-def _docker_compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _docker_compose(
+    directory: Path, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     docker = shutil.which("docker")
     if docker is None:
         pytest.skip("docker client not installed")
@@ -234,29 +528,26 @@ def _docker_compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProc
         reason = (probe.stderr.strip().splitlines() or ["no output"])[0]
         pytest.skip(f"docker compose plugin not available ({reason})")
     return subprocess.run(
-        # No .env: only the variables given here decide the outcome.
-        [docker, "compose", "--env-file", os.devnull, "-f", str(COMPOSE_FILE), *args],
+        [docker, "compose", "--project-directory", str(directory), "-f", str(COMPOSE_FILE), *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        cwd=ROOT,
         env=env,
     )
 
 
-def _host_env_without_secrets() -> dict[str, str]:
-    return {name: value for name, value in os.environ.items() if name not in REQUIRED_SECRETS}
+def _host_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST")}
 
 
-def test_docker_compose_config_accepts_the_file() -> None:
-    result = _docker_compose("config", "-q", env={**_host_env_without_secrets(), **DUMMY_SECRETS})
+def test_docker_compose_config_accepts_the_file(project: Project) -> None:
+    (project.directory / ".env").write_text("".join(f"{k}={v}\n" for k, v in DOTENV.items()))
+    result = _docker_compose(project.directory, "config", "-q", env=_host_env())
     assert result.returncode == 0, result.stderr
 
 
-def test_docker_compose_config_names_a_missing_required_secret() -> None:
-    env = {**_host_env_without_secrets(), **DUMMY_SECRETS}
-    del env["RESEND_API_KEY"]
-    result = _docker_compose("config", "-q", env=env)
+def test_docker_compose_config_names_a_missing_required_value(project: Project) -> None:
+    result = _docker_compose(project.directory, "config", "-q", env=_host_env())
     assert result.returncode != 0
-    assert "RESEND_API_KEY" in result.stderr
+    assert "POSTGRES_PASSWORD" in result.stderr

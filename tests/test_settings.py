@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,80 @@ def test_each_old_encryption_key_is_a_secret_on_its_own() -> None:
     settings = load_settings(encryption_old_keys=f"{old[0]}, {old[1]}")
     assert set(old) <= set(settings.secret_values())
     assert old[0] not in repr(settings)
+
+
+MASTER = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting from the machine's environment."""
+    from workers.settings import Settings
+
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_secrets_are_read_from_files_as_compose_mounts_them(
+    clean_env: None, tmp_path: Path
+) -> None:
+    # compose `secrets:` puts each one at /run/secrets/<name>; echo leaves a newline.
+    (tmp_path / "encryption_master_key").write_text(MASTER + "\n")
+    (tmp_path / "RESEND_API_KEY").write_text("re_from_file")  # names are case-insensitive
+    settings = load_settings(secrets_dir=tmp_path)
+    assert settings.encryption_master_key is not None
+    assert settings.encryption_master_key.get_secret_value() == MASTER
+    assert settings.resend_api_key is not None
+    assert settings.resend_api_key.get_secret_value() == "re_from_file"
+    assert MASTER in settings.secret_values()
+
+
+def test_the_environment_wins_over_a_secret_file(
+    clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "steel_api_key").write_text("from-file")
+    monkeypatch.setenv("STEEL_API_KEY", "from-env")
+    steel = load_settings(secrets_dir=tmp_path).steel_api_key
+    assert steel is not None and steel.get_secret_value() == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("encryption_master_key", "not base64!", "invalid setting ENCRYPTION_MASTER_KEY"),
+        ("resend_webhook_secret", "plain", "invalid setting RESEND_WEBHOOK_SECRET"),
+        ("database_pool_max", "many", "invalid setting DATABASE_POOL_MAX"),
+    ],
+)
+def test_a_bad_secret_file_is_one_line_naming_the_setting(
+    clean_env: None, tmp_path: Path, name: str, content: str, error: str
+) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(SettingsError, match=error):
+        load_settings(secrets_dir=tmp_path)
+
+
+def test_secret_files_outside_the_directory_or_of_other_names_are_ignored(
+    clean_env: None, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.write_text("stolen")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "steel_api_key").symlink_to(outside)  # resolves outside the directory
+    (secrets / "not_a_setting").write_text("x")
+    (secrets / "supermemory_api_key").mkdir()  # a directory, not a file
+    with pytest.warns(UserWarning):
+        settings = load_settings(secrets_dir=secrets)
+    assert settings.steel_api_key is None and settings.supermemory_api_key is None
+
+
+def test_a_missing_secrets_directory_is_no_error(clean_env: None, tmp_path: Path) -> None:
+    assert load_settings(secrets_dir=tmp_path / "absent").steel_api_key is None
+
+
+def test_settings_env_leaves_defaults_to_the_other_process(clean_env: None) -> None:
+    env = settings_env(load_settings(database_pool_max=7))
+    assert env["DATABASE_POOL_MAX"] == "7"
+    # Unset here, unset there: a Temporal profile file's namespace is not overridden.
+    assert "TEMPORAL_NAMESPACE" not in env and "DATABASE_POOL_MIN" not in env

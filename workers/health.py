@@ -1,0 +1,144 @@
+"""`orchestrator health`: proof that the worker on this host polls its task queue.
+
+A worker process can be up with its pollers stuck (lost connection, wedged event loop); an
+open metrics port proves nothing. The server knows better: ``DescribeTaskQueue`` lists the
+pollers it has seen on a task queue, each with its identity and the time of its last poll.
+The worker's identity is the SDK's ``<pid>@<hostname>``, so the check looks, on both the
+workflow and the activity task queue, for a poller of this host (a container's hostname is
+its own) that polled within ``--max-age`` seconds. The compose file's worker health check
+runs it; it also prints which vendor families the settings enable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+# A long poll lasts up to ~70 s when there is no task, and the server records a poller
+# when its poll arrives; several pollers per type overlap, so two minutes is ample.
+DEFAULT_MAX_AGE = timedelta(seconds=120)
+POLLED = {
+    "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    "activity": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+}
+
+
+@dataclass(frozen=True)
+class PollerCheck:
+    """What the server says about this worker's pollers of one task queue type."""
+
+    kind: str  # workflow | activity
+    identity: str | None  # the matching poller's identity, None if none was seen
+    seconds_ago: float | None
+
+    def ok(self, max_age: timedelta) -> bool:
+        return self.seconds_ago is not None and self.seconds_ago <= max_age.total_seconds()
+
+
+def identity_matcher(identity: str | None) -> tuple[str, Any]:
+    """A description of whom we look for, and the predicate: the exact identity when given,
+    else any identity of this host (``...@<hostname>``)."""
+    if identity:
+        return identity, lambda seen: seen == identity
+    suffix = f"@{socket.gethostname()}"
+    return f"*{suffix}", lambda seen: seen.endswith(suffix)
+
+
+def latest_poll(kind: str, pollers: list[PollerInfo], matches: Any, now: datetime) -> PollerCheck:
+    """The most recent poll among ``pollers`` whose identity ``matches``."""
+    seen = [
+        (p.identity, p.last_access_time.ToDatetime(tzinfo=UTC))
+        for p in pollers
+        if matches(p.identity) and p.HasField("last_access_time")
+    ]
+    if not seen:
+        return PollerCheck(kind, None, None)
+    identity, last = max(seen, key=lambda item: item[1])
+    return PollerCheck(kind, identity, max(0.0, (now - last).total_seconds()))
+
+
+async def poller_checks(
+    client: Client, task_queue: str, identity: str | None, *, now: datetime | None = None
+) -> list[PollerCheck]:
+    """One check per polled task queue type."""
+    _, matches = identity_matcher(identity)
+    checks = []
+    for kind, queue_type in POLLED.items():
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                task_queue_type=queue_type,
+            )
+        )
+        checks.append(latest_poll(kind, list(response.pollers), matches, now or datetime.now(UTC)))
+    return checks
+
+
+def add_commands(sub: Any) -> None:
+    """Add the ``health`` command."""
+    health = sub.add_parser(
+        "health",
+        help="exit 0 only if this host's worker polled its task queue recently (health check)",
+    )
+    health.add_argument(
+        "--identity", help="the worker's exact identity (default: any worker of this host)"
+    )
+    health.add_argument(
+        "--max-age",
+        type=float,
+        default=DEFAULT_MAX_AGE.total_seconds(),
+        help=f"seconds since the last poll (default {DEFAULT_MAX_AGE.total_seconds():.0f})",
+    )
+    health.set_defaults(run=health_cmd)
+
+
+async def health_cmd(args: argparse.Namespace) -> None:
+    from workers.cli import CliError, emit
+    from workers.families import family_statuses
+    from workers.settings import load_settings
+    from workers.temporal import connect_client
+
+    settings = load_settings()
+    queue = settings.temporal_task_queue
+    wanted, _ = identity_matcher(args.identity)
+    max_age = timedelta(seconds=args.max_age)
+    try:
+        client = await connect_client(settings)
+        checks = await poller_checks(client, queue, args.identity)
+    except (RuntimeError, RPCError) as exc:  # no server, refused TLS, no permission
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CliError(f"worker health unknown: cannot reach Temporal: {first}") from None
+    families = {s.name: s.as_dict() for s in family_statuses(settings)}
+    healthy = all(c.ok(max_age) for c in checks)
+    data = {
+        "status": "ok" if healthy else "not polling",
+        "task_queue": queue,
+        "identity": wanted,
+        "pollers": {
+            c.kind: {"identity": c.identity, "seconds_since_poll": c.seconds_ago} for c in checks
+        },
+        "families": families,
+    }
+    lines = [f"task queue {queue}, worker {wanted}:"]
+    for c in checks:
+        when = "never seen" if c.seconds_ago is None else f"polled {c.seconds_ago:.0f} s ago"
+        lines.append(f"  {c.kind}: {when}{'' if c.ok(max_age) else '  (too long ago)'}")
+    for name, family in families.items():
+        lines.append(f"  {name}: {'enabled' if family['enabled'] else family['reason']}")
+    emit(args, data, "\n".join(lines))
+    if not healthy:
+        stale = ", ".join(c.kind for c in checks if not c.ok(max_age))
+        raise CliError(
+            f"worker not polling: no {stale} poll by {wanted} on task queue {queue} "
+            f"in the last {max_age.total_seconds():.0f} s"
+        )
