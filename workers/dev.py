@@ -19,6 +19,7 @@ from pathlib import Path
 from db.migrate import migrate
 from db.pool import open_pool
 from workers.dev_secrets import apply_dev_secrets
+from workers.dispatch.loop import running_dispatcher
 from workers.embedded import EmbeddedPostgres, TemporalDevServer, port_is_free
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.processes import serving_ingress
@@ -120,6 +121,7 @@ async def _serve(
     async with (
         open_services(settings, pool) as services,
         build_worker(client, settings, services),
+        running_dispatcher(settings, pool, client),
         serving_ingress(pool, client, settings),
     ):
         from workers.demo import seed_demo

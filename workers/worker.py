@@ -42,6 +42,7 @@ from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
+from workers.dispatch.loop import running_dispatcher
 from workers.idle_eviction import CachedRuns, EvictingWorker
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.sandbox_runner import CompiledSandboxRunner
@@ -306,6 +307,7 @@ async def run_worker(settings: Settings) -> None:
     async with (
         open_services(settings, pool) as services,
         build_worker(client, settings, services),
+        running_dispatcher(settings, pool, client),
     ):
         log.info("worker started", task_queue=settings.temporal_task_queue)
         await stop.wait()

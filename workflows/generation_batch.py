@@ -25,7 +25,9 @@ class GenerationBatch:
         """Start every child and wait for all of them."""
         children = []
         for index, prompt in enumerate(request.prompts):
-            generation_id = workflow.uuid4()
+            # A row the app inserted keeps its id; replays of earlier batches (no
+            # generation_id) draw the same uuid4 as before.
+            generation_id = prompt.generation_id or workflow.uuid4()
             children.append(
                 workflow.execute_child_workflow(
                     Generation.run,
