@@ -14,7 +14,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
@@ -27,6 +27,7 @@ from activities.inbound_higgsfield import WebhookRefused, deliver_hint, parse_hi
 from db import approvals
 from db.pool import Pool
 from db.transitions import RowNotFound
+from workers.api.routes import ApiDeps, create_api
 from workers.logging import get_logger
 from workflows.models.approval import Decision
 
@@ -41,6 +42,7 @@ class IngressDeps:
     client: Client
     inbound: InboundConfig
     max_body_bytes: int
+    api: ApiDeps | None = None  # the app's HTTP API at /v1 (workers/api/)
 
 
 class InProcessServer(uvicorn.Server):
@@ -173,12 +175,14 @@ def create_app(deps: IngressDeps) -> ASGIApp:
             return JSONResponse({"error": "temporarily unavailable, retry"}, 503)
         return JSONResponse({"outcome": outcome})
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/resend", resend_webhook, methods=["POST"]),
         Route("/approvals/{token:str}", approval_link, methods=["GET", "POST"]),
         Route("/webhooks/higgsfield/{generation_id:str}", higgsfield_webhook, methods=["POST"]),
     ]
+    if deps.api is not None:
+        routes.append(Mount("/v1", app=create_api(deps.api)))
     app = Starlette(routes=routes, exception_handlers={BodyTooLarge: body_too_large})
     return BodyLimit(app, deps.max_body_bytes)
 

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from activities.email import configure_resend
 from activities.inbound_email import InboundConfig
 from db.pool import Pool, open_pool
+from workers.api import build_api
 from workers.ingress import IngressDeps, InProcessServer, create_app
 from workers.logging import configure_logging, register_secrets
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
@@ -40,12 +41,14 @@ async def serving_ingress(
     pool: Pool, client: Client, settings: Settings, *, port: int | None = None
 ) -> AsyncIterator[InProcessServer]:
     """Serve the ingress inside this process's event loop while the block runs."""
+    api = build_api(settings, pool, client)
     app = create_app(
         IngressDeps(
             pool=pool,
             client=client,
             inbound=inbound_config(settings),
             max_body_bytes=settings.ingress_max_body_bytes,
+            api=api,
         )
     )
     server = InProcessServer(
@@ -67,6 +70,7 @@ async def serving_ingress(
     finally:
         server.should_exit = True
         await serving
+        await api.aclose()
 
 
 async def run_ingress(settings: Settings) -> None:
@@ -76,12 +80,14 @@ async def run_ingress(settings: Settings) -> None:
     assert settings.database_url is not None
     pool = await open_pool(settings.database_url.get_secret_value(), min_size=1)
     client = await connect_client(settings)
+    api = build_api(settings, pool, client)
     app = create_app(
         IngressDeps(
             pool=pool,
             client=client,
             inbound=inbound,
             max_body_bytes=settings.ingress_max_body_bytes,
+            api=api,
         )
     )
     server = InProcessServer(
@@ -99,6 +105,7 @@ async def run_ingress(settings: Settings) -> None:
     try:
         await server.serve()
     finally:
+        await api.aclose()
         await pool.close()
 
 

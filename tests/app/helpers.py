@@ -16,6 +16,7 @@ from db.generations import Q
 from tests.db.factories import insert_user, insert_workspace
 from tests.harness import Stack
 from tests.security.rls_helpers import signed_in
+from tests.waiting import eventually
 
 HF_KEY = "hf_key_id:hf_key_secret_value"
 SAFE_PLAN = {
@@ -143,11 +144,15 @@ async def row(stack: Stack, table: str, row_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def runs(client: Client, workflow_id: str) -> int:
-    """How many runs the workflow id has had (0 if none)."""
-    count = 0
-    async for _ in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
-        count += 1
-    return count
+    """How many runs the workflow id has had, once visibility lists any (it lags)."""
+
+    async def count() -> int:
+        found = 0
+        async for _ in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+            found += 1
+        return found
+
+    return await eventually(count, what=f"{workflow_id} listed")
 
 
 async def exists(client: Client, workflow_id: str) -> bool:
