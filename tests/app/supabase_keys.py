@@ -55,6 +55,7 @@ class Project:
     url: str = ""
     published: list[SigningKey] = field(default_factory=list)
     legacy_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    extra_jwks: list[dict[str, Any]] = field(default_factory=list)  # served as they are
     requests: int = 0
     down: bool = False
 
@@ -105,7 +106,7 @@ class Project:
             self.requests += 1
             if self.down:
                 return JSONResponse({"message": "unavailable"}, 503)
-            return JSONResponse({"keys": [k.jwk() for k in self.published]})
+            return JSONResponse({"keys": [k.jwk() for k in self.published] + self.extra_jwks})
 
         return Starlette(routes=[Route(JWKS_PATH, jwks, methods=["GET"])])
 
