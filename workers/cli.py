@@ -311,6 +311,9 @@ def _parser() -> argparse.ArgumentParser:
     from workers.cli_outbox import add_commands as add_outbox_commands
 
     add_outbox_commands(sub)
+    from workers.cli_app import add_commands as add_app_commands
+
+    add_app_commands(sub)
     return parser
 
 

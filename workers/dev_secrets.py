@@ -13,6 +13,7 @@ DEV_SECRETS = {
     "APPROVAL_TOKEN_SECRET": lambda: secrets.token_urlsafe(32),
     "RESEND_WEBHOOK_SECRET": lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
     "CREDENTIALS_ENCRYPTION_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    "SUPABASE_JWT_SECRET": lambda: secrets.token_urlsafe(32),  # signs the demo user's tokens
 }
 
 

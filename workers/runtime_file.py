@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-RUNTIME_KEYS = ("DATABASE_URL", "TEMPORAL_ADDRESS", "INGRESS_PORT", "EMULATORS_URL")
+RUNTIME_KEYS = ("DATABASE_URL", "TEMPORAL_ADDRESS", "INGRESS_PORT", "EMULATORS_URL", "SUPABASE_URL")
 
 
 def runtime_path() -> Path:
