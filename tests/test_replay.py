@@ -35,6 +35,7 @@ EXPECTED = {
     "generation_deadline",
     "generation_recovered_from_webhook",
     "generation_batch",
+    "generation_batch_from_rows",  # the app's rows: children keep the rows' ids
     # Recorded before a workflow.patched() change and kept as they are: running workflows
     # started before the patch must still replay.
     "generation_completed_before_hints_patch",

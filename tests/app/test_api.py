@@ -11,6 +11,10 @@ from tests.app.api_client import call
 from tests.app.helpers import GATED_PLAN, app_user, row, runs
 from tests.security.rls_helpers import digest
 from tests.waiting import eventually
+from workers.starters import start_agent_job
+from workflows.models.agent_job import AgentJobInput
+from workflows.models.approval import ApprovalPolicy
+from workflows.steps import Step
 
 
 async def _until(stack: Any, path: str, token: str, *statuses: str) -> dict[str, Any]:
@@ -145,3 +149,50 @@ async def test_a_cancel_by_api_ends_the_job_cancelled(api_stack: Any) -> None:
 
 def _url(stack: Any) -> str:
     return str(stack.settings.database_url.get_secret_value())
+
+
+async def test_the_named_approver_decides_and_nobody_else(api_stack: Any) -> None:
+    stack, project = api_stack
+    owner, approver, stranger = [await app_user(stack) for _ in range(3)]
+    # The stranger writes the approver's address into their own profile: it must not count
+    # (profiles are the user's to write; the approver is who Supabase Auth says they are).
+    async with stack.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE profiles SET email_address = NULL WHERE id = %s", (approver.user_id,)
+        )
+        await conn.execute(
+            "UPDATE profiles SET email_address = %s WHERE id = %s",
+            (approver.email, stranger.user_id),
+        )
+    request = AgentJobInput(
+        job_id=uuid.uuid4(),
+        user_id=owner.user_id,
+        workspace_id=owner.workspace_id,
+        title="Pay the invoice",
+        steps=[Step.model_validate(s) for s in GATED_PLAN["steps"]],
+        approval=ApprovalPolicy(approver_email=approver.email),
+    )
+    await start_agent_job(stack.client, stack.settings, request)
+    gate = await eventually(
+        lambda: stack.fetchrow(
+            "SELECT id FROM approvals WHERE job_id = %s AND resend_message_id IS NOT NULL",
+            request.job_id,
+        ),
+        timeout=60,
+        what="the gate",
+    )
+    path = f"/v1/approvals/{gate['id']}"
+    before = await digest(_url(stack))
+    for token in (project.token(stranger.user_id), project.legacy_token(stranger.user_id)):
+        assert (await call(stack, "GET", path, token)).status_code == 404
+        refused = await call(stack, "POST", f"{path}/decision", token, {"decision": "approve"})
+        assert refused.status_code == 404
+    assert await digest(_url(stack)) == before
+    token = project.token(approver.user_id)
+    shown = await call(stack, "GET", path, token)
+    assert (shown.status_code, shown.json()["status"]) == (200, "pending")
+    decided = await call(stack, "POST", f"{path}/decision", token, {"decision": "reject"})
+    assert decided.status_code == 200, decided.text
+    assert (decided.json()["status"], decided.json()["decided_by"]) == ("rejected", approver.email)
+    owners = await call(stack, "GET", f"/v1/jobs/{request.job_id}", project.token(owner.user_id))
+    assert owners.json()["approvals"][0]["decision_channel"] == "app"

@@ -20,6 +20,7 @@ from tests.app.helpers import (
     row,
     runs,
 )
+from tests.history_recording import record_history
 from tests.waiting import eventually
 from workers.dispatch.rows import RowDispatcher
 from workers.starters import start_generation
@@ -262,7 +263,9 @@ async def test_batch_rows_start_one_generation_batch(app_stack: Any) -> None:
         done = await _status(app_stack, "generations", generation_id, "completed")
         assert done["temporal_workflow_id"] == f"generation-{generation_id}"
     assert await runs(app_stack.client, f"generation-batch-{batch_id}") == 1
-    result = await app_stack.client.get_workflow_handle(f"generation-batch-{batch_id}").result()
+    handle = app_stack.client.get_workflow_handle(f"generation-batch-{batch_id}")
+    result = await handle.result()
+    await record_history(handle, "generation_batch_from_rows")
     # One child per row, named by the row (no prompt_index here: their order is the ids').
     assert sorted(r["generation_id"] for r in result["results"]) == sorted(map(str, ids))
 
