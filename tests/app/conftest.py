@@ -12,6 +12,10 @@ from tests.app.supabase_keys import supabase_project
 from tests.harness import running_stack
 from workers.dispatch.loop import running_dispatcher
 
+# The dispatcher sweeps when it (re)connects, and then not for an hour: a test that needs
+# a sweep runs one itself, and no test passes thanks to a sweep it did not ask for.
+QUIET = {"dispatch_sweep_seconds": 3600}
+
 
 @pytest.fixture
 async def app_stack(
@@ -19,7 +23,7 @@ async def app_stack(
 ) -> AsyncIterator[Any]:
     """Emulators, worker, ingress and one dispatcher on this test's database."""
     async with (
-        running_stack(db_url, temporal_env.client, task_queue) as stack,
+        running_stack(db_url, temporal_env.client, task_queue, **QUIET) as stack,
         running_dispatcher(stack.settings, stack.pool, stack.client) as dispatcher,
     ):
         assert dispatcher is not None and dispatcher.listening.is_set()
@@ -41,6 +45,7 @@ async def api_stack(
                 task_queue,
                 supabase_url=project.url,
                 supabase_jwt_secret=project.legacy_secret,
+                **QUIET,
             ) as stack,
             running_dispatcher(stack.settings, stack.pool, stack.client) as dispatcher,
         ):

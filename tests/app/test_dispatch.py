@@ -124,6 +124,7 @@ INVALID_JOBS = [
     ),
     ("no workspace", {"workspace_id": None}, "no workspace_id"),
     ("blank title", {"title": "  "}, "no title"),
+    ("over-long title", {"title": "t" * 201}, "invalid job: title"),
 ]
 
 
@@ -194,7 +195,14 @@ async def test_cancel_request_on_a_new_generation_ends_it(app_stack: Any) -> Non
     user = await app_user(app_stack)
     generation_id = await insert_generation(app_stack, user)
     await request_cancel(app_stack, user, "generations", generation_id)
-    ended = await _status(app_stack, "generations", generation_id, "cancelled", "completed")
+    dispatcher = RowDispatcher(app_stack.pool, app_stack.client, app_stack.settings)
+
+    async def ended_row() -> dict[str, Any] | None:
+        await dispatcher.sweep()  # a cancel before the workflow persisted its row
+        found = await row(app_stack, "generations", generation_id)
+        return found if found["status"] in ("cancelled", "completed") else None
+
+    ended = await eventually(ended_row, timeout=60, what="the generation ended")
     if ended["status"] == "cancelled":
         assert ended["error_message"]
 
@@ -324,3 +332,19 @@ async def test_cancelling_one_variation_cancels_the_batch(app_stack: Any) -> Non
     await request_cancel(app_stack, user, "generations", ids[1])
     for generation_id in ids:
         await _status(app_stack, "generations", generation_id, "cancelled")
+
+
+async def test_a_lost_listening_connection_loses_no_row(app_stack: Any) -> None:
+    # Postgres ends the dispatcher's LISTEN session (a restart, a failover, a pooler):
+    # notifications sent meanwhile are lost; the dispatcher reconnects and sweeps.
+    user = await app_user(app_stack)
+    assert app_stack.dispatcher.connections == 1
+    await app_stack.fetchrow(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE query ILIKE 'LISTEN %%orchestrator_dispatch%%' AND datname = current_database()"
+    )
+    ids = [await insert_generation(app_stack, user, f"during the outage {n}") for n in range(3)]
+    for generation_id in ids:
+        done = await _status(app_stack, "generations", generation_id, "completed")
+        assert done["temporal_workflow_id"] == f"generation-{generation_id}"
+    assert app_stack.dispatcher.connections == 2  # it reconnected

@@ -57,6 +57,7 @@ class Dispatcher:
         self.sweep_every = sweep_every
         self.listening = asyncio.Event()
         self.swept = asyncio.Event()  # set after each sweep (tests wait on it)
+        self.connections = 0  # listening sessions opened so far
         self._sweep_now = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -85,6 +86,7 @@ class Dispatcher:
                 ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
                     self.listening.set()
+                    self.connections += 1
                     self.sweep_soon()  # whatever was inserted while nobody listened
                     delay = 0.5
                     async for notify in conn.notifies():

@@ -38,6 +38,9 @@ Outcome = Literal[
     "started", "failed", "waiting", "skipped", "cancel_delivered", "cancelled", "nothing"
 ]
 _SWEEP_LIMIT = 200
+# A row whose cancel was delivered this long ago and is not finished: ask whether its
+# workflow ended without recording it (only a closed workflow's row is finished here).
+_CANCEL_GRACE = 5.0
 _LIVE_JOB = ("pending", "running", "waiting_approval")
 _LIVE_GENERATION = ("pending", "submitting", "queued", "in_progress")
 
@@ -256,9 +259,7 @@ class RowDispatcher:
         async with self.pool.connection() as conn:
             refs = await dispatch.undispatched(conn, _SWEEP_LIMIT)
             refs += await dispatch.cancels_undelivered(conn, _SWEEP_LIMIT)
-            unfinished = await dispatch.cancels_unfinished(
-                conn, self.settings.dispatch_sweep_seconds, _SWEEP_LIMIT
-            )
+            unfinished = await dispatch.cancels_unfinished(conn, _CANCEL_GRACE, _SWEEP_LIMIT)
         for ref in refs:
             await self._isolated(self.handle(ref.entity, ref.id), ref)
         for ref in unfinished:

@@ -60,6 +60,9 @@ def job_input(row: NewJob, settings: Settings) -> AgentJobInput:
         raise Invalid('the job has no plan: set plan to {"steps": [...]}')
     try:
         plan = JobPlan.model_validate(row.plan)
+    except ValidationError as exc:
+        raise Invalid(f"invalid plan: {first_error(exc)}") from None
+    try:
         return AgentJobInput(
             job_id=row.id,
             user_id=row.user_id,
@@ -74,7 +77,7 @@ def job_input(row: NewJob, settings: Settings) -> AgentJobInput:
             ),
         )
     except ValidationError as exc:
-        raise Invalid(f"invalid plan: {first_error(exc)}") from None
+        raise Invalid(f"invalid job: {first_error(exc)}") from None
 
 
 def generation_input(row: NewGeneration, settings: Settings) -> GenerationInput:
