@@ -98,3 +98,13 @@ WHERE user_id = %(user_id)s AND key = %(key)s AND response IS NULL
 -- request leaves nothing behind and may be sent again.
 DELETE FROM public.api_idempotency_keys
 WHERE user_id = %(user_id)s AND key = %(key)s AND response IS NULL
+
+-- name: job_settled
+-- The job was started (or refused) by a dispatcher.
+SELECT 1 AS settled FROM public.jobs
+WHERE id = %(id)s AND (temporal_workflow_id IS NOT NULL OR status <> 'pending')
+
+-- name: generation_settled
+-- The generation was started (or refused) by a dispatcher.
+SELECT 1 AS settled FROM public.generations
+WHERE id = %(id)s AND (temporal_workflow_id IS NOT NULL OR status <> 'pending')

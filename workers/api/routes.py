@@ -11,6 +11,7 @@ so both ways of starting work behave the same.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ log = get_logger("workers.api")
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[Caller, str, Any, dict[str, Any]], Awaitable[tuple[int, Any]]]
 FINISHED = ("completed", "failed", "cancelled", "nsfw")
+SETTLE_POLLS = 40  # x 50 ms: how long an answer waits for another dispatcher's start
 
 
 @dataclass
@@ -170,9 +172,22 @@ class _Api:
         """Hand the row to the dispatcher now; if Temporal cannot be reached, the worker's
         dispatcher starts it at its next sweep."""
         try:
-            await self.deps.rows.handle(entity, row_id)
+            outcome = await self.deps.rows.handle(entity, row_id)
         except (RPCError, psycopg.OperationalError) as exc:
             log.warning("dispatch deferred to the sweep", entity=entity, error=str(exc))
+            return
+        if outcome == "skipped":  # a worker's dispatcher holds the row: it is starting it
+            await self._settled(entity, row_id)
+
+    async def _settled(self, entity: Entity, row_id: UUID) -> None:
+        """Wait (briefly) for the dispatcher that holds the row to record what it did, so
+        the answer shows the workflow it started."""
+        query = "job_settled" if entity == "jobs" else "generation_settled"
+        for _ in range(SETTLE_POLLS):
+            async with self.pool.connection() as conn:
+                if await app_api.one(conn, query, id=row_id):
+                    return
+            await asyncio.sleep(0.05)
 
     # --- jobs ---------------------------------------------------------------------------
 
