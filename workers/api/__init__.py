@@ -1,6 +1,7 @@
 """The HTTP API for apps (``/v1``), mounted by the ingress: ``routes.py`` serves it,
-``auth.py`` checks Supabase tokens, ``idempotency.py`` keeps POSTs once, ``openapi.py``
-describes it."""
+``pipeline.py`` authenticates and validates each request, ``work.py`` and ``decisions.py``
+handle them, ``auth.py`` checks Supabase tokens, ``idempotency.py`` keeps POSTs once,
+``openapi.py`` describes it."""
 
 from __future__ import annotations
 
