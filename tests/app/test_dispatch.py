@@ -348,3 +348,42 @@ async def test_a_lost_listening_connection_loses_no_row(app_stack: Any) -> None:
         done = await _status(app_stack, "generations", generation_id, "completed")
         assert done["temporal_workflow_id"] == f"generation-{generation_id}"
     assert app_stack.dispatcher.connections == 2  # it reconnected
+
+
+async def test_a_cancelled_row_whose_workflow_ended_unrecorded_ends_cancelled(
+    app_stack: Any,
+) -> None:
+    # The workflow took the row on (submitting) and then ended without recording its end
+    # (terminated by an operator, say); the app asks to cancel: the row must not stay
+    # submitting for ever.
+    user = await app_user(app_stack)
+    app_stack.dispatcher.rows = _Deaf()
+    generation_id = await insert_generation(app_stack, user)
+    handle = await app_stack.client.start_workflow(
+        "Generation",
+        GenerationInput(generation_id=generation_id, user_id=user.user_id, prompt_text="x"),
+        id=f"generation-{generation_id}",
+        task_queue=f"nobody-polls-{uuid.uuid4()}",
+    )
+    await handle.terminate("gone before it recorded anything")
+    await app_stack.fetchrow(
+        "UPDATE generations SET status = 'submitting', temporal_workflow_id = %s "
+        "WHERE id = %s RETURNING id",
+        handle.id,
+        generation_id,
+    )
+    await request_cancel(app_stack, user, "generations", generation_id)
+    dispatcher = RowDispatcher(app_stack.pool, app_stack.client, app_stack.settings)
+    await dispatcher.sweep()  # delivers (nothing to cancel: it has closed)
+    assert (await row(app_stack, "generations", generation_id))["status"] == "submitting"
+    await app_stack.fetchrow(  # as if the grace had passed
+        "UPDATE generations SET cancel_delivered_at = now() - interval '1 minute' "
+        "WHERE id = %s RETURNING id",
+        generation_id,
+    )
+    await dispatcher.sweep()
+    ended = await row(app_stack, "generations", generation_id)
+    assert ended["status"] == "cancelled"
+    assert ended["error_message"] == (
+        "cancelled on request; its workflow ended before it could record it"
+    )
