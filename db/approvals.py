@@ -14,7 +14,7 @@ from db.transitions import NOW, Conn, RowNotFound, TransitionContext, transition
 
 Q = load_queries("approvals")
 ApprovalStatus = Literal["pending", "approved", "rejected", "expired", "cancelled"]
-Channel = Literal["email", "link", "ui", "cli"]
+Channel = Literal["email", "link", "ui", "cli", "app"]
 
 
 class ApprovalRow(BaseModel):

@@ -40,6 +40,9 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
             if command.startswith("source "):
                 assert Path(command.split()[1]).parts[0] == ".venv"
                 continue
+            if command.startswith(("export ", "eval ")):
+                env = _exported(command, env)  # kept for the lines after, as in a shell
+                continue
             deadline = time.monotonic() + 30
             while True:  # outcomes arrive asynchronously: wait for the promised text
                 result = subprocess.run(
@@ -53,3 +56,21 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
                 time.sleep(0.5)
     finally:
         stop_dev(proc)
+
+
+def _exported(command: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment after ``command`` (an ``export`` or ``eval``); retried until every
+    variable it sets is there and not empty (what it reads may take a moment to appear)."""
+    deadline = time.monotonic() + 30
+    while True:
+        result = subprocess.run(
+            ["bash", "-c", f"{command}\nenv -0"], env=env, capture_output=True, timeout=60
+        )
+        after = dict(
+            item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item
+        )
+        added = {k: v for k, v in after.items() if env.get(k) != v}
+        if result.returncode == 0 and added and all(added.values()):
+            return env | added
+        assert time.monotonic() < deadline, f"{command!r} set nothing:\n{result.stderr!r}"
+        time.sleep(0.5)

@@ -41,6 +41,7 @@ EXPECTED = {
     "generation_batch_child_failed",
     "generation_deadline_unreachable",
     "generation_woken_for_slot",
+    "generation_batch_from_rows",  # the app's rows: children keep the rows' ids
     # Recorded before a workflow.patched() change and kept as they are: running workflows
     # started before the patch must still replay.
     "generation_completed_before_hints_patch",

@@ -371,6 +371,9 @@ def _parser() -> argparse.ArgumentParser:
     from workers.health import add_commands as add_health_commands
 
     add_health_commands(sub)
+    from workers.cli_app import add_commands as add_app_commands
+
+    add_app_commands(sub)
     return parser
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from db.migrate import migrate
 from db.pool import open_pool
+from workers.cli_app import DEV_SUPABASE_URL
 from workers.dev_secrets import apply_dev_secrets
+from workers.dispatch.loop import running_dispatcher
 from workers.embedded import EmbeddedPostgres, TemporalDevServer, port_is_free
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.processes import serving_ingress
@@ -92,6 +94,9 @@ async def run_dev() -> None:
     os.environ.setdefault("INGRESS_PORT", str(_pick_port(8080)))
     os.environ.setdefault("METRICS_BIND_ADDRESS", f"127.0.0.1:{_pick_port(9464)}")
     os.environ.setdefault("ASSET_STORAGE_DIR", str(home / "assets"))
+    # The API's tokens: the demo user's are signed with the generated SUPABASE_JWT_SECRET
+    # (`orchestrator token`); the issuer is the Supabase CLI's local stack, if one runs.
+    os.environ.setdefault("SUPABASE_URL", DEV_SUPABASE_URL)
     preliminary = load_settings()
     configure_logging(preliminary.log_level, preliminary.log_format)
     cleanups: list[Cleanup] = []
@@ -125,6 +130,7 @@ async def _serve(
     async with (
         open_services(settings, pool) as services,
         build_worker(client, settings, services),
+        running_dispatcher(settings, pool, client),
         serving_ingress(pool, client, settings),
     ):
         from workers.demo import seed_demo
@@ -137,6 +143,7 @@ async def _serve(
         print(f"temporal-ui: {os.environ.get('TEMPORAL_UI_URL', 'external')}", flush=True)
         print(f"ingress: {settings.ingress_url}", flush=True)
         print(f"codec: {settings.ingress_url}/codec", flush=True)
+        print(f"api: {settings.ingress_url}/v1 (orchestrator token --user <id>)", flush=True)
         print(f"database: {_redacted(database_url)}", flush=True)
         if settings.metrics_bind_address:
             print(f"metrics: http://{settings.metrics_bind_address}/metrics", flush=True)

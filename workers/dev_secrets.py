@@ -15,6 +15,7 @@ DEV_SECRETS = {
     "ENCRYPTION_MASTER_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     "RESEND_WEBHOOK_SECRET": lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
     "CODEC_AUTH_TOKEN": lambda: secrets.token_urlsafe(32),
+    "SUPABASE_JWT_SECRET": lambda: secrets.token_urlsafe(32),  # signs the demo user's tokens
 }
 
 

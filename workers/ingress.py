@@ -4,33 +4,27 @@ Thin: it wires requests to the handlers in ``activities/`` and answers with thei
 from __future__ import annotations
 
 import contextlib
-import html
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError
 
-from activities import approval_tokens
-from activities.approval_tokens import InvalidToken, Purpose
-from activities.decisions import deliver_decision
 from activities.inbound_email import InboundConfig, WebhookRejected, handle_resend_webhook
 from activities.inbound_higgsfield import WebhookRefused, deliver_hint, parse_hint
-from db import approvals
+from activities.object_store import ObjectStore
 from db.pool import Pool
-from db.transitions import RowNotFound
+from workers.api.routes import ApiDeps, create_api
 from workers.codec_server import CodecAccess, codec_routes
+from workers.decision_page import DecisionPageDeps, decision_routes
 from workers.logging import get_logger
-from workflows.models.approval import Decision
 
 log = get_logger("workers.ingress")
 
@@ -48,6 +42,8 @@ class IngressDeps:
     codec_access: CodecAccess
     # Which vendor families these settings enable (workers/families.py), for /healthz.
     families: dict[str, dict[str, object]] = field(default_factory=dict)
+    api: ApiDeps | None = None  # the app's HTTP API at /v1 (workers/api/)
+    objects: ObjectStore | None = None  # screenshots in object storage (decision page)
 
 
 class InProcessServer(uvicorn.Server):
@@ -137,33 +133,6 @@ def create_app(deps: IngressDeps) -> ASGIApp:
             return JSONResponse({"error": "temporarily unavailable, retry"}, 503)
         return JSONResponse(answer)
 
-    async def approval_link(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
-            approval, content = await _verified_link(deps, token)
-        except (InvalidToken, RowNotFound):
-            return _page("Link not valid", "This link is invalid or has expired.", 403)
-        decision: Decision = "approve" if content.purpose is Purpose.APPROVE_LINK else "reject"
-        if request.method == "GET":
-            return _confirm_page(approval, decision)
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        note = (form.get("note") or [""])[0].strip()[:2000] or None
-        try:
-            result = await deliver_decision(
-                deps.client,
-                approval,
-                decision=decision,
-                decided_by=approval.approver_email or "",
-                channel="link",
-                note=note,
-                update_id=f"link-{approval.id}-{decision}",
-            )
-        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            return _page("Try again", "The service is busy; please try again shortly.", 503)
-        if not result.applied:
-            return _page("Nothing changed", result.message, 409)
-        return _page("Thank you", f"Your decision was recorded: {result.status}.", 200)
-
     async def higgsfield_webhook(request: Request) -> Response:
         body = await request.body()
         try:
@@ -181,52 +150,16 @@ def create_app(deps: IngressDeps) -> ASGIApp:
             return JSONResponse({"error": "temporarily unavailable, retry"}, 503)
         return JSONResponse({"outcome": outcome})
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/resend", resend_webhook, methods=["POST"]),
-        Route("/approvals/{token:str}", approval_link, methods=["GET", "POST"]),
+        *decision_routes(
+            DecisionPageDeps(deps.pool, deps.client, deps.inbound.token_secret, deps.objects)
+        ),
         Route("/webhooks/higgsfield/{generation_id:str}", higgsfield_webhook, methods=["POST"]),
         *codec_routes(deps.codec, deps.codec_access),
     ]
+    if deps.api is not None:
+        routes.append(Mount("/v1", app=create_api(deps.api)))
     app = Starlette(routes=routes, exception_handlers={BodyTooLarge: body_too_large})
     return BodyLimit(app, deps.max_body_bytes)
-
-
-async def _verified_link(
-    deps: IngressDeps, token: str
-) -> tuple[approvals.ApprovalRow, approval_tokens.ApprovalToken]:
-    content = approval_tokens.peek(token)
-    if content.purpose not in (Purpose.APPROVE_LINK, Purpose.REJECT_LINK):
-        raise InvalidToken("not a link token")
-    async with deps.pool.connection() as conn:
-        approval = await approvals.get_approval(conn, content.approval_id)
-    approval_tokens.verify(
-        deps.inbound.token_secret,
-        token,
-        approval.approver_email or "",
-        purpose=content.purpose,
-        now=datetime.now(UTC),
-    )
-    return approval, content
-
-
-def _page(title: str, message: str, status: int) -> HTMLResponse:
-    e = html.escape
-    return HTMLResponse(
-        f"<!doctype html><title>{e(title)}</title><h1>{e(title)}</h1><p>{e(message)}</p>", status
-    )
-
-
-def _confirm_page(approval: approvals.ApprovalRow, decision: str) -> HTMLResponse:
-    e = html.escape
-    what = e(approval.description or approval.action_type or "the action")
-    if approval.status != "pending":
-        return _page("Nothing to decide", f"This approval is already {approval.status}.", 409)
-    body = (
-        f"<!doctype html><title>Confirm: {decision}</title>"
-        f"<h1>{decision.capitalize()} this action?</h1><p>{what}</p>"
-        f"<form method='post'><label>Note (optional)<br><textarea name='note'></textarea></label>"
-        f"<br><button type='submit'>Confirm: {decision}</button></form>"
-        "<p>Nothing is decided until you press the button.</p>"
-    )
-    return HTMLResponse(body)

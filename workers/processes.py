@@ -13,12 +13,14 @@ from temporalio.client import Client
 from activities.email import configure_resend
 from activities.inbound_email import InboundConfig
 from db.pool import Pool, open_pool
+from workers.api import build_api
 from workers.codec import EncryptionCodec
 from workers.codec_server import CodecAccess
 from workers.families import family_statuses
 from workers.ingress import IngressDeps, InProcessServer, create_app
 from workers.keys import Keyring, Use
 from workers.logging import configure_logging, register_secrets
+from workers.object_storage import open_object_store
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
 
@@ -55,6 +57,7 @@ def ingress_deps(pool: Pool, client: Client, settings: Settings) -> IngressDeps:
             secure_cookie=settings.ingress_url.startswith("https://"),
         ),
         families={s.name: s.as_dict() for s in family_statuses(settings)},
+        api=build_api(settings, pool, client),
     )
 
 
@@ -63,7 +66,9 @@ async def serving_ingress(
     pool: Pool, client: Client, settings: Settings, *, port: int | None = None
 ) -> AsyncIterator[InProcessServer]:
     """Serve the ingress inside this process's event loop while the block runs."""
-    app = create_app(ingress_deps(pool, client, settings))
+    deps = ingress_deps(pool, client, settings)
+    deps.objects = await open_object_store(settings, pool)
+    app = create_app(deps)
     server = InProcessServer(
         uvicorn.Config(
             app,
@@ -83,6 +88,8 @@ async def serving_ingress(
     finally:
         server.should_exit = True
         await serving
+        if deps.api is not None:
+            await deps.api.aclose()
 
 
 async def run_ingress(settings: Settings) -> None:
@@ -96,7 +103,9 @@ async def run_ingress(settings: Settings) -> None:
         transaction_pooler=settings.database_transaction_pooler,
     )
     client = await connect_client(settings)
-    app = create_app(ingress_deps(pool, client, settings))
+    deps = ingress_deps(pool, client, settings)
+    deps.objects = await open_object_store(settings, pool)
+    app = create_app(deps)
     server = InProcessServer(
         uvicorn.Config(
             app,
@@ -112,6 +121,8 @@ async def run_ingress(settings: Settings) -> None:
     try:
         await server.serve()
     finally:
+        if deps.api is not None:
+            await deps.api.aclose()
         await pool.close()
 
 

@@ -117,6 +117,16 @@ class Settings(BaseSettings):
     public_base_url: AnyHttpUrl | None = None  # defaults to http://ingress_host:ingress_port
     ingress_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
+    # The app's requests (issue 26): the dispatcher that turns rows the app inserts into
+    # workflows, and the HTTP API's Supabase JWTs. LISTEN needs a session connection
+    # (direct, or Supavisor's session mode), not the transaction-mode pooler.
+    dispatcher_enabled: bool = True
+    dispatch_database_url: SecretStr | None = None  # defaults to database_url
+    dispatch_sweep_seconds: float = Field(default=15.0, gt=0)
+    dispatch_batch_wait_seconds: float = Field(default=120.0, gt=0)
+    supabase_url: AnyHttpUrl | None = None  # https://<project>.supabase.co
+    supabase_jwt_secret: SecretStr | None = None  # the legacy shared HS256 secret
+
     # Logging.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal

@@ -41,22 +41,19 @@ from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
 from activities.metric_sync import MetricSyncActivities, ScheduleActivities
 from activities.object_store import (
-    ASSETS_BUCKET_RULES,
-    BucketRules,
     ObjectStore,
-    S3Config,
-    S3Store,
 )
 from activities.sweep import SweepActivities
-from db.blobs import bucket_rules
 from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
+from workers.dispatch.loop import running_dispatcher
 from workers.families import FamilyStatus, family_statuses, refusing_activity, status_of
 from workers.idle_eviction import CachedRuns, EvictingWorker, TrackingRunner
 from workers.keys import Keyring, Use
 from workers.logging import configure_logging, get_logger, register_secrets
+from workers.object_storage import open_object_store
 from workers.sdk_internals import sdk_patches
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
 from workers.temporal import connect_client
@@ -188,31 +185,6 @@ async def open_services(settings: Settings, pool: Pool) -> AsyncIterator[Service
         yield services
     finally:
         await services.aclose()
-
-
-async def open_object_store(settings: Settings, pool: Pool) -> ObjectStore | None:
-    """The S3-compatible store of the settings, with its bucket's rules (from Supabase's
-    storage.buckets when the database has the row, else seed 003's); None when unset."""
-    if settings.asset_storage_endpoint is None:
-        return None
-    settings.require("asset_storage_access_key_id", "asset_storage_secret_access_key")
-    assert settings.asset_storage_access_key_id and settings.asset_storage_secret_access_key
-    async with pool.connection() as conn:
-        found = await bucket_rules(conn, settings.asset_storage_bucket)
-    rules = ASSETS_BUCKET_RULES
-    if found is not None:
-        limit, mimes = found
-        rules = BucketRules(max_bytes=limit, allowed_mime_types=tuple(mimes) if mimes else None)
-    return S3Store(
-        S3Config(
-            endpoint_url=str(settings.asset_storage_endpoint).rstrip("/"),
-            bucket=settings.asset_storage_bucket,
-            region=settings.asset_storage_region,
-            access_key_id=settings.asset_storage_access_key_id.get_secret_value(),
-            secret_access_key=settings.asset_storage_secret_access_key.get_secret_value(),
-        ),
-        rules,
-    )
 
 
 def all_activities(services: Services) -> list[Callable[..., Any]]:
@@ -404,6 +376,7 @@ async def run_worker(settings: Settings) -> None:
     async with (
         open_services(settings, pool) as services,
         build_worker(client, settings, services),
+        running_dispatcher(settings, pool, client),
     ):
         for family in family_statuses(settings):
             if not family.enabled:

@@ -46,7 +46,9 @@ class GenerationBatch:
         children = []
         generation_ids: list[UUID] = []
         for index, prompt in enumerate(request.prompts):
-            generation_id = workflow.uuid4()
+            # A row the app inserted keeps its id; replays of earlier batches (no
+            # generation_id) draw the same uuid4 as before.
+            generation_id = prompt.generation_id or workflow.uuid4()
             generation_ids.append(generation_id)
             children.append(
                 workflow.execute_child_workflow(

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 Decision = Literal["approve", "reject"]
-DecisionChannel = Literal["email", "link", "ui", "cli"]
+DecisionChannel = Literal["email", "link", "ui", "cli", "app"]
 
 
 class ApprovalPolicy(BaseModel):

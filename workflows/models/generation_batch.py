@@ -11,8 +11,10 @@ from workflows.models.generation import DEFAULT_TIER_LIMITS, GenerationResult
 
 
 class BatchPrompt(BaseModel):
-    """One variation: a stored prompt or a text."""
+    """One variation: a stored prompt or a text; ``generation_id`` names the row the app
+    already inserted for it (none: the batch makes up an id)."""
 
+    generation_id: UUID | None = None
     prompt_id: UUID | None = None
     prompt_text: str | None = None
 
