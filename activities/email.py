@@ -140,6 +140,9 @@ async def sent_message_id(email_id: str) -> str:
     return message_id
 
 
+APPROVAL_TAG = "approval_id"
+
+
 async def send_email(params: dict[str, Any], idempotency_key: str) -> str:
     """Send through Resend with an idempotency key; return Resend's email id."""
     try:
@@ -189,6 +192,9 @@ class EmailActivities:
         if request.kind == "reminder" and ctx["email_message_id"]:
             thread = [*thread, str(ctx["email_message_id"])]
         params = self._compose(ctx, request.kind, thread, screenshot)
+        # Resend returns the tags in its delivery events: a bounce that arrives before the
+        # email's id is recorded below still finds its approval.
+        params["tags"] = [{"name": APPROVAL_TAG, "value": str(request.approval_id)}]
         email_id = await send_email(params, f"approval-{request.kind}/{request.approval_id}")
         if request.kind == "request":
             message_id = await sent_message_id(email_id)

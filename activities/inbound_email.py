@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import resend
 import structlog
@@ -21,7 +22,7 @@ from temporalio.client import Client
 from activities import approval_tokens, replies
 from activities.approval_tokens import InvalidToken, Purpose
 from activities.decisions import deliver_decision
-from activities.email import send_email
+from activities.email import APPROVAL_TAG, send_email
 from db import approvals, webhook_events
 from db.pool import Pool
 from db.transitions import RowNotFound
@@ -93,7 +94,10 @@ async def handle_resend_webhook(
         status = kind.removeprefix("email.")
         async with pool.connection() as conn:
             row = await approvals.record_delivery_event(
-                conn, resend_message_id=email_id, delivery_status=status
+                conn,
+                resend_message_id=email_id,
+                approval_id=_tagged_approval(data),
+                delivery_status=status,
             )
         subject_id = str(row.id) if row else None
         outcome = f"recorded {status}" if row else "not an approval email"
@@ -221,3 +225,14 @@ async def _ask_to_clarify(
         }
     await send_email(params, f"approval-clarify/{email_id}")
     log.info("asked approver to clarify", approval_id=str(approval.id))
+
+
+def _tagged_approval(data: dict[str, Any]) -> UUID | None:
+    """The approval an event's email was sent for, from the tag we set on it (Resend sends
+    ``tags`` as an object of names to values in its email events)."""
+    tags = data.get("tags")
+    value = tags.get(APPROVAL_TAG) if isinstance(tags, dict) else None
+    try:
+        return UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

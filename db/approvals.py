@@ -193,13 +193,18 @@ async def record_reminder(conn: Conn, approval_id: UUID) -> None:
 
 
 async def record_delivery_event(
-    conn: Conn, *, resend_message_id: str, delivery_status: str
+    conn: Conn, *, resend_message_id: str, approval_id: UUID | None, delivery_status: str
 ) -> ApprovalRow | None:
-    """A bounce/complaint about a request email; None if it is not one of ours."""
+    """A bounce/complaint about an approval email, found by its Resend id or by the approval
+    it was tagged with (the id may not be recorded yet); None if it is not one of ours."""
     row = await (
         await conn.execute(
             Q["record_delivery_event"],
-            {"resend_message_id": resend_message_id, "delivery_status": delivery_status},
+            {
+                "resend_message_id": resend_message_id,
+                "approval_id": approval_id,
+                "delivery_status": delivery_status,
+            },
         )
     ).fetchone()
     return ApprovalRow.model_validate(row) if row else None

@@ -39,10 +39,12 @@ WHERE id = %(id)s
 RETURNING *
 
 -- name: record_delivery_event
--- A bounce or complaint about the request email.
+-- A bounce or complaint about an approval email: by its Resend id, or by the approval id
+-- it was tagged with (a bounce may come before the id is recorded).
 UPDATE public.approvals
 SET delivery_status = %(delivery_status)s, delivery_event_at = now()
 WHERE resend_message_id = %(resend_message_id)s
+   OR id = %(approval_id)s::uuid
 RETURNING *
 
 -- name: job_thread

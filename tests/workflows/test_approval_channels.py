@@ -127,3 +127,51 @@ async def test_bounce_is_recorded_and_the_gate_stays_open(
         job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
         assert job == {"status": "cancelled"}
         assert len(stack.emulators.steel.released_ids()) == 1
+
+
+async def test_bounce_before_the_email_id_is_recorded_still_reaches_its_gate(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        # The send succeeds, but reading Resend's Message-ID back fails for a while: the
+        # approval row does not know the email's id when the bounce arrives.
+        stack.emulators.resend.faults.fail_next(5, status=503, path_prefix="/emails/")
+        request = await job_request(stack, STEPS, email="ona@example.com")
+        handle = await start_job(stack, request)
+        sent = await approval_email(stack, "ona@example.com")
+        assert (await approval_row(stack, request.job_id))["resend_message_id"] is None
+        status = await asyncio.to_thread(
+            stack.emulators.resend.deliver_event, "email.bounced", sent["id"]
+        )
+        assert status == 200
+        row = await approval_row(stack, request.job_id)
+        assert (row["status"], row["delivery_status"]) == ("pending", "bounced")
+        assert row["resend_message_id"] is None  # found by the approval's tag
+
+        async def recorded() -> dict[str, object] | None:
+            found = await approval_row(stack, request.job_id)
+            return found if found["resend_message_id"] else None
+
+        row = await eventually(recorded, what="the email's id recorded", timeout=40)
+        assert (row["resend_message_id"], row["delivery_status"]) == (sent["id"], "bounced")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+
+
+async def test_cancel_while_the_request_email_is_retried_closes_the_gate(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        stack.emulators.resend.faults.fail_next(50, status=503, path_prefix="/emails")
+        request = await job_request(stack, STEPS, email="pia@example.com")
+        handle = await start_job(stack, request)
+        assert (await approval_row(stack, request.job_id))["status"] == "pending"
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        row = await approval_row(stack, request.job_id)
+        assert row["status"] == "cancelled" and row["decided_at"] is not None
+        job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
+        assert job == {"status": "cancelled"}
+        assert stack.emulators.resend.sent_emails() == []
