@@ -10,13 +10,13 @@ from psycopg.types.json import Jsonb
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.credentials import CredentialBox
 from activities.higgsfield import key_context
 from db.generations import Q
 from tests.db.factories import insert_user, insert_workspace
 from tests.harness import Stack
 from tests.security.rls_helpers import signed_in
 from tests.waiting import eventually
+from workers.keys import credential_box
 
 HF_KEY = "hf_key_id:hf_key_secret_value"
 SAFE_PLAN = {
@@ -53,9 +53,7 @@ async def app_user(stack: Stack, *, with_key: bool = True) -> AppUser:
         user_id = await insert_user(conn, email)
         workspace_id = await insert_workspace(conn, user_id)
         if with_key:
-            secret = stack.settings.credentials_encryption_key
-            assert secret is not None
-            box = CredentialBox(secret.get_secret_value())
+            box = credential_box(stack.settings)
             await conn.execute(
                 Q["upsert_user_api_key"],
                 {

@@ -23,6 +23,7 @@ from activities import approval_tokens
 from activities.approval_tokens import Purpose
 from tests.app.helpers import GATED_PLAN, app_user, insert_job
 from tests.waiting import eventually
+from workers.keys import Keyring, Use
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -202,7 +203,7 @@ async def test_an_expired_link_and_a_forged_one_are_said_plainly(app_stack: Any)
         timeout=60,
         what="the gate",
     )
-    secret = stack.settings.approval_token_secret.get_secret_value()
+    secret = Keyring.from_settings(stack.settings).signing_keys(Use.APPROVAL_TOKENS).current
     expired = approval_tokens.sign(
         secret,
         approval["id"],

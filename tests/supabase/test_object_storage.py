@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import secrets
 import socket
 import threading
 import uuid
@@ -272,8 +271,7 @@ async def test_generation_results_go_to_the_bucket_and_assets_point_at_them(
     task_queue: str,
 ) -> None:
     bucket = s3.create_bucket()
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
-    ids = await _seed_003(supabase_url, admin_url_of(supabase_url), key)
+    ids = await _seed_003(supabase_url, admin_url_of(supabase_url))
     # The worker reads the bucket's rules from storage.buckets: name ours like it.
     await _run(
         admin_url_of(supabase_url),
@@ -284,7 +282,6 @@ async def test_generation_results_go_to_the_bucket_and_assets_point_at_them(
         supabase_url,
         temporal_env.client,
         task_queue,
-        credentials_encryption_key=key,
         **_s3_settings(s3, bucket),
     ) as stack:
         request = GenerationInput(

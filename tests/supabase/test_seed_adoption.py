@@ -8,10 +8,8 @@ that what the worker needs was added, and that the worker then runs over those r
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
-import secrets
 import subprocess
 import sys
 import uuid
@@ -23,9 +21,9 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from temporalio.testing import WorkflowEnvironment
 
-from activities.credentials import CredentialBox
 from activities.higgsfield import key_context
 from db.migrate import load_migrations, plan, run_migrations
+from tests.encryption import TEST_KEYRING
 from tests.harness import running_stack
 from tests.supabase.seeds import (
     seed_000_sql,
@@ -253,11 +251,11 @@ async def test_a_seed_000_users_job_gets_an_approval_gate(
 # --- seed 003 -----------------------------------------------------------------------------
 
 
-async def _seed_003(url: str, admin_url: str, key_b64: str) -> dict[str, uuid.UUID]:
+async def _seed_003(url: str, admin_url: str) -> dict[str, uuid.UUID]:
     await _run(url, seed_sql("seed_003"))
     await _run(admin_url, seed_sql("seed_003_storage"))
     user = await _auth_user(admin_url, "lea@studio.example", "Léa")
-    box = CredentialBox(key_b64)
+    box = TEST_KEYRING.credential_box()  # the stack's key (tests/harness.py)
     generation = uuid.uuid4()
     await _run(
         url,
@@ -285,8 +283,7 @@ async def _seed_003(url: str, admin_url: str, key_b64: str) -> dict[str, uuid.UU
 async def test_seed_003_tables_are_adopted_and_users_get_profiles(
     supabase_url: str, admin_url_of: Callable[[str], str]
 ) -> None:
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
-    ids = await _seed_003(supabase_url, admin_url_of(supabase_url), key)
+    ids = await _seed_003(supabase_url, admin_url_of(supabase_url))
     before = await _rows(supabase_url, SEED_003_TABLES)
     report = await run_migrations(supabase_url)
     assert report.notes == []
@@ -316,14 +313,12 @@ async def test_a_seed_003_users_generation_completes_with_their_stored_key(
     task_queue: str,
     tmp_path: Any,
 ) -> None:
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
-    ids = await _seed_003(supabase_url, admin_url_of(supabase_url), key)
+    ids = await _seed_003(supabase_url, admin_url_of(supabase_url))
     await run_migrations(supabase_url)
     async with running_stack(
         supabase_url,
         temporal_env.client,
         task_queue,
-        credentials_encryption_key=key,
         asset_storage_dir=str(tmp_path),
     ) as stack:
         request = GenerationInput(
@@ -388,8 +383,7 @@ async def test_seed_002_tables_are_adopted_and_manual_entries_stay_possible(
 async def test_duplicates_in_a_key_the_worker_needs_stop_with_one_line(
     supabase_url: str, admin_url_of: Callable[[str], str]
 ) -> None:
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
-    ids = await _seed_003(supabase_url, admin_url_of(supabase_url), key)
+    ids = await _seed_003(supabase_url, admin_url_of(supabase_url))
     await _run(
         supabase_url,
         (
