@@ -53,7 +53,11 @@ def read_lock(name: str) -> dict[str, Pin]:
         (spec,) = requirement.specifier
         assert spec.operator == "==", f"{name}: {entry.split()[0]} is not pinned"
         key = canonicalize_name(requirement.name)
-        pins[key] = Pin(key, Version(spec.version), requirement.marker, entry.count("--hash="))
+        pin = Pin(key, Version(spec.version), requirement.marker, entry.count("--hash="))
+        # A package may be pinned once per Python version range (markers): keep the pin
+        # that applies here.
+        if key not in pins or pin.applies():
+            pins[key] = pin
     return pins
 
 

@@ -295,11 +295,6 @@ async def keys_rotate(args: argparse.Namespace) -> None:
         raise CliError(f"{len(unreadable)} credentials could not be read: {'; '.join(unreadable)}")
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> Any:
-    """The sub-command action of a parser another module built."""
-    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator",
@@ -357,8 +352,7 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(run=approvals_decide, decision=decision)
     from workers.cli_generations import add_commands as add_generation_commands
 
-    add_generation_commands(sub)
-    keys_sub = _subcommands(sub.choices["keys"])  # `keys set` is the generations module's
+    keys_sub = add_generation_commands(sub)  # `keys set` is the generations module's
     keys_sub.add_parser(
         "rotate", help="re-encrypt stored credentials under the current ENCRYPTION_MASTER_KEY"
     ).set_defaults(run=keys_rotate)

@@ -10,8 +10,9 @@ import uuid
 from typing import Any
 
 
-def add_commands(sub: Any) -> None:
-    """Add the ``generations`` and ``keys`` command groups."""
+def add_commands(sub: Any) -> Any:
+    """Add the ``generations`` and ``keys`` command groups; returns the ``keys`` group's
+    sub-commands, to which other modules add theirs."""
     from workers.cli import uuid_arg
 
     gen = sub.add_parser("generations", help="start and follow Higgsfield generations")
@@ -52,6 +53,7 @@ def add_commands(sub: Any) -> None:
         help="whose key it is",
     )
     kset.set_defaults(run=keys_set)
+    return keys_sub
 
 
 def _settings_pairs(pairs: list[str]) -> dict[str, Any]:

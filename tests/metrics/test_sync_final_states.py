@@ -60,8 +60,9 @@ async def test_sync_past_its_deadline_is_logged_failed(
 ) -> None:
     async with running_stack(db_url, time_env.client, task_queue) as stack:
         stack.emulators.meta.configure_account("5550002", campaigns=5)
-        # Meta keeps asking for an hour's pause: each attempt ends, the next waits an hour.
-        stack.emulators.meta.faults.fail_next(10_000, status=429, retry_after=3600)
+        # Meta keeps asking for an hour's pause (its rate-limit error, the wait in
+        # x-business-use-case-usage): each attempt ends, the next waits an hour.
+        stack.emulators.meta.throttle_next(10_000, retry_after_s=3600)
         connection = await add_connection(stack, account_id="5550002")
         handle = await stack.client.start_workflow(
             MetricSync.run,

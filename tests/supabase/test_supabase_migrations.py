@@ -103,10 +103,18 @@ async def test_migrations_apply_on_plain_postgres_as_a_superuser(empty_db_url: s
 async def test_adopting_migrations_change_nothing_when_applied_again(
     kind: str, supabase_url: str, empty_db_url: str, admin_url_of: Callable[[str], str]
 ) -> None:
-    """0001-0005 and 0007 run over their own result (an adopted database) change nothing."""
+    """0001-0005 and 0007 run over their own result (an adopted database) change nothing.
+
+    The database is migrated up to 0010, the last of the migrations they were written
+    beside: later ones (0013's column grants) narrow what these grant, by design.
+    """
     url = supabase_url if kind == "supabase" else empty_db_url
     look = admin_url_of(url)
-    await migrate(url)
+    with tempfile.TemporaryDirectory() as early:
+        for m in load_migrations():
+            if m.version <= "0010":
+                (Path(early) / m.name).write_text(m.sql)
+        await migrate(url, Path(early))
     before = await _snapshot(look)
 
     async with await AsyncConnection.connect(url, autocommit=True) as conn:

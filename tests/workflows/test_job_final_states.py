@@ -81,11 +81,18 @@ async def test_step_cut_off_by_a_worker_shutdown_is_retried_and_recorded_once(
             for e in history.events
             if e.HasField("activity_task_started_event_attributes")
         ]
+        # Payloads are encrypted: tell the step's activity by its scheduled event's type.
+        run_step_ids = {
+            e.event_id
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "run_step"
+        }
         completed_steps = [
             e
             for e in history.events
             if e.HasField("activity_task_completed_event_attributes")
-            and "screenshot_blob_id" in str(e.activity_task_completed_event_attributes.result)
+            and e.activity_task_completed_event_attributes.scheduled_event_id in run_step_ids
         ]
         assert max(attempts) >= 2, "the step was not retried"
         assert len(completed_steps) == 1  # and the row says what the history says
