@@ -135,7 +135,7 @@ async def test_bounce_before_the_email_id_is_recorded_still_reaches_its_gate(
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         # The send succeeds, but reading Resend's Message-ID back fails for a while: the
         # approval row does not know the email's id when the bounce arrives.
-        stack.emulators.resend.faults.fail_next(5, status=503, path_prefix="/emails/")
+        stack.emulators.resend.faults.fail_next(3, status=503, path_prefix="/emails/")
         request = await job_request(stack, STEPS, email="ona@example.com")
         handle = await start_job(stack, request)
         sent = await approval_email(stack, "ona@example.com")
