@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workers.dispatch.rules import MAX_BATCH
 from workflows.models.agent_job import MAX_STEPS
-from workflows.steps import Step
+from workflows.models.steps import Step
 
 _STRICT = ConfigDict(extra="forbid")
 Model = Annotated[str, Field(min_length=1, max_length=200)]
