@@ -62,10 +62,10 @@ def _cli() -> Any:
 async def connections_add(args: argparse.Namespace) -> None:
     from psycopg import errors
 
+    from activities.metric_schedules import reconcile_connection
     from activities.metric_sync import credentials_context
     from db import metrics
     from workers.keys import credential_box
-    from workers.schedules import reconcile_connection
 
     cli = _cli()
     if args.login_customer_id and args.platform != "google_ads":
@@ -119,7 +119,7 @@ async def connections_list(args: argparse.Namespace) -> None:
 
 
 async def schedules_reconcile(args: argparse.Namespace) -> None:
-    from workers.schedules import ensure_reconcile_schedule, reconcile_schedules
+    from activities.metric_schedules import ensure_reconcile_schedule, reconcile_schedules
 
     cli = _cli()
     settings, pool, client = await cli.operator_context()
@@ -134,7 +134,7 @@ async def schedules_reconcile(args: argparse.Namespace) -> None:
 
 
 async def syncs_trigger(args: argparse.Namespace) -> None:
-    from workers.schedules import ScheduleMissing, schedule_id, trigger_sync
+    from activities.metric_schedules import ScheduleMissing, schedule_id, trigger_sync
 
     cli = _cli()
     _, pool, client = await cli.operator_context()
@@ -151,8 +151,8 @@ async def syncs_backfill(args: argparse.Namespace) -> None:
     from temporalio.client import WorkflowFailureError
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
+    from activities.metric_schedules import start_backfill
     from db.transitions import RowNotFound
-    from workers.schedules import start_backfill
 
     cli = _cli()
     if args.until < args.since:

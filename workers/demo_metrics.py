@@ -10,17 +10,17 @@ from urllib.parse import urlparse
 import httpx
 from temporalio.client import Client
 
-from activities.metric_sync import credentials_context
-from db import metrics
-from db.pool import Pool
-from workers.demo import DEMO_EMAIL, DEMO_USER_ID, SEED, SEED_PROFILE
-from workers.keys import credential_box
-from workers.schedules import (
+from activities.metric_schedules import (
     ensure_reconcile_schedule,
     reconcile_connection,
     schedule_id,
     trigger_sync,
 )
+from activities.metric_sync import credentials_context
+from db import metrics
+from db.pool import Pool
+from workers.demo import DEMO_EMAIL, DEMO_USER_ID, SEED, SEED_PROFILE
+from workers.keys import credential_box
 from workers.settings import Settings
 
 DEMO_CONNECTION_ID = uuid.UUID("00000000-0000-4000-8000-000000000003")

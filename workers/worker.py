@@ -39,7 +39,8 @@ from activities.generation_slots import SlotActivities
 from activities.higgsfield import GenerationActivities, HiggsfieldConfig
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
-from activities.metric_sync import MetricSyncActivities, ScheduleActivities
+from activities.metric_schedules import ScheduleActivities
+from activities.metric_sync import MetricSyncActivities
 from activities.object_store import (
     ObjectStore,
 )

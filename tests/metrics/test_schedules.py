@@ -14,6 +14,13 @@ from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from activities.metric_schedules import (
+    METRIC_SYNC_WORKFLOW,
+    RECONCILE_WORKFLOW,
+    ensure_reconcile_schedule,
+    reconcile_schedules,
+    trigger_sync,
+)
 from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
 from tests.metrics import (
@@ -25,8 +32,17 @@ from tests.metrics import (
     stored_values,
 )
 from tests.waiting import eventually
-from workers.schedules import ensure_reconcile_schedule, reconcile_schedules, trigger_sync
-from workflows.metric_sync import ScheduleReconcile
+from workflows.metric_sync import MetricSync, ScheduleReconcile
+
+
+@pytest.mark.parametrize(
+    ("run", "name"),
+    [(MetricSync.run, METRIC_SYNC_WORKFLOW), (ScheduleReconcile.run, RECONCILE_WORKFLOW)],
+)
+def test_schedules_name_the_workflows_they_start_as_registered(run: Any, name: str) -> None:
+    """The schedules name the workflows instead of importing them (they import the
+    schedules' activity): the names are the ones the workflows register."""
+    assert ScheduleActionStartWorkflow(run, id="x", task_queue="q").workflow == name
 
 
 async def _gone(stack: Stack, schedule: str) -> bool:

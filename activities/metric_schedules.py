@@ -4,8 +4,10 @@
 frequency or account changed, pauses one whose connection is inactive (and unpauses it
 when it is active again) and deletes one whose connection row is gone. It runs from
 ``orchestrator schedules reconcile`` and from the ``ScheduleReconcile`` workflow on the
-``metric-sync-reconcile`` schedule. Schedules carry their task queue in the memo, so
-several deployments (or tests) can share one namespace without touching each other's.
+``metric-sync-reconcile`` schedule (its activity is ``ScheduleActivities`` below).
+Schedules carry their task queue in the memo, so several deployments (or tests) can share
+one namespace without touching each other's. The workflows are named by their registered
+names, not imported: they import this module's activity.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import uuid
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from pydantic import BaseModel
+from temporalio import activity
 from temporalio.client import (
     Client,
     Schedule,
@@ -32,14 +36,15 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.metric_sync import ReconcileResult
 from db import metrics
 from db.metrics import ConnectionRow
 from db.pool import Pool
-from workflows.metric_sync import MetricSync, ScheduleReconcile
 from workflows.models.metric_sync import MetricSyncInput, MetricSyncResult, ScheduleReconcileInput
 from workflows.search_attributes import CONNECTION_ID, PLATFORM
 
+# The registered names of the workflows the schedules start (workflows/metric_sync.py).
+METRIC_SYNC_WORKFLOW = "MetricSync"
+RECONCILE_WORKFLOW = "ScheduleReconcile"
 SCHEDULE_PREFIX = "metric-sync-"
 RECONCILE_SCHEDULE_ID = "metric-sync-reconcile"
 RECONCILE_EVERY = timedelta(minutes=10)
@@ -52,6 +57,50 @@ Change = Literal["created", "updated", "paused", "unpaused", "unchanged"]
 
 class ScheduleMissing(LookupError):
     """A connection has no schedule (yet)."""
+
+
+class ReconcileInput(BaseModel):
+    """The task queue whose metric-sync schedules are reconciled."""
+
+    task_queue: str
+
+
+class ReconcileResult(BaseModel):
+    """Which connections' schedules changed, by kind of change."""
+
+    created: list[str] = []
+    updated: list[str] = []
+    paused: list[str] = []
+    unpaused: list[str] = []
+    deleted: list[str] = []
+    unchanged: int = 0
+
+    def summary(self) -> str:
+        """One line for operators."""
+        parts = [
+            f"{len(ids)} {kind}"
+            for kind, ids in (
+                ("created", self.created),
+                ("updated", self.updated),
+                ("paused", self.paused),
+                ("unpaused", self.unpaused),
+                ("deleted", self.deleted),
+            )
+            if ids
+        ]
+        return ", ".join([*parts, f"{self.unchanged} unchanged"])
+
+
+class ScheduleActivities:
+    """Keeps the metric-sync schedules in step with platform_connections."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    @activity.defn
+    async def reconcile_metric_schedules(self, request: ReconcileInput) -> ReconcileResult:
+        """Create, update, pause and delete schedules to match the table."""
+        return await reconcile_schedules(activity.client(), self.pool, request.task_queue)
 
 
 def schedule_id(connection_id: object) -> str:
@@ -94,7 +143,7 @@ def desired_schedule(row: ConnectionRow, task_queue: str) -> Schedule:
     every = timedelta(minutes=row.sync_frequency)
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            MetricSync.run,
+            METRIC_SYNC_WORKFLOW,
             MetricSyncInput(connection_id=row.id),
             id=schedule_id(row.id),
             task_queue=task_queue,
@@ -216,7 +265,7 @@ async def ensure_reconcile_schedule(
     """Create (or repoint) the schedule that runs ScheduleReconcile every 10 minutes."""
     desired = Schedule(
         action=ScheduleActionStartWorkflow(
-            ScheduleReconcile.run,
+            RECONCILE_WORKFLOW,
             ScheduleReconcileInput(task_queue=task_queue),
             id=schedule,
             task_queue=task_queue,
@@ -267,13 +316,14 @@ async def start_backfill(
     connection_id: uuid.UUID,
     since: date,
     until: date,
-) -> WorkflowHandle[MetricSync, MetricSyncResult]:
+) -> WorkflowHandle[Any, MetricSyncResult]:
     """Start a MetricSync of an explicit window; ``RowNotFound`` for an unknown connection."""
     async with pool.connection() as conn:
         row = await metrics.get_connection(conn, connection_id)
     return await client.start_workflow(
-        MetricSync.run,
+        METRIC_SYNC_WORKFLOW,
         MetricSyncInput(connection_id=connection_id, window_start=since, window_end=until),
+        result_type=MetricSyncResult,
         id=backfill_workflow_id(connection_id, since, until),
         task_queue=task_queue,
         static_summary=f"Backfill {since} → {until} · {row.label}"[:200],
