@@ -25,7 +25,7 @@ def add_commands(sub: Any) -> None:
 
 
 def _emulators() -> str:
-    from workers.cli import CliError
+    from workers.cli.common import CliError
     from workers.runtime_file import apply_runtime
 
     apply_runtime()
@@ -45,7 +45,7 @@ async def _sent(base: str) -> list[dict[str, Any]]:
 
 async def outbox_list(args: argparse.Namespace) -> None:
     """Print the emails the local stack sent."""
-    from workers.cli import emit
+    from workers.cli.common import emit
 
     emails = await _sent(_emulators())
     lines = [f"{e['id']}  to {', '.join(e['to'])}  {e['subject']}" for e in emails]
@@ -54,7 +54,7 @@ async def outbox_list(args: argparse.Namespace) -> None:
 
 async def outbox_reply(args: argparse.Namespace) -> None:
     """Reply to a sent email (the emulator delivers the signed webhook)."""
-    from workers.cli import CliError, emit
+    from workers.cli.common import CliError, emit
 
     base = _emulators()
     email_id = args.email_id

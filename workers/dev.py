@@ -18,7 +18,6 @@ from pathlib import Path
 
 from db.migrate import migrate
 from db.pool import open_pool
-from workers.cli_app import DEV_SUPABASE_URL
 from workers.dev_secrets import apply_dev_secrets
 from workers.dispatch.loop import running_dispatcher
 from workers.embedded import EmbeddedPostgres, TemporalDevServer, port_is_free
@@ -29,6 +28,7 @@ from workers.settings import Settings, load_settings
 from workers.temporal import connect_client, register_search_attributes
 from workers.worker import build_worker, open_services, telemetry_runtime
 
+DEV_SUPABASE_URL = "http://127.0.0.1:54321"  # where the Supabase CLI's local stack listens
 log = get_logger("workers.dev")
 Cleanup = Callable[[], Awaitable[None]]
 

@@ -217,7 +217,7 @@ async def test_the_reconcile_workflow_runs_on_its_own_schedule(
 
 def _parser() -> argparse.ArgumentParser:
     """The root parser as workers.cli builds it, with only the metric-sync commands."""
-    from workers.cli_syncs import add_commands
+    from workers.cli.syncs import add_commands
 
     parser = argparse.ArgumentParser(prog="orchestrator")
     parser.add_argument("--json", action="store_true")
@@ -238,7 +238,7 @@ async def test_cli_adds_a_connection_reconciles_triggers_and_backfills(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from workers.cli import CliError
+    from workers.cli.common import CliError
 
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         stack.emulators.meta.configure_account("555", campaigns=2)
@@ -338,7 +338,7 @@ def test_cli_refuses_a_login_customer_id_that_is_not_ten_digits(value: str) -> N
 async def test_cli_refuses_a_login_customer_id_on_a_meta_connection(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from workers.cli import CliError
+    from workers.cli.common import CliError
 
     with pytest.raises(CliError, match="Google Ads connections only"):
         await _run(

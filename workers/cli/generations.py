@@ -1,19 +1,25 @@
-"""CLI commands for Higgsfield generations and users' stored keys."""
+"""`orchestrator generations`: start, list, follow and cancel Higgsfield generations."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import sys
 import uuid
 from typing import Any
 
+from workers.cli.common import (
+    CliError,
+    cancel_workflow,
+    emit,
+    get_or_fail,
+    newest_id,
+    operator_context,
+    uuid_arg,
+)
+
 
 def add_commands(sub: Any) -> None:
-    """Add the ``generations`` and ``keys`` command groups."""
-    from workers.cli import uuid_arg
-
+    """Add the ``generations`` command group."""
     gen = sub.add_parser("generations", help="start and follow Higgsfield generations")
     gen_sub = gen.add_subparsers(dest="action", required=True, metavar="ACTION")
     start = gen_sub.add_parser("start", help="start a generation")
@@ -41,22 +47,8 @@ def add_commands(sub: Any) -> None:
     cancel.add_argument("generation_id", type=uuid_arg, help="a generation id")
     cancel.set_defaults(run=generations_cancel)
 
-    keys = sub.add_parser("keys", help="store users' API keys (encrypted at rest)")
-    keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
-    kset = keys_sub.add_parser("set", help="store a user's key for a service (read from stdin)")
-    kset.add_argument("--user", required=True, type=uuid_arg, help="the user (profiles.id)")
-    kset.add_argument(
-        "--service",
-        required=True,
-        choices=["higgsfield", "elevenlabs", "wavespeed"],
-        help="whose key it is",
-    )
-    kset.set_defaults(run=keys_set)
-
 
 def _settings_pairs(pairs: list[str]) -> dict[str, Any]:
-    from workers.cli import CliError
-
     settings: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -73,7 +65,6 @@ async def generations_start(args: argparse.Namespace) -> None:
     """Start a Generation workflow."""
     from pydantic import ValidationError
 
-    from workers.cli import CliError, emit, operator_context
     from workers.starters import DuplicateStart, start_generation
     from workflows.models.generation import GenerationInput
 
@@ -105,7 +96,6 @@ async def generations_start(args: argparse.Namespace) -> None:
 async def generations_list(args: argparse.Namespace) -> None:
     """List generations."""
     from db import generations
-    from workers.cli import emit, operator_context
 
     _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
@@ -119,50 +109,17 @@ async def generations_list(args: argparse.Namespace) -> None:
 async def generations_status(args: argparse.Namespace) -> None:
     """Show one generation."""
     from db import generations
-    from workers.cli import CliError, emit, get_or_fail, operator_context
 
     _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
         if args.generation_id == "latest":
             newest = await generations.list_generations(conn, limit=1)
-            if not newest:
-                raise CliError("no generations yet")
-            args.generation_id = newest[0].id
+            args.generation_id = newest_id(newest, "no generations yet")
         row = await get_or_fail(generations.get_generation(conn, args.generation_id))
     emit(args, row, "\n".join(f"{k}: {v}" for k, v in row.model_dump(mode="json").items()))
 
 
 async def generations_cancel(args: argparse.Namespace) -> None:
     """Request cancellation of a generation's workflow."""
-    from workers.cli import cancel_workflow
-
     gid = str(args.generation_id)
     await cancel_workflow(args, f"generation-{gid}", f"generation {gid}", {"generation_id": gid})
-
-
-async def keys_set(args: argparse.Namespace) -> None:
-    """Encrypt and store a user's API key, read from stdin (never from the command line)."""
-    from activities.higgsfield import key_context
-    from db.generations import Q
-    from workers.cli import CliError, emit, operator_context
-    from workers.keys import credential_box
-
-    key = getpass.getpass("key: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
-    if not key:
-        raise CliError("no key given on stdin")
-    settings, pool, _ = await operator_context()
-    box = credential_box(settings)
-    async with pool, pool.connection() as conn:
-        await conn.execute(
-            Q["upsert_user_api_key"],
-            {
-                "user_id": args.user,
-                "service": args.service,
-                "encrypted_api_key": box.encrypt(key, key_context(args.user, args.service)),
-            },
-        )
-    emit(
-        args,
-        {"user_id": str(args.user), "service": args.service, "stored": True},
-        f"{args.service} key stored for {args.user}",
-    )

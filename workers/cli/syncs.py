@@ -13,6 +13,8 @@ import uuid
 from datetime import date
 from typing import Any
 
+from workers.cli.common import CliError, emit, operator_context
+
 CONNECTION_ID_HELP = "the platform_connections id"
 
 
@@ -49,13 +51,6 @@ def _token(value: str) -> str:
     return sys.stdin.readline().strip() if value == "-" else value
 
 
-def _cli() -> Any:
-    """``workers.cli``, imported late: it imports this module to build its parser."""
-    from workers import cli
-
-    return cli
-
-
 # --- connections ------------------------------------------------------------------------
 
 
@@ -67,13 +62,12 @@ async def connections_add(args: argparse.Namespace) -> None:
     from db import metrics
     from workers.keys import credential_box
 
-    cli = _cli()
     if args.login_customer_id and args.platform != "google_ads":
-        raise cli.CliError("--login-customer-id is for Google Ads connections only")
+        raise CliError("--login-customer-id is for Google Ads connections only")
     token = _token(args.token)
     if not token:
-        raise cli.CliError("empty token: pass --token TOKEN or --token - to read it from stdin")
-    settings, pool, client = await cli.operator_context()
+        raise CliError("empty token: pass --token TOKEN or --token - to read it from stdin")
+    settings, pool, client = await operator_context()
     box = credential_box(settings)
     connection_id = uuid.uuid4()
     secret = json.dumps({"access_token": token})
@@ -93,17 +87,16 @@ async def connections_add(args: argparse.Namespace) -> None:
                     login_customer_id=args.login_customer_id,
                 )
             except errors.ForeignKeyViolation:
-                raise cli.CliError(f"no profile with id {args.created_by}") from None
+                raise CliError(f"no profile with id {args.created_by}") from None
         change = await reconcile_connection(client, row, settings.temporal_task_queue)
     data = {"connection_id": str(row.id), "schedule": f"metric-sync-{row.id}", "change": change}
-    cli.emit(args, data, f"{row.id}  {row.label}, every {row.sync_frequency} min ({change})")
+    emit(args, data, f"{row.id}  {row.label}, every {row.sync_frequency} min ({change})")
 
 
 async def connections_list(args: argparse.Namespace) -> None:
     from db import metrics
 
-    cli = _cli()
-    _, pool, _ = await cli.operator_context()
+    _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
         rows = await metrics.list_connections(conn)
     data = [r.model_dump(mode="json", exclude={"credentials"}) for r in rows]
@@ -112,7 +105,7 @@ async def connections_list(args: argparse.Namespace) -> None:
         f"{r.label}  last synced {r.last_synced_at or 'never'}"
         for r in rows
     ] or ["no connections"]
-    cli.emit(args, data, "\n".join(lines))
+    emit(args, data, "\n".join(lines))
 
 
 # --- schedules --------------------------------------------------------------------------
@@ -121,13 +114,12 @@ async def connections_list(args: argparse.Namespace) -> None:
 async def schedules_reconcile(args: argparse.Namespace) -> None:
     from activities.metric_schedules import ensure_reconcile_schedule, reconcile_schedules
 
-    cli = _cli()
-    settings, pool, client = await cli.operator_context()
+    settings, pool, client = await operator_context()
     async with pool:
         result = await reconcile_schedules(client, pool, settings.temporal_task_queue)
     reconciler = await ensure_reconcile_schedule(client, settings.temporal_task_queue)
     data = result.model_dump(mode="json") | {"reconcile_schedule": reconciler}
-    cli.emit(args, data, f"{result.summary()}; metric-sync-reconcile {reconciler}")
+    emit(args, data, f"{result.summary()}; metric-sync-reconcile {reconciler}")
 
 
 # --- syncs ------------------------------------------------------------------------------
@@ -136,15 +128,14 @@ async def schedules_reconcile(args: argparse.Namespace) -> None:
 async def syncs_trigger(args: argparse.Namespace) -> None:
     from activities.metric_schedules import ScheduleMissing, schedule_id, trigger_sync
 
-    cli = _cli()
-    _, pool, client = await cli.operator_context()
+    _, pool, client = await operator_context()
     async with pool:
         try:
             await trigger_sync(client, args.connection_id)
         except ScheduleMissing as exc:
-            raise cli.CliError(str(exc)) from None
+            raise CliError(str(exc)) from None
     sid = schedule_id(args.connection_id)
-    cli.emit(args, {"schedule": sid, "triggered": True}, f"triggered {sid}")
+    emit(args, {"schedule": sid, "triggered": True}, f"triggered {sid}")
 
 
 async def syncs_backfill(args: argparse.Namespace) -> None:
@@ -154,10 +145,9 @@ async def syncs_backfill(args: argparse.Namespace) -> None:
     from activities.metric_schedules import start_backfill
     from db.transitions import RowNotFound
 
-    cli = _cli()
     if args.until < args.since:
-        raise cli.CliError(f"--until {args.until} is before --since {args.since}")
-    settings, pool, client = await cli.operator_context()
+        raise CliError(f"--until {args.until} is before --since {args.since}")
+    settings, pool, client = await operator_context()
     async with pool:
         try:
             handle = await start_backfill(
@@ -169,32 +159,31 @@ async def syncs_backfill(args: argparse.Namespace) -> None:
                 args.until,
             )
         except RowNotFound:
-            raise cli.CliError(f"no connection with id {args.connection_id}") from None
+            raise CliError(f"no connection with id {args.connection_id}") from None
         except WorkflowAlreadyStartedError:
-            raise cli.CliError(
+            raise CliError(
                 f"a backfill of {args.connection_id} for {args.since}..{args.until} is already "
                 "running; wait for it or pick another window"
             ) from None
     if not args.wait:
-        cli.emit(args, {"workflow_id": handle.id}, f"started {handle.id}")
+        emit(args, {"workflow_id": handle.id}, f"started {handle.id}")
         return
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
         cause = exc.cause
-        raise cli.CliError(f"{handle.id} failed: {getattr(cause, 'message', cause)}") from None
+        raise CliError(f"{handle.id} failed: {getattr(cause, 'message', cause)}") from None
     text = (
         f"{handle.id}: {result.status}, {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged, {result.failed_pages} failed pages"
     )
-    cli.emit(args, result.model_dump(mode="json") | {"workflow_id": handle.id}, text)
+    emit(args, result.model_dump(mode="json") | {"workflow_id": handle.id}, text)
 
 
 async def syncs_list(args: argparse.Namespace) -> None:
     from db import metrics
 
-    cli = _cli()
-    _, pool, _ = await cli.operator_context()
+    _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
         rows = await metrics.list_sync_logs(conn, connection_id=args.connection, limit=args.limit)
     lines = [
@@ -204,7 +193,7 @@ async def syncs_list(args: argparse.Namespace) -> None:
         + (f"  {r.error_message}" if r.error_message else "")
         for r in rows
     ] or ["no syncs"]
-    cli.emit(args, rows, "\n".join(lines))
+    emit(args, rows, "\n".join(lines))
 
 
 def add_commands(sub: Any) -> None:

@@ -1,17 +1,22 @@
-"""CLI commands for working as the app does: a user's API token, and SQL as that user."""
+"""`orchestrator token` and `orchestrator sql`: work as the app does, with a user's API
+token and SQL as that user."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-DEV_SUPABASE_URL = "http://127.0.0.1:54321"  # where the Supabase CLI's local stack listens
+from workers.cli.common import (
+    CliError,
+    apply_dev_secrets_if_local,
+    emit,
+    operator_context,
+    uuid_arg,
+)
 
 
 def add_commands(sub: Any) -> None:
     """Add the ``token`` and ``sql`` commands."""
-    from workers.cli import uuid_arg
-
     token = sub.add_parser(
         "token",
         help="an access token for a user of the HTTP API (signed with SUPABASE_JWT_SECRET)",
@@ -36,7 +41,6 @@ def add_commands(sub: Any) -> None:
 async def token_cmd(args: argparse.Namespace) -> None:
     """Mint a user's token the way Supabase's legacy (HS256) system signs one."""
     from workers.api.auth import mint_token
-    from workers.cli import CliError, apply_dev_secrets_if_local, emit
     from workers.runtime_file import apply_runtime
     from workers.settings import load_settings
 
@@ -68,7 +72,6 @@ async def sql_cmd(args: argparse.Namespace) -> None:
     import psycopg
 
     from db.app_api import as_user
-    from workers.cli import CliError, emit, operator_context
 
     _, pool, _ = await operator_context()
     claims = {"sub": str(args.as_user), "role": "authenticated", "aud": "authenticated"}
