@@ -13,7 +13,7 @@ import pytest
 from workers.cli import _parser
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("workflows", "activities", "db", "workers", "emulators", "benchmarks")
+PACKAGES = ("workflows", "activities", "db", "workers", "ingress", "emulators", "benchmarks")
 EXTENSIONS = "json|py|md|toml|ya?ml|sql|txt|html|css|js|sh|cfg|ini|csv"
 # A relative path with at least one folder (not part of a URL or of a longer path), or a
 # top-level document such as README.md.

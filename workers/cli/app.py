@@ -40,7 +40,7 @@ def add_commands(sub: Any) -> None:
 
 async def token_cmd(args: argparse.Namespace) -> None:
     """Mint a user's token the way Supabase's legacy (HS256) system signs one."""
-    from workers.api.auth import mint_token
+    from ingress.api.auth import mint_token
     from workers.runtime_file import apply_runtime
     from workers.settings import load_settings
 

@@ -54,8 +54,8 @@ async def approvals_show(args: argparse.Namespace) -> None:
 
 async def approvals_decide(args: argparse.Namespace) -> None:
     """Approve or reject a pending approval, as its gate's other channels do."""
-    from activities.decisions import deliver_decision
     from db import approvals
+    from ingress.decisions import deliver_decision
 
     _, pool, client = await operator_context()
     async with pool:

@@ -32,7 +32,7 @@ from temporalio.converter import PayloadCodec
 from workers.codec import PayloadDecryptError
 from workers.logging import get_logger
 
-log = get_logger("workers.codec_server")
+log = get_logger("ingress.codec_server")
 
 _PREFLIGHT = {
     "Access-Control-Allow-Methods": "POST, OPTIONS",

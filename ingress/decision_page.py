@@ -29,17 +29,17 @@ from temporalio.service import RPCError
 
 from activities import approval_tokens
 from activities.approval_tokens import ApprovalToken, InvalidToken, Purpose
-from activities.decisions import deliver_decision
 from activities.object_store import ObjectStore
 from activities.screenshots import read_screenshot
 from db.approvals import ApprovalRow
 from db.pool import Pool
 from db.queries import load_queries
 from db.transitions import RowNotFound
+from ingress.decisions import deliver_decision
 from workflows.models.approval import Decision
 
 Q = load_queries("decision_page")
-_PAGE = Template(resources.files("workers").joinpath("templates/decision.html").read_text())
+_PAGE = Template(resources.files("ingress").joinpath("templates/decision.html").read_text())
 _HEADERS = {
     # The token is in the URL: no referrer leaves the page, nothing is cached or framed.
     "Referrer-Policy": "no-referrer",

@@ -11,10 +11,10 @@ from temporalio.service import RPCError
 
 from db import app_api
 from db.dispatch import Entity
-from workers.api import idempotency
-from workers.api.auth import Caller
-from workers.api.errors import ApiError
-from workers.api.models import (
+from ingress.api import idempotency
+from ingress.api.auth import Caller
+from ingress.api.errors import ApiError
+from ingress.api.models import (
     ApprovalView,
     BatchView,
     GenerationView,
@@ -24,11 +24,11 @@ from workers.api.models import (
     StartJob,
     StepView,
 )
-from workers.api.pipeline import Pipeline
+from ingress.api.pipeline import Pipeline
 from workers.dispatch import rules
 from workers.logging import get_logger
 
-log = get_logger("workers.api")
+log = get_logger("ingress.api")
 FINISHED = ("completed", "failed", "cancelled", "nsfw")
 
 

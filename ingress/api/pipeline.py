@@ -21,15 +21,15 @@ from temporalio.service import RPCError
 from db import app_api
 from db.dispatch import Entity
 from db.pool import Pool
-from workers.api import idempotency
-from workers.api.auth import AuthError, Caller, KeysUnavailable, TokenVerifier, bearer_token
-from workers.api.errors import ApiError
-from workers.api.openapi import openapi_schema
+from ingress.api import idempotency
+from ingress.api.auth import AuthError, Caller, KeysUnavailable, TokenVerifier, bearer_token
+from ingress.api.errors import ApiError
+from ingress.api.openapi import openapi_schema
 from workers.dispatch import rules
 from workers.dispatch.rows import RowDispatcher
 from workers.logging import get_logger
 
-log = get_logger("workers.api")
+log = get_logger("ingress.api")
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[Caller, str, Any, dict[str, Any]], Awaitable[tuple[int, Any]]]
 SETTLE_POLLS = 40  # x 50 ms: how long an answer waits for another dispatcher's start

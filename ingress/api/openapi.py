@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from workers.api.errors import CODES, ErrorBody
-from workers.api.models import (
+from ingress.api.errors import CODES, ErrorBody
+from ingress.api.models import (
     ApprovalView,
     BatchView,
     Decide,

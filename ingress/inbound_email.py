@@ -4,7 +4,7 @@ The webhook is verified on its raw body (Svix signature, timestamp tolerance) be
 anything is read; each delivery (svix-id) and each inbound email is handled once.
 A reply decides only if its token verifies against the approval's recorded approver,
 it comes from that approver, no receiving server reported DMARC or DKIM failing for the
-sender's domain, and its first line clearly approves or rejects (``activities/replies``);
+sender's domain, and its first line clearly approves or rejects (``ingress/replies``);
 an unclear reply gets a clarification email; everything else is logged and changes nothing.
 """
 
@@ -19,13 +19,14 @@ import resend
 import structlog
 from temporalio.client import Client
 
-from activities import approval_tokens, replies
+from activities import approval_tokens
 from activities.approval_tokens import InvalidToken, Purpose
-from activities.decisions import deliver_decision
 from activities.email import APPROVAL_TAG, send_email
 from db import approvals, webhook_events
 from db.pool import Pool
 from db.transitions import RowNotFound
+from ingress import replies
+from ingress.decisions import deliver_decision
 
 log = structlog.stdlib.get_logger(__name__)
 

@@ -1,5 +1,6 @@
 """The HTTP ingress: webhooks, approval links, Temporal's codec endpoint and health.
-Thin: it wires requests to the handlers in ``activities/`` and answers with their outcome."""
+Thin: it wires requests to the handlers beside it in ``ingress/`` and answers with their
+outcome."""
 
 from __future__ import annotations
 
@@ -17,16 +18,16 @@ from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError
 
-from activities.inbound_email import InboundConfig, WebhookRejected, handle_resend_webhook
-from activities.inbound_higgsfield import WebhookRefused, deliver_hint, parse_hint
 from activities.object_store import ObjectStore
 from db.pool import Pool
-from workers.api.routes import ApiDeps, create_api
-from workers.codec_server import CodecAccess, codec_routes
-from workers.decision_page import DecisionPageDeps, decision_routes
+from ingress.api.routes import ApiDeps, create_api
+from ingress.codec_server import CodecAccess, codec_routes
+from ingress.decision_page import DecisionPageDeps, decision_routes
+from ingress.inbound_email import InboundConfig, WebhookRejected, handle_resend_webhook
+from ingress.inbound_higgsfield import WebhookRefused, deliver_hint, parse_hint
 from workers.logging import get_logger
 
-log = get_logger("workers.ingress")
+log = get_logger("ingress.app")
 
 
 @dataclass
@@ -42,7 +43,7 @@ class IngressDeps:
     codec_access: CodecAccess
     # Which vendor families these settings enable (workers/families.py), for /healthz.
     families: dict[str, dict[str, object]] = field(default_factory=dict)
-    api: ApiDeps | None = None  # the app's HTTP API at /v1 (workers/api/)
+    api: ApiDeps | None = None  # the app's HTTP API at /v1 (ingress/api/)
     objects: ObjectStore | None = None  # screenshots in object storage (decision page)
 
 

@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 
 from db import app_api
 from db.pool import Pool
-from workers.api.errors import ApiError
+from ingress.api.errors import ApiError
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces

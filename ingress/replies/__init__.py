@@ -7,11 +7,11 @@ The decision rules are in ``decision.py``; the reply's own text is found in ``qu
 
 from __future__ import annotations
 
-from activities.replies.auth_results import sender_failure
-from activities.replies.automatic import is_automatic, sender_address, sender_domain
-from activities.replies.decision import ReplyDecision, ReplyReading, read_decision_text
-from activities.replies.html_text import visible_text
-from activities.replies.quotes import own_text
+from ingress.replies.auth_results import sender_failure
+from ingress.replies.automatic import is_automatic, sender_address, sender_domain
+from ingress.replies.decision import ReplyDecision, ReplyReading, read_decision_text
+from ingress.replies.html_text import visible_text
+from ingress.replies.quotes import own_text
 
 __all__ = [
     "ReplyDecision",

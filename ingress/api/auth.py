@@ -28,7 +28,7 @@ from jwt import PyJWK, PyJWKSet
 
 from workers.logging import get_logger
 
-log = get_logger("workers.api.auth")
+log = get_logger("ingress.api.auth")
 AUDIENCE = "authenticated"
 ASYMMETRIC = ("ES256", "RS256")
 LEEWAY = 30  # seconds of clock skew tolerated on exp / nbf / iat

@@ -9,17 +9,17 @@ from uuid import UUID
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from activities.decisions import deliver_decision
 from db import app_api
 from db.approvals import ApprovalRow
-from workers.api import idempotency
-from workers.api.auth import Caller
-from workers.api.errors import ApiError
-from workers.api.models import (
+from ingress.api import idempotency
+from ingress.api.auth import Caller
+from ingress.api.errors import ApiError
+from ingress.api.models import (
     ApprovalView,
     Decide,
 )
-from workers.api.pipeline import Pipeline
+from ingress.api.pipeline import Pipeline
+from ingress.decisions import deliver_decision
 
 
 class ApprovalHandlers(Pipeline):

@@ -17,16 +17,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from workers.api.decisions import ApprovalHandlers
-from workers.api.errors import ApiError, error_response
-from workers.api.models import (
+from ingress.api.decisions import ApprovalHandlers
+from ingress.api.errors import ApiError, error_response
+from ingress.api.models import (
     Decide,
     StartBatch,
     StartGeneration,
     StartJob,
 )
-from workers.api.pipeline import ApiDeps
-from workers.api.work import WorkHandlers
+from ingress.api.pipeline import ApiDeps
+from ingress.api.work import WorkHandlers
 
 __all__ = ["ApiDeps", "create_api"]
 
