@@ -16,8 +16,8 @@ from activities.connectors.versions import (
     Version,
     check_version,
 )
-from emulators.google_ads import GoogleAdsEmulator
-from emulators.meta import MetaEmulator
+from devstack.emulators.google_ads import GoogleAdsEmulator
+from devstack.emulators.meta import MetaEmulator
 from workers.settings import Settings, SettingsError, load_settings
 
 KNOWN = {

@@ -294,7 +294,7 @@ async def test_cli_adds_a_connection_reconciles_triggers_and_backfills(
 async def test_demo_connection_is_seeded_once_and_its_first_sync_runs(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    from workers.demo_metrics import DEMO_CONNECTION_ID, seed_demo_connection
+    from devstack.demo_metrics import DEMO_CONNECTION_ID, seed_demo_connection
 
     schedules = (f"metric-sync-{DEMO_CONNECTION_ID}", "metric-sync-reconcile")
     async with (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
@@ -52,9 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_commands(sub)
-    from workers.cli_outbox import add_commands as add_outbox_commands
+    if importlib.util.find_spec("devstack") is not None:  # not in the production image
+        from devstack.outbox import add_commands as add_outbox_commands
 
-    add_outbox_commands(sub)
+        add_outbox_commands(sub)
     health.add_commands(sub)
     app.add_commands(sub)
     return parser

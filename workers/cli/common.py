@@ -18,6 +18,8 @@ from pydantic import BaseModel
 
 from workers.settings import load_settings
 
+DEV_EXTRA = "orchestrator dev needs the dev extra: pip install 'agency-orchestrator[dev]'"
+
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
@@ -71,11 +73,13 @@ async def operator_context() -> tuple[Any, Any, Any]:
 
 
 def apply_dev_secrets_if_local() -> None:
-    """Use the dev stack's generated secrets when operating on the local stack."""
-    from workers.dev_secrets import apply_dev_secrets
+    """Use the dev stack's generated secrets when operating on the local stack (one runs,
+    or ran, here: its package is installed)."""
     from workers.runtime_file import runtime_path
 
     if runtime_path().exists():
+        from devstack.dev_secrets import apply_dev_secrets
+
         apply_dev_secrets(runtime_path().parent)
 
 

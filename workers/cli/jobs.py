@@ -26,7 +26,9 @@ def add_commands(sub: Any) -> None:
     jobs = sub.add_parser("jobs", help="start and follow agent jobs")
     jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     start = jobs_sub.add_parser("start", help="start a job from a JSON file")
-    start.add_argument("--file", required=True, help="job JSON (an example: workers/demo-job.json)")
+    start.add_argument(
+        "--file", required=True, help="job JSON (an example: devstack/demo-job.json)"
+    )
     start.set_defaults(run=jobs_start)
     lst = jobs_sub.add_parser("list", help="recent jobs")
     lst.add_argument("--status", help="only jobs with this status")

@@ -4,7 +4,10 @@ with its status."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
+
+from workers.cli.common import DEV_EXTRA
 
 
 def add_commands(sub: Any) -> None:
@@ -19,8 +22,11 @@ def add_commands(sub: Any) -> None:
 
 
 def run_dev() -> None:
-    """The dev stack: embedded servers, emulators, migrations, worker and ingress."""
-    from workers.dev import main as dev_main
+    """The dev stack: embedded servers, emulators, migrations, worker and ingress
+    (``devstack/``, which the production image leaves out)."""
+    if importlib.util.find_spec("devstack") is None:
+        raise SystemExit(f"orchestrator: {DEV_EXTRA} (missing: devstack)")
+    from devstack.dev import main as dev_main
 
     dev_main()
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from emulators.google_ads import GoogleAdsEmulator
-from emulators.higgsfield import HiggsfieldEmulator
-from emulators.meta import MetaEmulator
-from emulators.resend import ResendEmulator
-from emulators.runner import ThreadedServer, serve_in_thread
-from emulators.steel import SteelEmulator
-from emulators.supermemory import SupermemoryEmulator
+from devstack.emulators.google_ads import GoogleAdsEmulator
+from devstack.emulators.higgsfield import HiggsfieldEmulator
+from devstack.emulators.meta import MetaEmulator
+from devstack.emulators.resend import ResendEmulator
+from devstack.emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.steel import SteelEmulator
+from devstack.emulators.supermemory import SupermemoryEmulator
 
 
 @dataclass(frozen=True)

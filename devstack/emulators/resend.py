@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.faults import Faults
-from emulators.runner import webhook_client
+from devstack.emulators.faults import Faults
+from devstack.emulators.runner import webhook_client
 
 IDEMPOTENCY_WINDOW_S = 24 * 3600
 _ERROR_NAMES = {
@@ -628,7 +628,7 @@ class ResendEmulator:
 
 
 def _template(name: str) -> Template:
-    return Template(resources.files("emulators").joinpath("static", name).read_text())
+    return Template(resources.files("devstack.emulators").joinpath("static", name).read_text())
 
 
 def _data_uri(attachment: Record) -> str | None:

@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.faults import Faults
-from emulators.meta import LateData, days_between, synthetic_id, synthetic_metrics
+from devstack.emulators.faults import Faults
+from devstack.emulators.meta import LateData, days_between, synthetic_id, synthetic_metrics
 
 Record = dict[str, Any]
 # The versions Google serves and when each is sunset, as published (read 2026-12-03: the

@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.faults import Faults
-from emulators.runner import webhook_client
-from emulators.steel import png
+from devstack.emulators.faults import Faults
+from devstack.emulators.runner import webhook_client
+from devstack.emulators.steel import png
 
 OUTCOMES = ("completed", "failed", "nsfw", "slow", "webhook_lost", "webhook_duplicated")
 STATUSES = ("queued", "in_progress", "completed", "failed", "nsfw", "canceled")

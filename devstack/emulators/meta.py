@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.faults import Faults
+from devstack.emulators.faults import Faults
 
 Record = dict[str, Any]
 DEFAULT_LIMIT = 25

