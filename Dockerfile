@@ -27,6 +27,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY db ./db
 COPY workers ./workers
+COPY ingress ./ingress
 RUN pip install --no-deps --no-build-isolation . \
     && rm -rf /src
 

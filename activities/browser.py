@@ -29,7 +29,7 @@ from activities.object_store import ObjectStore
 from activities.screenshots import store_screenshot
 from db.pool import Pool
 from db.queries import load_queries
-from workflows.steps import Navigate, Step, StepResult
+from workflows.models.steps import Navigate, Step, StepResult
 
 Q = load_queries("jobs")
 DEFAULT_SESSION_TIMEOUT_MS = 30 * 60 * 1000

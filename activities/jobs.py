@@ -14,7 +14,7 @@ from activities.context import transition_context
 from db import jobs
 from db.pool import Pool
 from db.queries import load_queries
-from workflows.steps import Step, StepResult
+from workflows.models.steps import Step, StepResult
 
 Q = load_queries("jobs")
 

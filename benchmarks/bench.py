@@ -41,7 +41,7 @@ from benchmarks.jobs import (
 from benchmarks.metric_writes import metric_upserts
 from benchmarks.stack import BenchStack, bench_stack
 from benchmarks.worker import RUNNER_ENV
-from workers.embedded import DEV_SERVER_DYNAMIC_CONFIG, DEV_SERVER_SQLITE_PRAGMAS
+from devstack.embedded import DEV_SERVER_DYNAMIC_CONFIG, DEV_SERVER_SQLITE_PRAGMAS
 from workers.settings import Settings
 
 QUICK = {"jobs": 5, "generations": 5, "metric_rows": 1000, "parked": 20}

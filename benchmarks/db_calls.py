@@ -23,7 +23,7 @@ from db import jobs
 from db.migrate import migrate
 from db.pool import Pool, open_pool
 from db.transitions import TransitionContext
-from workers.embedded import EmbeddedPostgres
+from devstack.embedded import EmbeddedPostgres
 
 CTX = TransitionContext(reason="db_calls benchmark", workflow_id="wf", run_id="run")
 CONCURRENCY = 4

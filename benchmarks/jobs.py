@@ -20,7 +20,7 @@ from benchmarks.stack import BenchStack
 from workers.idle_eviction import sweep_interval
 from workers.starters import start_agent_job
 from workflows.models.agent_job import AgentJobInput
-from workflows.steps import Step
+from workflows.models.steps import Step
 
 REPLY_THREADS = 16  # webhook posts in flight at once (each waits for the update's result)
 POLL_INTERVAL = 0.05

@@ -15,7 +15,7 @@ from benchmarks.common import rate, ratio
 from benchmarks.stack import BenchStack
 from db import metrics
 from db.metrics import MetricValue
-from emulators import google_ads  # its page size is the real API's fixed 10,000 rows
+from devstack.emulators import google_ads  # its page size is the real API's fixed 10,000 rows
 from workers.settings import Settings
 
 METRIC_TYPES = ("impressions", "clicks", "spend", "conversions")  # per campaign x day row

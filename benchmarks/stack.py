@@ -26,9 +26,9 @@ from temporalio.client import Client
 
 from db.migrate import migrate
 from db.pool import Pool, open_pool
-from emulators.runner import free_port
-from emulators.server import EmulatorStack, start_emulators
-from workers.embedded import EmbeddedPostgres, TemporalDevServer, die_with_parent
+from devstack.embedded import EmbeddedPostgres, TemporalDevServer, die_with_parent
+from devstack.emulators.runner import free_port
+from devstack.emulators.server import EmulatorStack, start_emulators
 from workers.settings import Settings, load_settings, settings_env
 from workers.temporal import connect_client, register_search_attributes
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from temporalio.worker import Worker
 
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, bare_noop, bare_notify
-from workers.cli import exit_without_teardown
+from workers.cli.common import exit_without_teardown
 from workers.logging import configure_logging
 from workers.sdk_internals import sdk_patches
 from workers.settings import Settings, load_settings

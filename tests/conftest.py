@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.migrate import migrate
 from db.pool import open_pool
+from devstack.embedded import DEV_SERVER_DYNAMIC_CONFIG, find_binary
 from tests.encryption import CONVERTER
-from workers.embedded import DEV_SERVER_DYNAMIC_CONFIG, find_binary
 from workers.temporal import register_search_attributes
 from workflows.search_attributes import ALL_KEYS
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from emulators.runner import free_port
+from devstack.emulators.runner import free_port
 
 EXPECTED_LINES = ("temporal", "temporal-ui", "ingress", "database", "demo-job", "demo-metric-sync")
 

@@ -14,8 +14,8 @@ from typing import Any
 from temporalio.client import Client
 
 from db.pool import Pool, open_pool
-from emulators.runner import free_port
-from emulators.server import EmulatorStack, start_emulators
+from devstack.emulators.runner import free_port
+from devstack.emulators.server import EmulatorStack, start_emulators
 from tests.encryption import TEST_MASTER_KEY
 from workers.processes import serving_ingress
 from workers.settings import Settings, load_settings, settings_env

@@ -506,10 +506,10 @@ def test_image_copies_no_dev_only_code() -> None:
         if line.startswith("COPY ")
     ]
     sources = {source for sources in copied for source in sources}
-    assert not sources & {"emulators", "tests", "benchmarks", "requirements/dev.txt"}, sources
+    assert not sources & {"devstack", "tests", "benchmarks", "requirements/dev.txt"}, sources
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*") - 1].startswith("#") and "*" in ignore  # deny by default
-    assert not any(line.startswith("!emulators") or line.startswith("!tests") for line in ignore)
+    assert not any(line.startswith(("!devstack", "!tests", "!benchmarks")) for line in ignore)
 
 
 # -- docker compose itself, where installed ------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from emulators.runner import free_port
+from devstack.emulators.runner import free_port
 from tests.harness import running_stack
 from tests.waiting import eventually
 from workers.settings import settings_env

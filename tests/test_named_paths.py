@@ -13,7 +13,7 @@ import pytest
 from workers.cli import _parser
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("workflows", "activities", "db", "workers", "emulators", "benchmarks")
+PACKAGES = ("workflows", "activities", "db", "workers", "ingress", "devstack", "benchmarks")
 EXTENSIONS = "json|py|md|toml|ya?ml|sql|txt|html|css|js|sh|cfg|ini|csv"
 # A relative path with at least one folder (not part of a URL or of a longer path), or a
 # top-level document such as README.md.
@@ -80,7 +80,7 @@ def test_every_file_a_help_text_names_exists() -> None:
     missing = [(where, p) for where, text in texts for p in named_paths(text) if not exists(p)]
     assert missing == []
     named = {p for _, text in texts for p in named_paths(text)}
-    assert "workers/demo-job.json" in named  # `jobs start --help` points at an example
+    assert "devstack/demo-job.json" in named  # `jobs start --help` points at an example
 
 
 def test_every_file_a_docstring_names_exists() -> None:
@@ -99,7 +99,7 @@ def test_every_file_a_docstring_names_exists() -> None:
     ("text", "named"),
     [
         ("job JSON (see examples/job.json)", ["examples/job.json"]),
-        ("``workers/demo-job.json``", ["workers/demo-job.json"]),
+        ("``devstack/demo-job.json``", ["devstack/demo-job.json"]),
         ("see README.md and ARCHITECTURE.md", ["README.md", "ARCHITECTURE.md"]),
         ("named queries in `db/queries/*.sql`", ["db/queries/*.sql"]),
         ("from https://example.com/docs/api.json", []),
@@ -117,7 +117,7 @@ def test_what_counts_as_a_named_file(text: str, named: list[str]) -> None:
 @pytest.mark.parametrize(
     ("path", "found"),
     [
-        ("workers/demo-job.json", True),
+        ("devstack/demo-job.json", True),
         ("examples/job.json", False),
         ("examples/demo-job.json", False),
         ("db/migrations/NNNN_*.sql", True),

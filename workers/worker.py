@@ -7,7 +7,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -33,13 +33,15 @@ from temporalio.worker import (
 from activities.approvals import ApprovalActivities
 from activities.browser import BrowserActivities
 from activities.connectors import AdPlatformConfig
+from activities.connectors.versions import check_configured_versions, log_version_checks
 from activities.credentials import CredentialBox
 from activities.email import EmailActivities, EmailConfig, configure_resend
 from activities.generation_slots import SlotActivities
 from activities.higgsfield import GenerationActivities, HiggsfieldConfig
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
-from activities.metric_sync import MetricSyncActivities, ScheduleActivities
+from activities.metric_schedules import ScheduleActivities
+from activities.metric_sync import MetricSyncActivities
 from activities.object_store import (
     ObjectStore,
 )
@@ -128,6 +130,28 @@ class Services:
                 clients.push_async_callback(self.steel.close)
 
 
+def ad_platform_config(settings: Settings, *, today: date | None = None) -> AdPlatformConfig:
+    """The ad platforms' config of a worker process; logs the check of the configured API
+    versions (a warning within 60 days of a version's sunset, an error past it)."""
+    token = settings.google_ads_developer_token
+    log_version_checks(
+        check_configured_versions(
+            settings.google_ads_api_version,
+            settings.meta_graph_api_version,
+            today or date.today(),
+        )
+    )
+    return AdPlatformConfig(
+        meta_graph_url=str(settings.meta_graph_url).rstrip("/"),
+        meta_api_version=settings.meta_graph_api_version,
+        meta_conversion_action_types=frozenset(settings.meta_conversion_action_types.split(",")),
+        google_ads_url=str(settings.google_ads_url).rstrip("/"),
+        google_ads_api_version=settings.google_ads_api_version,
+        google_ads_developer_token=token.get_secret_value() if token else None,
+        lookback=settings.metric_sync_lookback,
+    )
+
+
 def build_services(settings: Settings, pool: Pool) -> Services:
     """Clients for the outside services, from settings (base URLs included). A family
     whose keys are missing gets no clients (``workers/families.py``)."""
@@ -171,7 +195,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             token_secret=keyring.signing_keys(Use.WEBHOOK_TOKENS),
             asset_dir=settings.asset_storage_dir or settings.orchestrator_home / "assets",
         ),
-        ad_platforms=AdPlatformConfig.from_settings(settings),
+        ad_platforms=ad_platform_config(settings),
         supermemory_http=supermemory_http,
     )
 

@@ -46,9 +46,9 @@ with workflow.unsafe.imports_passed_through():
         JobProgress,
     )
     from workflows.models.approval import ApprovalRequest
+    from workflows.models.steps import Step, StepResult
     from workflows.policies import DB_RETRY, DB_TIMEOUT
     from workflows.search_attributes import AWAITING_SINCE, JOB_STATUS, PLATFORM, USER_ID
-    from workflows.steps import Step, StepResult
 
 BROWSER_TIMEOUT = timedelta(minutes=2)
 # Browser activities heartbeat: a dead worker's step is retried within this, and a

@@ -20,15 +20,13 @@ from temporalio.workflow import ActivityCancellationType
 from workflows.ending import despite_cancel, handlers_done, out_of_time
 
 with workflow.unsafe.imports_passed_through():
+    from activities.metric_schedules import ReconcileInput, ReconcileResult, ScheduleActivities
     from activities.metric_sync import (
         CloseSyncInput,
         MetricSyncActivities,
         OpenSyncInput,
         PullInput,
         PullResult,
-        ReconcileInput,
-        ReconcileResult,
-        ScheduleActivities,
         SyncOpened,
     )
     from activities.sweep import SweepActivities, SweepInput, SweepResult

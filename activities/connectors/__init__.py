@@ -12,15 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 
-from activities.connectors.versions import check_configured_versions, log_version_checks
 from db.metrics import MetricValue
-
-if TYPE_CHECKING:
-    from workers.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -35,30 +31,6 @@ class AdPlatformConfig:
     google_ads_api_version: str
     google_ads_developer_token: str | None
     lookback: timedelta
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, today: date | None = None) -> AdPlatformConfig:
-        """The config of a worker process; logs the check of the configured API versions
-        (a warning within 60 days of a version's sunset, an error past it)."""
-        token = settings.google_ads_developer_token
-        log_version_checks(
-            check_configured_versions(
-                settings.google_ads_api_version,
-                settings.meta_graph_api_version,
-                today or date.today(),
-            )
-        )
-        return cls(
-            meta_graph_url=str(settings.meta_graph_url).rstrip("/"),
-            meta_api_version=settings.meta_graph_api_version,
-            meta_conversion_action_types=frozenset(
-                settings.meta_conversion_action_types.split(",")
-            ),
-            google_ads_url=str(settings.google_ads_url).rstrip("/"),
-            google_ads_api_version=settings.google_ads_api_version,
-            google_ads_developer_token=token.get_secret_value() if token else None,
-            lookback=settings.metric_sync_lookback,
-        )
 
 
 @dataclass(frozen=True)

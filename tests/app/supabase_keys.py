@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.runner import serve_in_thread
+from devstack.emulators.runner import serve_in_thread
 
 JWKS_PATH = "/auth/v1/.well-known/jwks.json"
 

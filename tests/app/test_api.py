@@ -14,7 +14,7 @@ from tests.waiting import eventually
 from workers.starters import start_agent_job
 from workflows.models.agent_job import AgentJobInput
 from workflows.models.approval import ApprovalPolicy
-from workflows.steps import Step
+from workflows.models.steps import Step
 
 
 async def _until(stack: Any, path: str, token: str, *statuses: str) -> dict[str, Any]:

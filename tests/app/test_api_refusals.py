@@ -20,12 +20,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from psycopg.types.json import Jsonb
 
+from ingress.api.routes import create_api
 from tests.app.api_client import call
 from tests.app.helpers import GATED_PLAN, AppUser, app_user, insert_generation
 from tests.app.supabase_keys import Project, new_key
 from tests.security.rls_helpers import digest
-from workers.api import build_api
-from workers.api.routes import create_api
+from workers.processes import build_api
 
 # name → (make a token for ``user`` or None, the error code)
 Forge = Callable[[Project, uuid.UUID], str | None]

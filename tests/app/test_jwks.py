@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
+from ingress.api.auth import AuthError, JwksCache, KeysUnavailable, TokenVerifier
 from tests.app.supabase_keys import JWKS_PATH, new_key, supabase_project
-from workers.api.auth import AuthError, JwksCache, KeysUnavailable, TokenVerifier
 
 
 def _verifier(url: str, http: httpx.AsyncClient, *, min_refetch: float) -> TokenVerifier:

@@ -13,9 +13,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from emulators.google_ads import GoogleAdsEmulator
-from emulators.meta import MetaEmulator
-from emulators.runner import serve_in_thread
+from devstack.emulators.google_ads import GoogleAdsEmulator
+from devstack.emulators.meta import MetaEmulator
+from devstack.emulators.runner import serve_in_thread
 
 ACCOUNT = "1234567"
 CUSTOMER = "1234567890"

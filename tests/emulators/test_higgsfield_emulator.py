@@ -25,8 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from activities.higgsfield_client import HiggsfieldClient
-from emulators.higgsfield import HiggsfieldEmulator
-from emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.higgsfield import HiggsfieldEmulator
+from devstack.emulators.runner import ThreadedServer, serve_in_thread
 
 CREDENTIAL = "hf-test-key:hf-test-secret"
 APPLICATION = "higgsfield-ai/soul/standard"
@@ -376,7 +376,7 @@ async def test_documented_arguments_are_accepted_and_batch_size_sets_the_images(
 
 def test_every_model_name_maps_to_an_emulated_endpoint() -> None:
     from activities.higgsfield_client import APPLICATIONS, application_for
-    from emulators.higgsfield import APPLICATIONS as SERVED
+    from devstack.emulators.higgsfield import APPLICATIONS as SERVED
 
     assert set(APPLICATIONS.values()) <= SERVED
     assert application_for("soul") == "higgsfield-ai/soul/standard"

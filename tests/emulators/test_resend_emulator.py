@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from emulators.resend import ResendEmulator
-from emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.resend import ResendEmulator
+from devstack.emulators.runner import ThreadedServer, serve_in_thread
 
 SECRET = "whsec_" + base64.b64encode(b"emulator-test-secret-0123456789ab").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"some-other-secret-0123456789abcd").decode()

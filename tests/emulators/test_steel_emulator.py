@@ -17,8 +17,8 @@ from steel import (
     Steel,
 )
 
-from emulators.runner import ThreadedServer, serve_in_thread
-from emulators.steel import SteelEmulator
+from devstack.emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.steel import SteelEmulator
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

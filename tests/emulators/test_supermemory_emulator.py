@@ -9,8 +9,8 @@ import pytest
 from supermemory import AsyncSupermemory
 from supermemory.core.api_error import ApiError
 
-from emulators.runner import ThreadedServer, serve_in_thread
-from emulators.supermemory import SupermemoryEmulator
+from devstack.emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.supermemory import SupermemoryEmulator
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from activities.higgsfield_client import HiggsfieldClient
-from emulators.higgsfield import HiggsfieldEmulator
-from emulators.runner import serve_in_thread
+from devstack.emulators.higgsfield import HiggsfieldEmulator
+from devstack.emulators.runner import serve_in_thread
 
 KEY = "hf-client-key:hf-client-secret"
 APPLICATION = "higgsfield-ai/soul/standard"

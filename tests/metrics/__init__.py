@@ -13,13 +13,13 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from activities.metric_schedules import schedule_id, start_backfill
 from activities.metric_sync import credentials_context
 from db import metrics
 from db.metrics import ConnectionRow, Platform
 from tests.harness import Stack
 from tests.waiting import eventually
 from workers.keys import credential_box
-from workers.schedules import schedule_id, start_backfill
 
 Value = tuple[str, str, date, Decimal]  # campaign, metric type, day, value
 SINCE, UNTIL = date(2025, 3, 1), date(2025, 3, 10)  # two slices: 7 days and 3 days

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 
 import pytest
 
-from activities.connectors import AdPlatformConfig
 from activities.connectors.versions import (
     GOOGLE_ADS_VERSIONS,
     META_VERSIONS,
@@ -16,9 +15,10 @@ from activities.connectors.versions import (
     Version,
     check_version,
 )
-from emulators.google_ads import GoogleAdsEmulator
-from emulators.meta import MetaEmulator
+from devstack.emulators.google_ads import GoogleAdsEmulator
+from devstack.emulators.meta import MetaEmulator
 from workers.settings import Settings, SettingsError, load_settings
+from workers.worker import ad_platform_config
 
 KNOWN = {
     "v1": Version(date(2026, 1, 1), date(2027, 1, 31)),
@@ -69,7 +69,7 @@ def test_startup_warns_about_a_version_close_to_its_sunset(
     settings = load_settings(google_ads_api_version="v23", meta_graph_api_version="v24.0")
 
     with caplog.at_level(logging.INFO, logger="activities.connectors.versions"):
-        config = AdPlatformConfig.from_settings(settings, today=date(2026, 12, 3))
+        config = ad_platform_config(settings, today=date(2026, 12, 3))
 
     assert (config.google_ads_api_version, config.meta_api_version) == ("v23", "v24.0")
     levels = {r.levelno: r.getMessage() for r in caplog.records}
@@ -105,5 +105,5 @@ def test_malformed_version_settings_stop_with_one_line(name: str, value: str) ->
 def test_action_types_are_a_trimmed_comma_separated_list() -> None:
     settings = load_settings(meta_conversion_action_types=" omni_purchase , purchase")
     assert settings.meta_conversion_action_types == "omni_purchase,purchase"
-    config = AdPlatformConfig.from_settings(settings)
+    config = ad_platform_config(settings)
     assert config.meta_conversion_action_types == frozenset({"omni_purchase", "purchase"})

@@ -14,9 +14,9 @@ import pytest
 from activities.connectors import ConnectorError, PageFailedError, ThrottledError
 from activities.connectors.google_ads import GoogleAdsConnector
 from activities.connectors.meta import Cursor, MetaConnector, throttle_wait
-from emulators.google_ads import GoogleAdsEmulator
-from emulators.meta import OMNI_PURCHASE, PURCHASE, MetaEmulator
-from emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.google_ads import GoogleAdsEmulator
+from devstack.emulators.meta import OMNI_PURCHASE, PURCHASE, MetaEmulator
+from devstack.emulators.runner import ThreadedServer, serve_in_thread
 
 TODAY = date(2026, 12, 3)
 ACCOUNT, CUSTOMER, MANAGER = "1234567", "1234567890", "9998887777"

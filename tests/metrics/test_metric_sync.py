@@ -12,6 +12,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.connectors.meta import PAGE_LIMIT
+from activities.metric_schedules import reconcile_connection, trigger_sync
 from db.metrics import SPLIT_PAGE_VALUES
 from tests.harness import running_stack
 from tests.history_recording import record_history
@@ -28,7 +29,6 @@ from tests.metrics import (
     sync_log,
 )
 from tests.waiting import eventually
-from workers.schedules import reconcile_connection, trigger_sync
 from workflows.metric_sync import MetricSync
 
 ACCOUNT = "1234567"

@@ -14,6 +14,13 @@ from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from activities.metric_schedules import (
+    METRIC_SYNC_WORKFLOW,
+    RECONCILE_WORKFLOW,
+    ensure_reconcile_schedule,
+    reconcile_schedules,
+    trigger_sync,
+)
 from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
 from tests.metrics import (
@@ -25,8 +32,17 @@ from tests.metrics import (
     stored_values,
 )
 from tests.waiting import eventually
-from workers.schedules import ensure_reconcile_schedule, reconcile_schedules, trigger_sync
-from workflows.metric_sync import ScheduleReconcile
+from workflows.metric_sync import MetricSync, ScheduleReconcile
+
+
+@pytest.mark.parametrize(
+    ("run", "name"),
+    [(MetricSync.run, METRIC_SYNC_WORKFLOW), (ScheduleReconcile.run, RECONCILE_WORKFLOW)],
+)
+def test_schedules_name_the_workflows_they_start_as_registered(run: Any, name: str) -> None:
+    """The schedules name the workflows instead of importing them (they import the
+    schedules' activity): the names are the ones the workflows register."""
+    assert ScheduleActionStartWorkflow(run, id="x", task_queue="q").workflow == name
 
 
 async def _gone(stack: Stack, schedule: str) -> bool:
@@ -201,7 +217,7 @@ async def test_the_reconcile_workflow_runs_on_its_own_schedule(
 
 def _parser() -> argparse.ArgumentParser:
     """The root parser as workers.cli builds it, with only the metric-sync commands."""
-    from workers.cli_syncs import add_commands
+    from workers.cli.syncs import add_commands
 
     parser = argparse.ArgumentParser(prog="orchestrator")
     parser.add_argument("--json", action="store_true")
@@ -222,7 +238,7 @@ async def test_cli_adds_a_connection_reconciles_triggers_and_backfills(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from workers.cli import CliError
+    from workers.cli.common import CliError
 
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         stack.emulators.meta.configure_account("555", campaigns=2)
@@ -278,7 +294,7 @@ async def test_cli_adds_a_connection_reconciles_triggers_and_backfills(
 async def test_demo_connection_is_seeded_once_and_its_first_sync_runs(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    from workers.demo_metrics import DEMO_CONNECTION_ID, seed_demo_connection
+    from devstack.demo_metrics import DEMO_CONNECTION_ID, seed_demo_connection
 
     schedules = (f"metric-sync-{DEMO_CONNECTION_ID}", "metric-sync-reconcile")
     async with (
@@ -322,7 +338,7 @@ def test_cli_refuses_a_login_customer_id_that_is_not_ten_digits(value: str) -> N
 async def test_cli_refuses_a_login_customer_id_on_a_meta_connection(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from workers.cli import CliError
+    from workers.cli.common import CliError
 
     with pytest.raises(CliError, match="Google Ads connections only"):
         await _run(

@@ -11,10 +11,10 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.metric_schedules import SYNC_EXECUTION_TIMEOUT, backfill_workflow_id
 from tests.harness import running_stack
 from tests.history_recording import record_history
 from tests.metrics import SINCE, UNTIL, add_connection, backfill, sync_log, sync_log_opened
-from workers.schedules import SYNC_EXECUTION_TIMEOUT, backfill_workflow_id
 from workflows.metric_sync import MetricSync
 from workflows.models.metric_sync import SYNC_DEADLINE, MetricSyncInput
 

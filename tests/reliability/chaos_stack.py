@@ -16,10 +16,10 @@ from pathlib import Path
 from temporalio.client import Client
 
 from db.migrate import migrate
-from emulators.runner import free_port
+from devstack.embedded import EmbeddedPostgres, TemporalDevServer
+from devstack.emulators.runner import free_port
 from tests.encryption import CONVERTER
 from tests.harness import start_worker_process
-from workers.embedded import EmbeddedPostgres, TemporalDevServer
 from workers.settings import Settings
 from workers.temporal import register_search_attributes
 

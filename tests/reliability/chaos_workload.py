@@ -12,12 +12,12 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from activities.metric_schedules import backfill_workflow_id
 from tests.generations.helpers import start as start_generation
 from tests.generations.helpers import user_with_key
 from tests.harness import Stack
 from tests.metrics import SINCE, UNTIL, add_connection
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job, step
-from workers.schedules import backfill_workflow_id
 from workflows.metric_sync import MetricSync
 from workflows.models.agent_job import AgentJobInput
 from workflows.models.metric_sync import MetricSyncInput

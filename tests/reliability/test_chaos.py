@@ -23,7 +23,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
-from emulators.faults import Faults
+from devstack.emulators.faults import Faults
 from tests.harness import Stack, running_stack
 from tests.metrics import SINCE, UNTIL, expected_meta, stored_values
 from tests.reliability.chaos_stack import Backends, WorkerSupervisor, own_backends

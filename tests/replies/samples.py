@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from activities.replies import ReplyDecision
+from ingress.replies import ReplyDecision
 
 SENDER = "Agency Assistant <assistant@agency.localhost>"
 # The quoted original repeats our email, "APPROVE" and "Approve:" link included: none of it

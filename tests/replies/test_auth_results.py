@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from activities.replies import sender_failure
-from activities.replies.auth_results import parse
+from ingress.replies import sender_failure
+from ingress.replies.auth_results import parse
 
 GOOD = (
     "mx.resend.net; dkim=pass header.d=example.com header.s=s1 header.b=AbC/dEf+1=; "

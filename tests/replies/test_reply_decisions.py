@@ -1,11 +1,11 @@
 """What real-looking replies decide: the decision and the note of each, read by the parser
-alone (``activities.replies.read_reply``). When in doubt, never approve."""
+alone (``ingress.replies.read_reply``). When in doubt, never approve."""
 
 from __future__ import annotations
 
 import pytest
 
-from activities.replies import read_reply
+from ingress.replies import read_reply
 from tests.replies.samples import (
     Sample,
     apple_html,

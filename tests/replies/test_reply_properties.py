@@ -8,8 +8,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.replies import read_reply
-from activities.replies.decision import APPROVE_WORDS, HEDGES, NEGATIONS, REJECT_WORDS
+from ingress.replies import read_reply
+from ingress.replies.decision import APPROVE_WORDS, HEDGES, NEGATIONS, REJECT_WORDS
 from tests.replies.samples import (
     apple_mail,
     french,

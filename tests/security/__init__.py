@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from temporalio.client import WorkflowHandle
 
-from emulators.resend import sign_svix
+from devstack.emulators.resend import sign_svix
 from tests.generations.helpers import start, user_with_key
 from tests.harness import Stack
 from tests.waiting import eventually

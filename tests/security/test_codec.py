@@ -23,12 +23,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from devstack.embedded import find_binary
+from ingress.codec_server import SESSION_COOKIE, SESSION_SECONDS, session_value
 from tests.encryption import CONVERTER, payloads_in
 from tests.harness import Stack, running_stack
 from tests.workflows.jobs_fixtures import SAFE_STEPS, job_request, start_job
 from workers.codec import ENCODING, KEY_ID, PayloadDecryptError, data_converter
-from workers.codec_server import SESSION_COOKIE, SESSION_SECONDS, session_value
-from workers.embedded import find_binary
 from workers.keys import Keyring, MasterKey
 from workers.sdk_internals.compiled_sandbox import CompiledSandboxRunner
 from workers.worker import ALL_WORKFLOWS

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import approval_tokens
 from activities.approval_tokens import Purpose
 from activities.higgsfield import webhook_token
-from emulators.resend import sign_svix
+from devstack.emulators.resend import sign_svix
 from tests.conftest import create_database
 from tests.harness import running_stack
 from tests.security import (

@@ -21,10 +21,10 @@ from activities import approval_tokens
 from activities.approval_tokens import InvalidToken, Purpose
 from activities.credentials import DecryptionError
 from activities.higgsfield import key_context, webhook_token
-from activities.inbound_higgsfield import WebhookRefused, parse_hint
 from activities.metric_sync import credentials_context
 from db import metrics
 from db.generations import Q
+from ingress.inbound_higgsfield import WebhookRefused, parse_hint
 from tests.db.factories import insert_user
 from tests.harness import stack_settings
 from workers.keys import Keyring, Use

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from temporalio.testing import WorkflowEnvironment
 
 import activities
-from emulators.runner import free_port
+from devstack.emulators.runner import free_port
 from tests.encryption import readable_history
 from tests.generations.helpers import HF_KEY, start, user_with_key
 from tests.harness import Stack, running_stack

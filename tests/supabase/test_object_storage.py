@@ -30,7 +30,7 @@ from activities.object_store import (
     object_key,
 )
 from db.migrate import run_migrations
-from emulators.runner import free_port
+from devstack.emulators.runner import free_port
 from tests.harness import running_stack
 from tests.supabase.test_seed_adoption import _run, _seed_000, _seed_003
 from tests.waiting import eventually

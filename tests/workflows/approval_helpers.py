@@ -11,7 +11,7 @@ from tests.harness import Stack
 from tests.waiting import eventually
 from tests.workflows.jobs_fixtures import job_request, start_job
 from workflows.models.agent_job import AgentJobInput
-from workflows.steps import Step
+from workflows.models.steps import Step
 
 
 async def approval_email(stack: Stack, to: str, kind: str = "request") -> dict[str, Any]:

@@ -10,7 +10,7 @@ from tests.harness import Stack
 from workers.starters import start_agent_job
 from workflows.models.agent_job import AgentJobInput
 from workflows.models.approval import ApprovalPolicy
-from workflows.steps import Step
+from workflows.models.steps import Step
 
 APPROVER = "owner@example.com"
 

@@ -15,7 +15,7 @@ from tests.workflows.approval_helpers import approval_row
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
 from workflows.models.agent_job import AddStepsRequest
 from workflows.models.approval import ApprovalDecisionInput
-from workflows.steps import Step, StepResult
+from workflows.models.steps import Step, StepResult
 
 
 async def test_multi_step_job_completes_with_rows_recorded(

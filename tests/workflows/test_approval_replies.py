@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from emulators.resend import sign_svix
+from devstack.emulators.resend import sign_svix
 from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
 from tests.replies.samples import german, gmail, gmail_html, outlook, outlook_html

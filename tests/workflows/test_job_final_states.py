@@ -15,7 +15,7 @@ from tests.waiting import eventually
 from tests.workflows.jobs_fixtures import SAFE_STEPS, job_request, start_job
 from workers.worker import build_worker, open_services
 from workflows.models.agent_job import AddStepsRequest
-from workflows.steps import StepResult
+from workflows.models.steps import StepResult
 
 
 async def test_job_completes_when_the_session_release_keeps_failing(

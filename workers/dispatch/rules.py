@@ -21,7 +21,7 @@ from workflows.models.agent_job import MAX_STEPS, AgentJobInput
 from workflows.models.approval import ApprovalPolicy
 from workflows.models.generation import GenerationInput
 from workflows.models.generation_batch import BatchPrompt, GenerationBatchInput
-from workflows.steps import Step
+from workflows.models.steps import Step
 
 MAX_ERROR = 500
 MAX_BATCH = 5  # seed 003: five variations, prompt_index 0-4

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from workflows.models.approval import ApprovalPolicy
-from workflows.steps import Step, StepResult
+from workflows.models.steps import Step, StepResult
 
 MAX_STEPS = 200
 

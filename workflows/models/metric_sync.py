@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 SyncStatus = Literal["success", "partial", "failed"]
 # A sync ends by its own deadline, with time to close its log before a schedule's execution
-# timeout (6 h, workers/schedules.py) would terminate it without cleanup.
+# timeout (6 h, activities/metric_schedules.py) would terminate it without cleanup.
 SYNC_DEADLINE = timedelta(hours=5)
 MAX_SYNC_DEADLINE = timedelta(days=1)
 

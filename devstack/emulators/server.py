@@ -1,0 +1,105 @@
+"""All emulators behind one local HTTP server, each under its own path prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from devstack.emulators.google_ads import GoogleAdsEmulator
+from devstack.emulators.higgsfield import HiggsfieldEmulator
+from devstack.emulators.meta import MetaEmulator
+from devstack.emulators.resend import ResendEmulator
+from devstack.emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.steel import SteelEmulator
+from devstack.emulators.supermemory import SupermemoryEmulator
+
+
+@dataclass(frozen=True)
+class EmulatedService:
+    """How the settings point a service at its emulator."""
+
+    name: str
+    prefix: str
+    key_setting: str
+    url_setting: str
+    dev_key: str
+
+
+EMULATED_SERVICES = (
+    EmulatedService("resend", "/resend", "RESEND_API_KEY", "RESEND_API_URL", "re_dev_emulator"),
+    EmulatedService("steel", "/steel", "STEEL_API_KEY", "STEEL_BASE_URL", "steel_dev_emulator"),
+    EmulatedService(
+        "supermemory",
+        "/supermemory",
+        "SUPERMEMORY_API_KEY",
+        "SUPERMEMORY_BASE_URL",
+        "sm_dev_emulator",
+    ),
+    # Higgsfield keys are per user (user_api_keys); only the base URL is global.
+    EmulatedService("higgsfield", "/higgsfield", "", "HIGGSFIELD_BASE_URL", ""),
+    # Ad-platform tokens are per connection (platform_connections.credentials); Google Ads
+    # also needs the app's developer token on every request.
+    EmulatedService("meta", "/meta", "", "META_GRAPH_URL", ""),
+    EmulatedService(
+        "google-ads",
+        "/google-ads",
+        "GOOGLE_ADS_DEVELOPER_TOKEN",
+        "GOOGLE_ADS_URL",
+        "dev-emulator-developer-token",
+    ),
+)
+
+
+@dataclass
+class EmulatorStack:
+    """The running emulators and the server that serves them."""
+
+    url: str
+    resend: ResendEmulator
+    steel: SteelEmulator
+    supermemory: SupermemoryEmulator
+    higgsfield: HiggsfieldEmulator
+    meta: MetaEmulator
+    google_ads: GoogleAdsEmulator
+    server: ThreadedServer
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.stop()
+
+
+def start_emulators(
+    *, resend_webhook_url: str | None = None, resend_webhook_secret: str | None = None
+) -> EmulatorStack:
+    """Start every emulator on one loopback port; Resend delivers webhooks if given a URL."""
+    resend = ResendEmulator()
+    steel = SteelEmulator()
+    supermemory = SupermemoryEmulator()
+    higgsfield = HiggsfieldEmulator()
+    meta = MetaEmulator()
+    google_ads = GoogleAdsEmulator()
+    if resend_webhook_url and resend_webhook_secret:
+        resend.configure_webhook(resend_webhook_url, resend_webhook_secret)
+    app = Starlette(
+        routes=[
+            Mount("/resend", app=resend.app),
+            Mount("/steel", app=steel.app),
+            Mount("/supermemory", app=supermemory.app),
+            Mount("/higgsfield", app=higgsfield.app),
+            Mount("/meta", app=meta.app),
+            Mount("/google-ads", app=google_ads.app),
+        ]
+    )
+    server = serve_in_thread(app)
+    return EmulatorStack(
+        url=server.url,
+        resend=resend,
+        steel=steel,
+        supermemory=supermemory,
+        higgsfield=higgsfield,
+        meta=meta,
+        google_ads=google_ads,
+        server=server,
+    )
