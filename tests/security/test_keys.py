@@ -31,7 +31,8 @@ from workers.keys import Keyring, Use
 from workers.settings import SettingsError, load_settings
 from workers.worker import build_services
 
-A, B, C = (base64.b64encode(os.urandom(32)).decode() for _ in range(3))
+# Fixed keys: test ids name them, and every collection (pytest-xdist's workers) must agree.
+A, B, C = (base64.b64encode(bytes([n]) * 32).decode() for n in (1, 2, 3))
 APPROVER = "approver@example.com"
 
 
@@ -57,12 +58,12 @@ def v1_ciphertext(key_b64: str, plaintext: str, context: str) -> str:
     ("name", "value"),
     [
         ("encryption_master_key", "not base64!"),
-        ("encryption_master_key", base64.b64encode(os.urandom(16)).decode()),
-        ("encryption_master_key", base64.b64encode(os.urandom(33)).decode()),
+        ("encryption_master_key", base64.b64encode(bytes(16)).decode()),  # too short
+        ("encryption_master_key", base64.b64encode(bytes(33)).decode()),  # too long
         ("encryption_master_key", f"{A},{B}"),  # one master key; earlier ones are old keys
         ("encryption_master_key", ""),
         ("encryption_old_keys", f"{A},nope"),
-        ("credentials_encryption_key", base64.b64encode(os.urandom(31)).decode()),
+        ("credentials_encryption_key", base64.b64encode(bytes(31)).decode()),
         ("codec_auth_token", "short"),
     ],
 )
@@ -165,7 +166,11 @@ def _hostile_credentials() -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("stored", _hostile_credentials())
+@pytest.mark.parametrize(
+    "stored",
+    _hostile_credentials(),
+    ids=lambda v: str(len(v)),  # values hold a random nonce
+)
 def test_a_damaged_or_forged_credential_is_a_decryption_error(stored: str) -> None:
     box = ring(A).credential_box()
     with pytest.raises(DecryptionError):
