@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
+import math
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import httpx
@@ -26,7 +27,7 @@ import resend
 from pydantic import BaseModel
 from resend.http_client_async import AsyncHTTPClient
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import approval_tokens
 from activities.approval_tokens import Purpose
@@ -114,10 +115,58 @@ def configure_resend(api_key: str, api_url: str) -> None:
     resend.default_async_http_client = _RESEND_HTTP
 
 
+# A 429 whose wait is longer than this is waited out by Temporal (next_retry_delay), not
+# inline; without a hint from Resend the retry waits one window (its limit is per second).
+MAX_THROTTLE_WAIT = timedelta(minutes=1)
+DEFAULT_THROTTLE_WAIT = timedelta(seconds=1)
+# 429s that waiting a second does not cure: they keep Temporal's backoff, and show as failures.
+QUOTA_ERRORS = frozenset({"daily_quota_exceeded", "monthly_quota_exceeded"})
+T = TypeVar("T")
+
+
+def throttle_delay(exc: Exception) -> timedelta | None:
+    """How long Resend asks to wait after a 429 (``retry-after``, else ``ratelimit-reset``,
+    in seconds), or None when ``exc`` is not its rate limit."""
+    if str(getattr(exc, "code", "")) != "429" or getattr(exc, "error_type", "") in QUOTA_ERRORS:
+        return None
+    headers = {str(k).lower(): str(v) for k, v in (getattr(exc, "headers", None) or {}).items()}
+    for name in ("retry-after", "ratelimit-reset"):
+        try:
+            seconds = float(headers[name])
+        except (KeyError, ValueError):
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return min(timedelta(seconds=seconds), MAX_THROTTLE_WAIT)
+    return DEFAULT_THROTTLE_WAIT
+
+
+async def call_resend(call: Callable[[], Awaitable[T]], *, wait_up_to: timedelta) -> T:
+    """One Resend call; a 429 asking to wait at most ``wait_up_to`` is waited out and the
+    call made once more (the ingress: a reply must not wait for the webhook's redelivery)."""
+    try:
+        return await call()
+    except resend.exceptions.ResendError as exc:
+        delay = throttle_delay(exc)
+        if delay is None or delay > wait_up_to:
+            raise
+    await asyncio.sleep(delay.total_seconds())
+    return await call()
+
+
 def classify_resend_error(exc: Exception) -> Exception:
-    """Retry rate limits, server errors and concurrent idempotent requests; not the rest."""
+    """Retry rate limits (after the wait Resend names), server errors and concurrent
+    idempotent requests; not the rest."""
     code = int(getattr(exc, "code", 500) or 500)
     kind = str(getattr(exc, "error_type", ""))
+    if (delay := throttle_delay(exc)) is not None:
+        # Expected under load, not a failure: benign (logged at debug, no failure metric),
+        # retried by Temporal once the window Resend names has passed.
+        return ApplicationError(
+            f"Resend rate limit: retry in {delay.total_seconds():g} s",
+            type="ResendRateLimited",
+            next_retry_delay=delay,
+            category=ApplicationErrorCategory.BENIGN,
+        )
     if code == 429 or code >= 500 or kind == "concurrent_idempotent_requests":
         return exc
     return ApplicationError(
@@ -143,12 +192,19 @@ async def sent_message_id(email_id: str) -> str:
 APPROVAL_TAG = "approval_id"
 
 
-async def send_email(params: dict[str, Any], idempotency_key: str) -> str:
-    """Send through Resend with an idempotency key; return Resend's email id."""
+async def send_email(
+    params: dict[str, Any], idempotency_key: str, *, wait_up_to: timedelta = timedelta(0)
+) -> str:
+    """Send through Resend with an idempotency key; return Resend's email id. A 429 is
+    waited out inline when short enough (``wait_up_to``), else raised as a retryable
+    ``ResendRateLimited`` carrying the wait."""
     try:
-        response = await resend.Emails.send_async(
-            params,  # type: ignore[arg-type]
-            {"idempotency_key": idempotency_key},
+        response = await call_resend(
+            lambda: resend.Emails.send_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            ),
+            wait_up_to=wait_up_to,
         )
     except resend.exceptions.ResendError as exc:
         if (failure := classify_resend_error(exc)) is exc:

@@ -25,6 +25,7 @@ from ingress.codec_server import CodecAccess, codec_routes
 from ingress.decision_page import DecisionPageDeps, decision_routes
 from ingress.inbound_email import InboundConfig, WebhookRejected, handle_resend_webhook
 from ingress.inbound_higgsfield import WebhookRefused, deliver_hint, parse_hint
+from ingress.telemetry import Telemetry, client_meter
 from workers.logging import get_logger
 
 log = get_logger("ingress.app")
@@ -163,4 +164,5 @@ def create_app(deps: IngressDeps) -> ASGIApp:
     if deps.api is not None:
         routes.append(Mount("/v1", app=create_api(deps.api)))
     app = Starlette(routes=routes, exception_handlers={BodyTooLarge: body_too_large})
-    return BodyLimit(app, deps.max_body_bytes)
+    # Outermost: a refused body is counted and traced too.
+    return Telemetry(BodyLimit(app, deps.max_body_bytes), client_meter(deps.client))

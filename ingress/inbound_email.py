@@ -11,17 +11,18 @@ an unclear reply gets a clarification email; everything else is logged and chang
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import resend
 import structlog
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from activities import approval_tokens
 from activities.approval_tokens import InvalidToken, Purpose
-from activities.email import APPROVAL_TAG, send_email
+from activities.email import APPROVAL_TAG, call_resend, send_email
 from db import approvals, webhook_events
 from db.pool import Pool
 from db.transitions import RowNotFound
@@ -29,6 +30,8 @@ from ingress import replies
 from ingress.decisions import deliver_decision
 
 log = structlog.stdlib.get_logger(__name__)
+# Resend's limit is per second: a 429 asking for this much or less is waited out inline.
+INLINE_THROTTLE_WAIT = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,11 @@ async def _decide_from_email(
     token: str,
 ) -> str:
     try:
-        email = await resend.Emails.Receiving.get_async(email_id)
+        # A short 429 (the team's per-second window) is waited out here: a reply must not
+        # wait for the webhook's redelivery, minutes later.
+        email = await call_resend(
+            lambda: resend.Emails.Receiving.get_async(email_id), wait_up_to=INLINE_THROTTLE_WAIT
+        )
     except resend.exceptions.ResendError as exc:
         # Not recorded as handled: Resend redelivers, and a later attempt may find it.
         if str(exc.code) == "404":
@@ -224,7 +231,14 @@ async def _ask_to_clarify(
             "In-Reply-To": thread[-1],
             "References": " ".join(dict.fromkeys(thread)),
         }
-    await send_email(params, f"approval-clarify/{email_id}")
+    try:
+        await send_email(params, f"approval-clarify/{email_id}", wait_up_to=INLINE_THROTTLE_WAIT)
+    except (resend.exceptions.ResendError, ApplicationError) as exc:
+        if isinstance(exc, ApplicationError) and exc.non_retryable:
+            raise  # Resend refused the email itself: retrying cannot help
+        # Throttled or unavailable, nothing recorded yet: the redelivery reads the reply
+        # again and sends this (once: the idempotency key) when Resend takes it.
+        raise WebhookRejected(503, "cannot ask the approver to clarify yet; retry later") from None
     log.info("asked approver to clarify", approval_id=str(approval.id))
 
 

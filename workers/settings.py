@@ -32,8 +32,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.models.generation import MAX_DEADLINE
+from workflows.task_queues import FAMILIES
 
 TASK_QUEUE = "agency-orchestrator"
+# What `WORKER_QUEUES` / `--queues` may name: the workflows' queue and the families'.
+QUEUE_NAMES: tuple[str, ...] = ("workflows", *FAMILIES)
+RESEND_CALLS_PER_EMAIL = 2  # POST /emails, then GET /emails/{id} for its Message-ID
+INGRESS_RESEND_SHARE = 0.25  # of Resend's limit, left to the ingress (reading replies)
 # Where compose `secrets:` mounts each secret (/run/secrets/<name>); Kubernetes secret
 # volumes are mounted there by convention too.
 SECRETS_DIR = Path("/run/secrets")
@@ -108,7 +113,24 @@ class Settings(BaseSettings):
     # behind activities on a saturated machine. None: always max_concurrent_activities.
     worker_activity_cpu_target: float | None = Field(default=0.7, gt=0, le=1)
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    # The task queues this process polls (`orchestrator worker --queues`): the workflows'
+    # own and the vendor families' (workflows/task_queues.py), comma-separated, or all.
+    worker_queues: str = "all"
+    # Each family queue's worker options (docs/operations.md, "Task queues").
+    # Resend's per-team limit, shared by every key: the worker's sends and the ingress's
+    # reads of replies (2 requests/s by default, 5 on newer teams: `ratelimit-limit`).
+    resend_rate_limit: float = Field(default=2.0, gt=0)
+    agent_jobs_max_concurrent: int = Field(default=10, ge=1)  # <= Steel's concurrent sessions
+    email_max_concurrent: int = Field(default=2, ge=1)
+    generations_max_concurrent: int = Field(default=20, ge=1)
+    syncs_max_concurrent: int = Field(default=4, ge=1)
+    # Worker Deployment versioning (docs/changing-workflows.md): on when both are set.
+    worker_deployment_name: str | None = None
+    worker_build_id: str | None = None
     metrics_bind_address: str | None = "127.0.0.1:9464"
+    # The `orchestrator ingress` process's Prometheus endpoint (its requests, refusals and
+    # its Temporal client); in `orchestrator dev` the ingress shares METRICS_BIND_ADDRESS.
+    ingress_metrics_bind_address: str | None = "127.0.0.1:9465"
     migrate_on_start: bool = False
 
     # HTTP ingress (webhooks, approval links, health).
@@ -206,6 +228,10 @@ class Settings(BaseSettings):
         "steel_api_key",
         "supermemory_api_key",
         "google_ads_developer_token",
+        "worker_deployment_name",
+        "worker_build_id",
+        "metrics_bind_address",
+        "ingress_metrics_bind_address",
         mode="before",
     )
     @classmethod
@@ -218,6 +244,25 @@ class Settings(BaseSettings):
         # Not FilePath: /dev/null (no profile file at all) is a valid choice.
         if value is not None and not value.exists():
             raise ValueError(f"{value} does not exist")
+        return value
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _queues(cls, value: str) -> str:
+        names = [q.strip() for q in value.split(",") if q.strip()]
+        if names == ["all"]:
+            return "all"
+        unknown = [q for q in names if q not in QUEUE_NAMES]
+        if unknown or not names:
+            raise ValueError(f"must be all, or some of {', '.join(QUEUE_NAMES)} (comma-separated)")
+        return ",".join(dict.fromkeys(names))
+
+    @field_validator("worker_deployment_name", "worker_build_id")
+    @classmethod
+    def _version_part(cls, value: str | None) -> str | None:
+        # Temporal joins them as "<deployment>.<build id>" (the version's canonical string).
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{1,255}", value):
+            raise ValueError("must be 1-255 letters, digits, '-' or '_'")
         return value
 
     @field_validator("google_ads_api_version")
@@ -279,6 +324,34 @@ class Settings(BaseSettings):
     def codec_origins(self) -> list[str]:
         """The origins allowed to call the codec endpoint from a browser."""
         return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """The task queue kinds this process polls: ``workflows`` and family names."""
+        if self.worker_queues == "all":
+            return QUEUE_NAMES
+        return tuple(self.worker_queues.split(","))
+
+    @property
+    def email_activities_per_second(self) -> float:
+        """The email queue's activity rate across every worker: a request email is two
+        Resend calls (the send, then its Message-ID), and a quarter of the team's limit is
+        left to the ingress's reads of replies."""
+        return self.resend_rate_limit * (1 - INGRESS_RESEND_SHARE) / RESEND_CALLS_PER_EMAIL
+
+    def deployment_version(self) -> tuple[str, str] | None:
+        """(deployment name, build id) when worker versioning is on; one of the two
+        without the other is an error."""
+        name, build = self.worker_deployment_name, self.worker_build_id
+        if name is None and build is None:
+            return None
+        if name is None or build is None:
+            missing = "WORKER_DEPLOYMENT_NAME" if name is None else "WORKER_BUILD_ID"
+            raise SettingsError(
+                f"missing setting {missing}: worker versioning needs WORKER_DEPLOYMENT_NAME "
+                "and WORKER_BUILD_ID together"
+            )
+        return name, build
 
     @property
     def migration_url(self) -> str | None:

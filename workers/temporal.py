@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -15,7 +16,7 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, Plugin
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
@@ -90,11 +91,16 @@ def connect_config(settings: Settings) -> ClientConnectConfig:
     return config
 
 
-async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
-    """Connect as ``connect_config`` says, with the encrypting pydantic data converter."""
+async def connect_client(
+    settings: Settings, *, runtime: Runtime | None = None, plugins: Sequence[Plugin] = ()
+) -> Client:
+    """Connect as ``connect_config`` says, with the encrypting pydantic data converter
+    (and ``plugins``: tracing, ``workers/telemetry.py``)."""
     config = connect_config(settings)
     converter = data_converter(Keyring.from_settings(settings))
-    return await Client.connect(**config, data_converter=converter, runtime=runtime)
+    return await Client.connect(
+        **config, data_converter=converter, runtime=runtime, plugins=list(plugins)
+    )
 
 
 async def missing_search_attributes(client: Client, namespace: str) -> list[str]:

@@ -1,14 +1,17 @@
-"""The worker process: every workflow and activity on the project's task queue."""
+"""The worker process: the workflows' task queue and the vendor families' queues
+(``workflows/task_queues.py``), each with its own worker options, in one process or
+several (``orchestrator worker --queues``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import structlog
@@ -16,8 +19,9 @@ from steel import AsyncSteel
 from supermemory import AsyncSupermemory
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.exceptions import ApplicationError
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import Runtime
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -27,6 +31,7 @@ from temporalio.worker import (
     ResourceBasedSlotSupplier,
     ResourceBasedTunerConfig,
     Worker,
+    WorkerDeploymentConfig,
     WorkerTuner,
 )
 
@@ -58,11 +63,15 @@ from workers.logging import configure_logging, get_logger, register_secrets
 from workers.object_storage import open_object_store
 from workers.sdk_internals import sdk_patches
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
+from workers.telemetry import client_meter, client_plugins, configure_tracing
+from workers.telemetry import telemetry_runtime as _runtime
+from workers.telemetry_metrics import BusinessMetrics, collecting_gauges
 from workers.temporal import connect_client
 from workflows.agent_job import AgentJob
 from workflows.generation import Generation
 from workflows.generation_batch import GenerationBatch
 from workflows.metric_sync import MetricSync, ScheduleReconcile
+from workflows.task_queues import AGENT_JOBS, EMAIL, GENERATIONS, SYNCS, Family, family_queue
 
 log = get_logger("workers.worker")
 
@@ -212,17 +221,14 @@ async def open_services(settings: Settings, pool: Pool) -> AsyncIterator[Service
 
 
 def all_activities(services: Services) -> list[Callable[..., Any]]:
-    """Every activity, as bound methods of their classes."""
+    """Every activity, as bound methods of their classes: the workflows' queue registers
+    them all (runs started before the family queues schedule every activity there)."""
     jobs = JobActivities(services.pool)
     approvals = ApprovalActivities(services.pool)
-    generation = GenerationActivities(
-        services.pool, services.credentials, services.http, services.higgsfield, services.objects
-    )
-    metric_sync = MetricSyncActivities(
-        services.pool, services.credentials, services.http, services.ad_platforms
-    )
-    schedules = ScheduleActivities(services.pool)
     slots = SlotActivities(services.pool)
+    generation = generation_activities(services)
+    metric_sync = metric_sync_activities(services)
+    schedules = ScheduleActivities(services.pool)
     sweep = SweepActivities(services.pool)
     return [
         jobs.create_job,
@@ -233,7 +239,7 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         approvals.open_approval,
         approvals.record_approval_decision,
         approvals.close_approval,
-        *agent_job_vendor_activities(services),
+        *agent_job_vendor_activities(services, (AGENT_JOBS, EMAIL)),
         generation.create_generation,
         generation.take_slot,
         generation.submit_generation,
@@ -252,36 +258,77 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
     ]
 
 
-def agent_job_vendor_activities(services: Services) -> list[Callable[..., Any]]:
-    """The agent jobs' Steel, Supermemory and Resend activities; without their keys, one
-    stand-in that fails each of them non-retryably with the reason (the job ends failed
-    with it) and lets the release of a never-opened browser session succeed."""
-    if services.steel is not None and services.supermemory is not None:
-        email = EmailActivities(services.pool, services.email, services.objects)
-        browser = BrowserActivities(services.pool, services.steel, services.objects)
-        memory = MemoryActivities(services.pool, services.supermemory)
+def generation_activities(services: Services) -> GenerationActivities:
+    """The Higgsfield activities' class."""
+    return GenerationActivities(
+        services.pool, services.credentials, services.http, services.higgsfield, services.objects
+    )
+
+
+def metric_sync_activities(services: Services) -> MetricSyncActivities:
+    """The ad platforms' activities' class."""
+    return MetricSyncActivities(
+        services.pool, services.credentials, services.http, services.ad_platforms
+    )
+
+
+def family_activities(services: Services, family: Family) -> list[Callable[..., Any]]:
+    """The activities a family's task queue runs: its vendor calls
+    (``workflows/task_queues.py`` says which workflow call goes where)."""
+    if family in (AGENT_JOBS, EMAIL):
+        return agent_job_vendor_activities(services, (family,))
+    if family == GENERATIONS:
+        generation = generation_activities(services)
         return [
-            email.send_approval_email,
-            browser.open_session,
-            browser.run_step,
-            browser.capture_screenshot,
-            browser.release_session,
-            memory.recall_memories,
-            memory.store_outcome_memory,
+            generation.submit_generation,
+            generation.check_generation,
+            generation.cancel_on_higgsfield,
+            generation.save_results,
         ]
-    refused = [
-        EmailActivities.send_approval_email,
-        BrowserActivities.open_session,
-        BrowserActivities.run_step,
-        BrowserActivities.capture_screenshot,
-        MemoryActivities.recall_memories,
-        MemoryActivities.store_outcome_memory,
-    ]
+    return [metric_sync_activities(services).pull_metrics]
+
+
+def agent_job_vendor_activities(
+    services: Services, families: tuple[Family, ...] = (AGENT_JOBS, EMAIL)
+) -> list[Callable[..., Any]]:
+    """The agent jobs' Steel and Supermemory activities (family ``agent-jobs``) and the
+    Resend one (``email``); without their keys, one stand-in that fails each of them
+    non-retryably with the reason (the job ends failed with it) and lets the release of a
+    never-opened browser session succeed."""
+    if services.steel is not None and services.supermemory is not None:
+        found: list[Callable[..., Any]] = []
+        if EMAIL in families:
+            email = EmailActivities(services.pool, services.email, services.objects)
+            found.append(email.send_approval_email)
+        if AGENT_JOBS in families:
+            browser = BrowserActivities(services.pool, services.steel, services.objects)
+            memory = MemoryActivities(services.pool, services.supermemory)
+            found += [
+                browser.open_session,
+                browser.run_step,
+                browser.capture_screenshot,
+                browser.release_session,
+                memory.recall_memories,
+                memory.store_outcome_memory,
+            ]
+        return found
+    refused: list[Callable[..., Any]] = []
+    if EMAIL in families:
+        refused.append(EmailActivities.send_approval_email)
+    if AGENT_JOBS in families:
+        refused += [
+            BrowserActivities.open_session,
+            BrowserActivities.run_step,
+            BrowserActivities.capture_screenshot,
+            MemoryActivities.recall_memories,
+            MemoryActivities.store_outcome_memory,
+        ]
+    no_ops = [BrowserActivities.release_session.__name__] if AGENT_JOBS in families else []
     return [
         refusing_activity(
             services.agent_jobs.reason or "agent jobs are disabled on this worker",
             refused=[fn.__name__ for fn in refused],
-            no_ops=[BrowserActivities.release_session.__name__],
+            no_ops=no_ops,
         )
     ]
 
@@ -324,18 +371,119 @@ def worker_tuner(settings: Settings) -> WorkerTuner:
     )
 
 
-def build_worker(client: Client, settings: Settings, services: Services) -> Worker:
-    """The worker with every workflow and activity registered; with the SDK patches
-    (``WORKER_SDK_PATCHES``, :mod:`workers.sdk_internals`) where they apply."""
+class QueueWorkers:
+    """The workers of one process, one per task queue it polls (``WORKER_QUEUES``), run
+    together: ``async with`` starts them all and shuts them all down."""
+
+    def __init__(
+        self,
+        workers: dict[str, Worker],
+        *,
+        beside: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
+    ) -> None:
+        self.workers = workers  # queue kind (workflows, agent-jobs, ...) → its worker
+        self._beside = beside  # runs while the workers do (the state gauges)
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def workflow_worker(self) -> Worker:
+        """The worker of the workflows' own task queue."""
+        return self.workers["workflows"]
+
+    async def __aenter__(self) -> QueueWorkers:
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in self.workers.values():
+                await stack.enter_async_context(worker)
+            if self._beside is not None:
+                await stack.enter_async_context(self._beside())
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+
+def build_worker(client: Client, settings: Settings, services: Services) -> QueueWorkers:
+    """A worker for each task queue this process polls: the workflows' (every workflow and
+    activity) and the vendor families' (their activities, with each family's options)."""
+    deployment = deployment_config(settings)
+    meter = client_meter(client)
+    interceptors: list[Interceptor] = [LoggingInterceptor(), BusinessMetrics(meter, services.pool)]
+    workers: dict[str, Worker] = {}
+    for queue in settings.queues:
+        if queue == "workflows":
+            workers[queue] = workflow_worker(client, settings, services, interceptors, deployment)
+            continue
+        family = cast(Family, queue)
+        options = family_worker_options(settings, family)
+        if deployment is not None:
+            options["deployment_config"] = deployment
+        workers[queue] = Worker(
+            client,
+            task_queue=family_queue(settings.temporal_task_queue, family),
+            activities=family_activities(services, family),
+            interceptors=interceptors,
+            graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+            **options,
+        )
+    gauges = None
+    if "workflows" in workers:  # the state gauges, read where the workflows run
+        gauges = functools.partial(collecting_gauges, meter, services.pool)
+    return QueueWorkers(workers, beside=gauges)
+
+
+def family_worker_options(settings: Settings, family: Family) -> dict[str, Any]:
+    """A family queue's worker options: its concurrency on this worker and, for email, the
+    server-enforced activity rate of the whole queue (every worker polling it together)."""
+    if family == EMAIL:
+        return {
+            "max_concurrent_activities": settings.email_max_concurrent,
+            "max_task_queue_activities_per_second": settings.email_activities_per_second,
+        }
+    concurrency = {
+        AGENT_JOBS: settings.agent_jobs_max_concurrent,
+        GENERATIONS: settings.generations_max_concurrent,
+        SYNCS: settings.syncs_max_concurrent,
+    }
+    return {"max_concurrent_activities": concurrency[family]}
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """Worker Deployment versioning when WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID are set:
+    each workflow type says whether its runs stay on the build that started them (PINNED)
+    or move to the current one (AUTO_UPGRADE); docs/changing-workflows.md."""
+    version = settings.deployment_version()
+    if version is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=version[0], build_id=version[1]),
+        use_worker_versioning=True,
+        # Every workflow type names its own; one that forgets it is pinned (the safe side).
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
+
+
+def workflow_worker(
+    client: Client,
+    settings: Settings,
+    services: Services,
+    interceptors: list[Interceptor],
+    deployment: WorkerDeploymentConfig | None,
+) -> Worker:
+    """The worker of the workflows' queue, with every workflow and activity registered;
+    with the SDK patches (``WORKER_SDK_PATCHES``, :mod:`workers.sdk_internals`) where they
+    apply."""
     options: dict[str, Any] = {
         "task_queue": settings.temporal_task_queue,
         "workflows": ALL_WORKFLOWS,
         "activities": all_activities(services),
-        "interceptors": [LoggingInterceptor()],
+        "interceptors": interceptors,
         "tuner": worker_tuner(settings),
         "max_cached_workflows": settings.worker_sticky_cache_size,
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker_graceful_shutdown_seconds),
     }
+    if deployment is not None:
+        options["deployment_config"] = deployment
     patches = sdk_patches(settings.worker_sdk_patches)
     runner = patches.workflow_runner()
     idle_eviction = settings.worker_idle_eviction_seconds if patches.enabled else None
@@ -367,15 +515,8 @@ def build_worker(client: Client, settings: Settings, services: Services) -> Work
 
 
 def telemetry_runtime(settings: Settings) -> Runtime | None:
-    """A runtime exporting SDK metrics on Prometheus, or None when disabled."""
-    if not settings.metrics_bind_address:
-        return None
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=settings.metrics_bind_address),
-            global_tags={"service": "agency-orchestrator-worker"},
-        )
-    )
+    """A runtime serving the SDK's metrics and ours on Prometheus (None when disabled)."""
+    return _runtime(settings.metrics_bind_address, "agency-orchestrator-worker")
 
 
 async def run_worker(settings: Settings) -> None:
@@ -392,7 +533,10 @@ async def run_worker(settings: Settings) -> None:
         max_size=settings.database_pool_max,
         transaction_pooler=settings.database_transaction_pooler,
     )
-    client = await connect_client(settings, runtime=telemetry_runtime(settings))
+    configure_tracing("agency-orchestrator-worker")
+    client = await connect_client(
+        settings, runtime=telemetry_runtime(settings), plugins=client_plugins()
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -408,6 +552,8 @@ async def run_worker(settings: Settings) -> None:
         log.info(
             "worker started",
             task_queue=settings.temporal_task_queue,
+            queues=list(settings.queues),
+            deployment_version=".".join(settings.deployment_version() or ()) or None,
             families=[f.name for f in family_statuses(settings) if f.enabled],
         )
         await stop.wait()

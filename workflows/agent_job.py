@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 from workflows.approval_gate import ApprovalGateHost, GateFailed
 from workflows.ending import despite_cancel, handlers_done
+from workflows.task_queues import AGENT_JOBS, activity_queue
 
 with workflow.unsafe.imports_passed_through():
     # Shared with the activities: one class identity inside and outside the sandbox.
@@ -180,6 +181,7 @@ class AgentJob(ApprovalGateHost):
             heartbeat_timeout=BROWSER_HEARTBEAT,
             retry_policy=BROWSER_RETRY,
             summary="open browser session",
+            task_queue=activity_queue(AGENT_JOBS),
         )
 
     async def _recall(self) -> None:
@@ -193,6 +195,7 @@ class AgentJob(ApprovalGateHost):
                 start_to_close_timeout=MEMORY_TIMEOUT,
                 retry_policy=MEMORY_RETRY,
                 summary="recall memories",
+                task_queue=activity_queue(AGENT_JOBS),
             )
             self._memories = recalled.memories
         except ActivityError as failure:
@@ -240,6 +243,7 @@ class AgentJob(ApprovalGateHost):
                     heartbeat_timeout=BROWSER_HEARTBEAT,
                     retry_policy=BROWSER_RETRY,
                     summary=f"step {index + 1}: {step.description}"[:120],
+                    task_queue=activity_queue(AGENT_JOBS),
                 )
                 self._results.append(result)
                 return
@@ -258,6 +262,7 @@ class AgentJob(ApprovalGateHost):
             heartbeat_timeout=BROWSER_HEARTBEAT,
             retry_policy=BROWSER_RETRY,
             summary="screenshot for approval",
+            task_queue=activity_queue(AGENT_JOBS),
         )
         self._set_status("waiting_approval")
         self._waiting_on = f"approval of step {index + 1}: {step.description}"
@@ -312,6 +317,7 @@ class AgentJob(ApprovalGateHost):
                     heartbeat_timeout=BROWSER_HEARTBEAT,
                     retry_policy=BROWSER_RETRY,
                     summary="release browser session",
+                    task_queue=activity_queue(AGENT_JOBS),
                 )
             except ActivityError as failure:
                 if not workflow.patched(ROWS_ALWAYS_FINAL):
@@ -358,6 +364,7 @@ class AgentJob(ApprovalGateHost):
                 start_to_close_timeout=MEMORY_TIMEOUT,
                 retry_policy=MEMORY_RETRY,
                 summary="store outcome memory",
+                task_queue=activity_queue(AGENT_JOBS),
             )
         except ActivityError as failure:
             workflow.logger.warning("storing the outcome memory failed", exc_info=failure)

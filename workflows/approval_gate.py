@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.ending import out_of_time
+from workflows.task_queues import EMAIL, activity_queue
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import (
@@ -162,6 +163,7 @@ class ApprovalGate:
             schedule_to_close_timeout=min(EMAIL_DEADLINE, left),
             retry_policy=EMAIL_RETRY,
             summary=f"email approval {kind}",
+            task_queue=activity_queue(EMAIL),
         )
 
     async def _remind(self) -> None:

@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.ending import despite_cancel, handlers_done, out_of_time
+from workflows.task_queues import GENERATIONS, activity_queue
 
 with workflow.unsafe.imports_passed_through():
     from activities.generation_slots import SlotActivities, WakeWaitersInput
@@ -140,6 +141,7 @@ class Generation:
                 schedule_to_close_timeout=self._time_left(deadline),
                 retry_policy=API_RETRY,
                 summary="copy results to asset storage",
+                task_queue=activity_queue(GENERATIONS),
             )
         self._show()
         return GenerationResult(
@@ -216,6 +218,7 @@ class Generation:
             schedule_to_close_timeout=self._time_left(deadline),
             retry_policy=SUBMIT_RETRY,
             summary="submit to Higgsfield (once)",
+            task_queue=activity_queue(GENERATIONS),
         )
         if shielded:
             self._submitting = submitting
@@ -264,6 +267,7 @@ class Generation:
                     schedule_to_close_timeout=self._time_left(deadline),
                     retry_policy=API_RETRY,
                     summary="read status from Higgsfield",
+                    task_queue=activity_queue(GENERATIONS),
                 )
             except ActivityError as failure:
                 if self._bounded and out_of_time(failure):
@@ -304,6 +308,7 @@ class Generation:
                 schedule_to_close_timeout=self._time_left(deadline),
                 retry_policy=API_RETRY,
                 summary="cancel on Higgsfield",
+                task_queue=activity_queue(GENERATIONS),
             )
         except ActivityError as failure:
             if not self._bounded:
@@ -351,6 +356,7 @@ class Generation:
                     schedule_to_close_timeout=AFTER_DEADLINE if self._bounded else None,
                     retry_policy=API_RETRY,
                     summary="cancel on Higgsfield (deadline)",
+                    task_queue=activity_queue(GENERATIONS),
                 )
             except ActivityError as failure:
                 if not self._bounded:

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from temporalio.workflow import ActivityCancellationType
 
 from workflows.ending import despite_cancel, handlers_done, out_of_time
+from workflows.task_queues import SYNCS, activity_queue
 
 with workflow.unsafe.imports_passed_through():
     from activities.metric_schedules import ReconcileInput, ReconcileResult, ScheduleActivities
@@ -131,6 +132,7 @@ class MetricSync:
                     if closes_its_log
                     else ActivityCancellationType.TRY_CANCEL,
                     summary=f"pull {opened.platform} {opened.since}..{opened.until}",
+                    task_queue=activity_queue(SYNCS),
                 )
             except ActivityError as failure:
                 error = _failure_reason(failure)

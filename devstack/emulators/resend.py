@@ -7,11 +7,13 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import mimetypes
 import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from html import escape
@@ -26,8 +28,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from devstack.emulators.faults import Faults
+from devstack.emulators.faults import CONTROL_PREFIXES, Faults, relative_path
 from devstack.emulators.runner import webhook_client
 
 IDEMPOTENCY_WINDOW_S = 24 * 3600
@@ -56,6 +59,90 @@ def _error(status: int, message: str, name: str | None = None) -> JSONResponse:
     if name:
         body["name"] = name
     return JSONResponse(body, status_code=status)
+
+
+class TeamRateLimit:
+    """Resend's per-team rate limit: ``per_second`` API requests in each one-second window,
+    shared by every API key; past it a 429 ``rate_limit_exceeded``. Every answer carries
+    the ``ratelimit-limit`` / ``-remaining`` / ``-reset`` headers (IETF draft, as Resend
+    sends them), a 429 ``retry-after`` too. Off (no limit, no headers) by default."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.per_second: int | None = None
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._window = 0  # the current window's second
+        self._used = 0
+        self._log: list[tuple[float, bool]] = []  # (time, accepted) of every API request
+
+    def configure(self, per_second: int | None) -> None:
+        """Limit the team to ``per_second`` requests a second (None: no limit); forget the
+        requests seen so far."""
+        with self._lock:
+            self.per_second = per_second
+            self._window, self._used = 0, 0
+            self._log.clear()
+
+    def admit(self) -> tuple[bool, dict[str, str]]:
+        """Count one request: whether it is admitted, and the headers of its answer."""
+        now = self.clock()
+        with self._lock:
+            if self.per_second is None:
+                return True, {}
+            window = int(now)
+            if window != self._window:
+                self._window, self._used = window, 0
+            admitted = self._used < self.per_second
+            self._used += admitted
+            self._log.append((now, admitted))
+            reset = str(max(1, math.ceil(window + 1 - now)))
+            headers = {
+                "ratelimit-limit": str(self.per_second),
+                "ratelimit-remaining": str(self.per_second - self._used),
+                "ratelimit-reset": reset,
+            }
+            if not admitted:
+                headers["retry-after"] = reset
+            return admitted, headers
+
+    def windows(self) -> dict[int, dict[str, int]]:
+        """Per one-second window: how many requests were accepted and how many refused."""
+        with self._lock:
+            counts: dict[int, dict[str, int]] = {}
+            for at, admitted in self._log:
+                seen = counts.setdefault(int(at), {"accepted": 0, "refused": 0})
+                seen["accepted" if admitted else "refused"] += 1
+            return counts
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """Wrap the API: the control and outbox pages are not Resend's and not limited."""
+
+        async def limited(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or relative_path(scope).startswith(CONTROL_PREFIXES):
+                await app(scope, receive, send)
+                return
+            admitted, headers = self.admit()
+            if not admitted:
+                body = resend_error_body(
+                    429,
+                    f"Too many requests. You can only make {self.per_second} requests per "
+                    "second. See rate limit response headers for more information. Or contact "
+                    "support to increase rate limit.",
+                )
+                await JSONResponse(body, 429, headers=headers)(scope, receive, send)
+                return
+
+            async def with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        *((k.encode(), v.encode()) for k, v in headers.items()),
+                    ]
+                await send(message)
+
+            await app(scope, receive, with_headers)
+
+        return limited
 
 
 def _now() -> str:
@@ -176,6 +263,7 @@ class ResendEmulator:
     def __init__(self, api_key: str | None = None, *, seed: int = 0) -> None:
         self.api_key = api_key  # None accepts any bearer key
         self.faults = Faults(seed=seed, error_body=resend_error_body)
+        self.rate_limit = TeamRateLimit()
         self._lock = threading.Lock()
         self._webhooks = webhook_client()
         self._sent: dict[str, Record] = {}
@@ -194,12 +282,13 @@ class ResendEmulator:
             Route("/_emulator/events", self._http_event, methods=["POST"]),
             Route("/_emulator/webhook", self._http_webhook, methods=["POST"]),
             Route("/_emulator/reset", self._http_reset, methods=["POST"]),
+            Route("/_emulator/rate-limit", self._http_rate_limit, methods=["GET", "POST"]),
             self.faults.control_route(),
             Route("/_outbox", self._outbox, methods=["GET"]),
             Route("/_outbox/{email_id}", self._outbox_email, methods=["GET"]),
             Route("/_outbox/{email_id}/reply", self._outbox_reply, methods=["POST"]),
         ]
-        self.app = self.faults.middleware(Starlette(routes=routes))
+        self.app = self.faults.middleware(self.rate_limit.middleware(Starlette(routes=routes)))
 
     # -- control -------------------------------------------------------------------------
 
@@ -217,6 +306,7 @@ class ResendEmulator:
             self._received.clear()
             self._deliveries.clear()
         self.faults.reset()
+        self.rate_limit.configure(None)
 
     # -- inspection ----------------------------------------------------------------------
 
@@ -386,8 +476,23 @@ class ResendEmulator:
             "svix-timestamp": str(ts),
             "svix-signature": sign_svix(sign_with or secret, svix_id, ts, body),
         }
-        attempt: Record = {"event_type": event_type, "email_id": data["email_id"], "url": url}
-        attempt |= {"svix_id": svix_id, "at": _now(), "status": 0, "response": "", "error": None}
+        return self._deliver(url, body, headers, event_type, str(data["email_id"]))
+
+    def redeliver(self, svix_id: str) -> int:
+        """Send a delivery again, as Svix retries one its receiver did not take (same
+        ``svix-id``, body and signature); returns the new attempt's status."""
+        with self._lock:
+            first = next(d for d in self._deliveries if d["svix_id"] == svix_id)
+        return self._deliver(
+            first["url"], first["body"], first["headers"], first["event_type"], first["email_id"]
+        )
+
+    def _deliver(
+        self, url: str, body: str, headers: dict[str, str], event_type: str, email_id: str
+    ) -> int:
+        attempt: Record = {"event_type": event_type, "email_id": email_id, "url": url}
+        attempt |= {"svix_id": headers["svix-id"], "at": _now(), "status": 0, "response": ""}
+        attempt |= {"error": None, "body": body, "headers": headers}
         try:
             response = self._webhooks.post(url, content=body, headers=headers)
             attempt |= {"status": response.status_code, "response": response.text[:2000]}
@@ -552,6 +657,17 @@ class ResendEmulator:
     async def _http_reset(self, request: Request) -> Response:
         self.reset()
         return JSONResponse({"reset": True})
+
+    async def _http_rate_limit(self, request: Request) -> Response:
+        if request.method == "POST":
+            self.rate_limit.configure((await request.json()).get("per_second"))
+        windows = self.rate_limit.windows()
+        return JSONResponse(
+            {
+                "per_second": self.rate_limit.per_second,
+                "windows": {str(k): v for k, v in windows.items()},
+            }
+        )
 
     def _delivery_for(self, email_id: str) -> Record | None:
         """Return the latest webhook attempt about an email, if any."""

@@ -382,3 +382,55 @@ def test_idempotency_key_longer_than_256_characters_is_refused(emulator: ResendE
         resend.Emails.send(approval_email(), {"idempotency_key": "k" * 257})
     assert _status(raised) == (400, "invalid_idempotency_key")
     assert emulator.sent_emails() == []
+
+
+AUTH = {"Authorization": "Bearer re_test_key"}
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_team_rate_limit_refuses_past_its_window_as_resend_does(
+    emulator: ResendEmulator, served: tuple[ResendEmulator, ThreadedServer]
+) -> None:
+    clock = Clock(1_000_000.25)
+    emulator.rate_limit.clock = clock
+    emulator.rate_limit.configure(2)
+    url = served[1].url
+    # Two keys, one team: the limit is shared.
+    answers = [
+        httpx.get(f"{url}/emails/receiving", headers={"Authorization": f"Bearer {key}"})
+        for key in ("re_test_key", "re_test_key", "re_other_key")
+    ]
+    assert [a.status_code for a in answers[:2]] == [200, 200]
+    assert answers[0].headers["ratelimit-limit"] == "2"
+    assert answers[0].headers["ratelimit-remaining"] == "1"
+    assert answers[1].headers["ratelimit-remaining"] == "0"
+    refused = answers[2]
+    assert refused.status_code == 429  # counted before the key is even checked
+    assert refused.headers["retry-after"] == "1" and refused.headers["ratelimit-reset"] == "1"
+    assert refused.json()["name"] == "rate_limit_exceeded"
+    assert refused.json()["statusCode"] == 429
+    # The SDK raises its rate-limit error with the headers, as it does against Resend.
+    resend.api_url = url
+    with pytest.raises(ResendError) as raised:
+        resend.Emails.send(approval_email())
+    assert str(raised.value.code) == "429" and raised.value.headers["retry-after"] == "1"
+    # The next window admits again; the control pages were never limited.
+    clock.now += 1
+    assert httpx.get(f"{url}/emails/receiving", headers=AUTH).status_code == 200
+    assert httpx.get(f"{url}/_emulator/sent").status_code == 200
+    assert emulator.rate_limit.windows() == {
+        1_000_000: {"accepted": 2, "refused": 2},
+        1_000_001: {"accepted": 1, "refused": 0},
+    }
+    emulator.rate_limit.configure(None)  # off: no limit, no headers
+    emulator.rate_limit.clock = time.time
+    assert "ratelimit-limit" not in httpx.get(f"{url}/emails/receiving", headers=AUTH).headers

@@ -94,8 +94,9 @@ async def test_a_parked_job_leaves_the_cache_and_resumes_on_its_reply(
             db_url, temporal_env.client, task_queue, worker=False, worker_idle_eviction_seconds=1
         ) as stack,
         open_services(stack.settings, stack.pool) as services,
-        build_worker(temporal_env.client, stack.settings, services) as worker,
+        build_worker(temporal_env.client, stack.settings, services) as queue_workers,
     ):
+        worker = queue_workers.workflow_worker
         assert isinstance(worker, EvictingWorker)
         email = "idle@example.com"
         request, handle, sent = await waiting_job(stack, [DELETE_STEP], email)

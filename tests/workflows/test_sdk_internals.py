@@ -139,8 +139,9 @@ async def test_on_an_unverified_temporalio_the_worker_runs_workflows_with_the_st
                 worker_idle_eviction_seconds=1,
             ) as stack,
             open_services(stack.settings, stack.pool) as services,
-            build_worker(temporal_env.client, stack.settings, services) as worker,
+            build_worker(temporal_env.client, stack.settings, services) as queue_workers,
         ):
+            worker = queue_workers.workflow_worker
             assert type(worker) is Worker  # not the evicting worker
             request = await job_request(stack, SAFE_STEPS[:2])
             handle = await start_job(stack, request)
