@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
@@ -30,7 +31,11 @@ with workflow.unsafe.imports_passed_through():
 BATCH_REPORTS_EACH = "batch-reports-each"
 
 
-@workflow.defn(name="GenerationBatch", failure_exception_types=[ValidationError])
+@workflow.defn(  # AUTO_UPGRADE: as its Generation children
+    name="GenerationBatch",
+    failure_exception_types=[ValidationError],
+    versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+)
 class GenerationBatch:
     """Runs one child Generation per prompt; cancelling the batch cancels them."""
 
