@@ -26,6 +26,7 @@ from workers.logging import configure_logging, get_logger, register_secrets
 from workers.processes import serving_ingress
 from workers.runtime_file import remove_runtime, write_runtime
 from workers.settings import Settings, load_settings
+from workers.telemetry import client_plugins, configure_tracing
 from workers.temporal import connect_client, register_search_attributes
 from workers.worker import build_worker, open_services, telemetry_runtime
 
@@ -126,7 +127,10 @@ async def _serve(
     await migrate(database_url)
     pool = await open_pool(database_url, min_size=2, max_size=settings.database_pool_max)
     cleanups.append(pool.close)
-    client = await connect_client(settings, runtime=telemetry_runtime(settings))
+    configure_tracing("agency-orchestrator")  # when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    client = await connect_client(
+        settings, runtime=telemetry_runtime(settings), plugins=client_plugins()
+    )
     await register_search_attributes(client, settings.temporal_namespace)
     async with (
         open_services(settings, pool) as services,

@@ -26,6 +26,7 @@ from workers.keys import Keyring, Use
 from workers.logging import configure_logging, register_secrets
 from workers.object_storage import open_object_store
 from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
+from workers.telemetry import client_plugins, configure_tracing, telemetry_runtime
 from workers.temporal import connect_client
 
 
@@ -127,7 +128,11 @@ async def run_ingress(settings: Settings) -> None:
         min_size=1,
         transaction_pooler=settings.database_transaction_pooler,
     )
-    client = await connect_client(settings)
+    configure_tracing("agency-orchestrator-ingress")
+    runtime = telemetry_runtime(
+        settings.ingress_metrics_bind_address, "agency-orchestrator-ingress"
+    )
+    client = await connect_client(settings, runtime=runtime, plugins=client_plugins())
     deps = ingress_deps(pool, client, settings)
     deps.objects = await open_object_store(settings, pool)
     app = create_app(deps)

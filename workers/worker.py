@@ -72,6 +72,7 @@ from workflows.generation import Generation
 from workflows.generation_batch import GenerationBatch
 from workflows.metric_sync import MetricSync, ScheduleReconcile
 from workflows.task_queues import AGENT_JOBS, EMAIL, GENERATIONS, SYNCS, Family, family_queue
+from workflows.versioned import VERSIONED_WORKFLOWS
 
 log = get_logger("workers.worker")
 
@@ -451,14 +452,14 @@ def family_worker_options(settings: Settings, family: Family) -> dict[str, Any]:
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     """Worker Deployment versioning when WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID are set:
     each workflow type says whether its runs stay on the build that started them (PINNED)
-    or move to the current one (AUTO_UPGRADE); docs/changing-workflows.md."""
+    or move to the current one (AUTO_UPGRADE): ``workflows/versioned.py``."""
     version = settings.deployment_version()
     if version is None:
         return None
     return WorkerDeploymentConfig(
         version=WorkerDeploymentVersion(deployment_name=version[0], build_id=version[1]),
         use_worker_versioning=True,
-        # Every workflow type names its own; one that forgets it is pinned (the safe side).
+        # Every versioned type names its own; one that forgets it is pinned (the safe side).
         default_versioning_behavior=VersioningBehavior.PINNED,
     )
 
@@ -475,7 +476,9 @@ def workflow_worker(
     apply."""
     options: dict[str, Any] = {
         "task_queue": settings.temporal_task_queue,
-        "workflows": ALL_WORKFLOWS,
+        # A versioned worker registers the same types with their versioning behaviors
+        # (workflows/versioned.py); the server refuses behaviors from an unversioned one.
+        "workflows": ALL_WORKFLOWS if deployment is None else VERSIONED_WORKFLOWS,
         "activities": all_activities(services),
         "interceptors": interceptors,
         "tuner": worker_tuner(settings),

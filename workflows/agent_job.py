@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.approval_gate import ApprovalGateHost, GateFailed
@@ -75,13 +75,7 @@ class JobStopped(Exception):
 
 
 # A request that does not validate fails the workflow (not its task, forever).
-# PINNED: a job waits at its gates for days; it ends on the build that started it, so a
-# deploy never replays it on code it was not written for (docs/changing-workflows.md).
-@workflow.defn(
-    name="AgentJob",
-    failure_exception_types=[ValidationError],
-    versioning_behavior=VersioningBehavior.PINNED,
-)
+@workflow.defn(name="AgentJob", failure_exception_types=[ValidationError])
 class AgentJob(ApprovalGateHost):
     """Durable browser work for a user, gated by approvals before risky steps."""
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.ending import despite_cancel, handlers_done, out_of_time
@@ -71,13 +71,7 @@ class DeadlinePassed(Exception):
 
 
 # A request that does not validate fails the workflow (not its task, forever).
-# AUTO_UPGRADE: minutes to hours, bounded by its deadline; a deploy moves it to the new
-# build at its next task (patched and replay-tested, like every change).
-@workflow.defn(
-    name="Generation",
-    failure_exception_types=[ValidationError],
-    versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
-)
+@workflow.defn(name="Generation", failure_exception_types=[ValidationError])
 class Generation:
     """A Higgsfield generation whose ``generations`` row is always the truth."""
 

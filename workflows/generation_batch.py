@@ -9,7 +9,6 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
@@ -31,11 +30,7 @@ with workflow.unsafe.imports_passed_through():
 BATCH_REPORTS_EACH = "batch-reports-each"
 
 
-@workflow.defn(  # AUTO_UPGRADE: as its Generation children
-    name="GenerationBatch",
-    failure_exception_types=[ValidationError],
-    versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
-)
+@workflow.defn(name="GenerationBatch", failure_exception_types=[ValidationError])
 class GenerationBatch:
     """Runs one child Generation per prompt; cancelling the batch cancels them."""
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
@@ -67,11 +67,7 @@ SYNC_CLOSES_ITS_LOG = "sync-closes-its-log"
 RECONCILE_SWEEPS = "reconcile-sweeps"
 
 
-@workflow.defn(  # AUTO_UPGRADE: a sync lasts minutes; the next one runs the new build
-    name="MetricSync",
-    failure_exception_types=[ValidationError],
-    versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
-)
+@workflow.defn(name="MetricSync", failure_exception_types=[ValidationError])
 class MetricSync:
     """One sync of one ad-platform connection, scheduled or backfilled."""
 
@@ -216,11 +212,7 @@ class MetricSync:
         workflow.set_current_details("\n\n".join(lines))
 
 
-@workflow.defn(  # AUTO_UPGRADE: one short reconcile on its schedule
-    name="ScheduleReconcile",
-    failure_exception_types=[ValidationError],
-    versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
-)
+@workflow.defn(name="ScheduleReconcile", failure_exception_types=[ValidationError])
 class ScheduleReconcile:
     """Make the metric-sync schedules match platform_connections (runs on its own schedule)."""
 
