@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import steel
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 from steel import AsyncSteel
 from temporalio import activity
@@ -27,11 +26,10 @@ from temporalio.exceptions import ApplicationError
 from activities.context import heartbeating
 from activities.object_store import ObjectStore
 from activities.screenshots import store_screenshot
+from db import jobs
 from db.pool import Pool
-from db.queries import load_queries
 from workflows.models.steps import Navigate, Step, StepResult
 
-Q = load_queries("jobs")
 DEFAULT_SESSION_TIMEOUT_MS = 30 * 60 * 1000
 # How long a navigation may take to show in the session's live details: 10 x 0.5 s.
 NAVIGATION_CHECKS = 10
@@ -132,10 +130,7 @@ class BrowserActivities:
             raise failure from exc
         viewer = getattr(session, "session_viewer_url", None)
         async with self.pool.connection() as conn:
-            await conn.execute(
-                Q["set_session_viewer"],
-                {"id": request.job_id, "session_id": request.session_id, "viewer_url": viewer},
-            )
+            await jobs.set_session_viewer(conn, request.job_id, request.session_id, viewer)
         return SessionInfo(session_id=session.id, viewer_url=viewer)
 
     async def _find(self, session_id: str) -> Any:
@@ -151,12 +146,11 @@ class BrowserActivities:
             return await self._run_step(request)
 
     async def _run_step(self, request: RunStepInput) -> StepResult:
-        key = {"job_id": request.job_id, "step_index": request.step_index}
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(Q["get_step"], key)).fetchone()
-            if row and row["status"] == "completed":
-                return _stored_result(request.step_index, row)
-            await conn.execute(Q["mark_step_running"], key)
+            row = await jobs.get_step(conn, request.job_id, request.step_index)
+            if row and row.status == "completed":
+                return _stored_result(row)
+            await jobs.mark_step_running(conn, request.job_id, request.step_index)
         try:
             output, image = await self._perform(request.session_id, request.step)
         except asyncio.CancelledError:
@@ -192,22 +186,20 @@ class BrowserActivities:
     async def _finish(
         self,
         request: RunStepInput,
-        status: str,
+        status: Literal["completed", "failed"],
         output: str | None,
         blob_id: UUID | None,
         error: str | None,
     ) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(
-                Q["finish_step"],
-                {
-                    "job_id": request.job_id,
-                    "step_index": request.step_index,
-                    "status": status,
-                    "result": Jsonb({"output": output}),
-                    "screenshot_ref": f"blob:{blob_id}" if blob_id else None,
-                    "error": error,
-                },
+            await jobs.finish_step(
+                conn,
+                request.job_id,
+                request.step_index,
+                status=status,
+                result={"output": output},
+                screenshot_ref=f"blob:{blob_id}" if blob_id else None,
+                error=error,
             )
 
     async def _perform(self, session_id: str, step: Step) -> tuple[str | None, bytes | None]:
@@ -329,11 +321,11 @@ def _reached(target: str, before: list[str], after: list[str]) -> str | None:
     return moved[0] if moved else None
 
 
-def _stored_result(step_index: int, row: dict[str, Any]) -> StepResult:
-    ref = row["screenshot_ref"]
+def _stored_result(row: jobs.JobStepRow) -> StepResult:
+    ref = row.screenshot_ref
     return StepResult(
-        step_index=step_index,
+        step_index=row.step_index,
         status="completed",
-        output=(row["result"] or {}).get("output"),
+        output=(row.result or {}).get("output"),
         screenshot_blob_id=str(ref)[5:] if ref else None,
     )

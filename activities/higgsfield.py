@@ -45,7 +45,6 @@ from higgsfield_client import (
     Queued,
     Status,
 )
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -65,7 +64,6 @@ from db import generations
 from db.generations import GenerationStatus
 from db.pool import Pool
 
-Q = generations.Q
 _STATUSES: dict[type[Status], GenerationStatus] = {
     Queued: "queued",
     InProgress: "in_progress",
@@ -188,20 +186,15 @@ class GenerationActivities:
         async with self.pool.connection() as conn:
             text = request.prompt_text
             if request.prompt_id is not None:
-                cur = await conn.execute(
-                    Q["prompt_text"], {"id": request.prompt_id, "user_id": request.user_id}
-                )
-                row = await cur.fetchone()
-                if row is None:
+                stored = await generations.prompt_text(conn, request.prompt_id, request.user_id)
+                if stored is None:
                     raise ApplicationError(
                         f"prompt {request.prompt_id} is not a prompt of user {request.user_id}",
                         type="InvalidGeneration",
                         non_retryable=True,
                     )
-                text = text or str(row["prompt_text"])
-            tier = await (
-                await conn.execute(Q["user_tier"], {"user_id": request.user_id})
-            ).fetchone()
+                text = text or stored
+            tier = await generations.user_tier(conn, request.user_id)
             if tier is None:
                 raise ApplicationError(
                     f"user {request.user_id} has no profile",
@@ -219,7 +212,7 @@ class GenerationActivities:
                 workflow_id=activity.info().workflow_id or "",
                 batch_id=request.batch_id,
             )
-        return GenerationCreated(tier=str(tier["subscription_tier"]))
+        return GenerationCreated(tier=tier)
 
     @activity.defn
     async def take_slot(self, request: SlotInput) -> bool:
@@ -375,10 +368,7 @@ class GenerationActivities:
     async def note_cancel_refused(self, request: FinishInput) -> None:
         """Say on the row why a requested cancel could not happen."""
         async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE public.generations SET error_message = %(msg)s WHERE id = %(id)s",
-                {"msg": request.error_message, "id": request.generation_id},
-            )
+            await generations.note_error(conn, request.generation_id, request.error_message)
 
     @activity.defn
     async def finish_generation(self, request: FinishInput) -> None:
@@ -416,28 +406,23 @@ class GenerationActivities:
             except ObjectRefused as exc:
                 raise ApplicationError(str(exc), type="AssetRefused", non_retryable=True) from None
             async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    Q["insert_asset"],
-                    {
-                        "user_id": row.user_id,
-                        "filename": filename,
-                        "file_path": key,
-                        "mime_type": mime,
-                        "file_size": len(response.content),
-                        "metadata": Jsonb({"generation_id": str(row.id), "source_url": url}),
-                    },
+                asset_id = await generations.insert_asset(
+                    conn,
+                    user_id=row.user_id,
+                    filename=filename,
+                    file_path=key,
+                    mime_type=mime,
+                    file_size=len(response.content),
+                    metadata={"generation_id": str(row.id), "source_url": url},
                 )
-                asset = await cur.fetchone()
-                assert asset is not None
-                asset_ids.append(asset["id"])
+                asset_ids.append(asset_id)
         async with self.pool.connection() as conn:
-            await conn.execute(Q["set_saved_assets"], {"id": row.id, "asset_ids": asset_ids})
+            await generations.set_saved_assets(conn, row.id, asset_ids)
         return [str(a) for a in asset_ids]
 
     async def _user_key(self, conn: Any, user_id: UUID) -> str:
-        cur = await conn.execute(Q["user_api_key"], {"user_id": user_id, "service": "higgsfield"})
-        row = await cur.fetchone()
-        if row is None:
+        encrypted = await generations.user_api_key(conn, user_id, "higgsfield")
+        if encrypted is None:
             raise ApplicationError(
                 f"user {user_id} has no Higgsfield key: orchestrator keys set --user {user_id} "
                 "--service higgsfield",
@@ -445,9 +430,7 @@ class GenerationActivities:
                 non_retryable=True,
             )
         try:
-            return self.credentials.decrypt(
-                str(row["encrypted_api_key"]), key_context(user_id, "higgsfield")
-            )
+            return self.credentials.decrypt(encrypted, key_context(user_id, "higgsfield"))
         except DecryptionError as exc:
             raise ApplicationError(str(exc), type="DecryptionFailed", non_retryable=True) from None
 

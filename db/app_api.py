@@ -59,3 +59,11 @@ async def user_email(pool: Pool, user_id: UUID) -> str | None:
     async with pool.connection() as conn:
         found = await one(conn, "user_email", user_id=user_id)
     return str(found["email"]) if found and found["email"] else None
+
+
+async def run_statement(conn: Conn, statement: str) -> tuple[list[dict[str, Any]], int]:
+    """Run an operator's statement as written (``orchestrator app sql``): the rows it
+    returned (none for a statement without a result) and how many rows it touched."""
+    cur = await conn.execute(statement)
+    rows = await cur.fetchall() if cur.description is not None else []
+    return rows, cur.rowcount

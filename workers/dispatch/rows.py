@@ -108,16 +108,11 @@ class RowDispatcher:
 
     async def _generation(self, generation_id: UUID) -> Outcome:
         async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT batch_id, batch_size FROM public.generations WHERE id = %(id)s",
-                    {"id": generation_id},
-                )
-            ).fetchone()
+            row = await dispatch.generation_batch(conn, generation_id)
         if row is None:
             return "nothing"
-        if row["batch_size"] is not None:
-            return await self.dispatch_batch(row["batch_id"])
+        if row.batch_size is not None and row.batch_id is not None:
+            return await self.dispatch_batch(row.batch_id)
         cancelled = await self._cancel_generation(generation_id)
         if cancelled != "nothing":
             return cancelled
