@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Set
 from pathlib import Path
 
 import pytest
@@ -70,9 +71,21 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return ids
 
 
-def _string_parts(tree: ast.AST) -> list[tuple[int, str]]:
+def _composed(tree: ast.AST) -> set[int]:
+    """The literals handed to ``sql.SQL(...)``: a statement built around identifiers."""
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr == "SQL")
+            or (isinstance(node.func, ast.Name) and node.func.id == "SQL")
+        ):
+            ids.update(id(arg) for arg in node.args)
+    return ids
+
+
+def _string_parts(tree: ast.AST, *, skip: Set[int] = frozenset()) -> list[tuple[int, str]]:
     """Every string literal (an f-string as its text with ``{}`` for each value)."""
-    docstrings = _docstrings(tree)
+    docstrings = _docstrings(tree) | skip
     inside_fstrings: set[int] = set()
     found = []
     for node in ast.walk(tree):
@@ -137,9 +150,35 @@ def test_no_sql_outside_db() -> None:
     assert not found, "SQL outside db/ (move it to db/queries/*.sql):\n" + "\n".join(found)
 
 
+def sql_strings_in_db(source: str, path: str) -> list[str]:
+    """SQL that a ``db/`` module holds as a Python string instead of a named query: only
+    what ``psycopg.sql`` composes around identifiers may be written in Python."""
+    tree = ast.parse(source, path)
+    return [
+        f"{path}:{line}: SQL in a string: {text.strip()[:60]!r}"
+        for line, text in _string_parts(tree, skip=_composed(tree))
+        if looks_like_sql(text)
+    ]
+
+
+def test_db_keeps_its_sql_in_named_queries() -> None:
+    """``db/`` modules read their statements from ``db/queries/*.sql`` (no constants)."""
+    found = []
+    for file in sorted((ROOT / "db").rglob("*.py")):
+        found += sql_strings_in_db(file.read_text(), file.relative_to(ROOT).as_posix())
+    assert not found, "SQL in db/ modules (move it to db/queries/*.sql):\n" + "\n".join(found)
+
+
+def test_db_may_compose_around_identifiers_only() -> None:
+    """A statement composed with ``sql.SQL`` is allowed in db/; a constant is not."""
+    composed = 'q = sql.SQL("SELECT * FROM {} WHERE id = %(id)s").format(sql.Identifier(t))'
+    assert sql_strings_in_db(composed, "db/x.py") == []
+    assert sql_strings_in_db('GET = "SELECT data FROM public.blobs WHERE id = %(id)s"', "db/x.py")
+
+
 def test_the_walk_covers_files() -> None:
     """The walk reads the packages it names (a renamed folder must not empty it)."""
-    for package in PACKAGES:
+    for package in (*PACKAGES, "db"):
         assert list((ROOT / package).rglob("*.py")), package
 
 
