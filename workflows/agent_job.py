@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.approval_gate import ApprovalGateHost, GateFailed
-from workflows.ending import despite_cancel, handlers_done
+from workflows.ending import despite_cancel, error_type, failure_reason, handlers_done
 
 with workflow.unsafe.imports_passed_through():
     # Shared with the activities: one class identity inside and outside the sandbox.
@@ -111,7 +111,7 @@ class AgentJob(ApprovalGateHost):
         except (asyncio.CancelledError, ActivityError) as failure:
             if not is_cancelled_exception(failure):
                 assert isinstance(failure, ActivityError)
-                outcome, reason = "failed", _failure_reason(failure)
+                outcome, reason = "failed", failure_reason(failure)
             else:
                 # An operator cancelled the job (an in-flight activity surfaces it as an
                 # ActivityError caused by CancelledError): clean up, end as cancelled.
@@ -244,7 +244,7 @@ class AgentJob(ApprovalGateHost):
                 self._results.append(result)
                 return
             except ActivityError as failure:
-                gone = _error_type(failure) == "BrowserSessionGone"
+                gone = error_type(failure) == "BrowserSessionGone"
                 if not gone or attempt == MAX_SESSION_RECREATIONS:
                     raise
                 workflow.logger.warning("browser session gone; opening a new one")
@@ -319,7 +319,7 @@ class AgentJob(ApprovalGateHost):
                 # Best effort, like the memory: Steel ends an idle session at its timeout.
                 warning = (
                     f"browser session {self._session_id} was not released: "
-                    f"{_failure_reason(failure)}"
+                    f"{failure_reason(failure)}"
                 )
                 workflow.logger.warning(warning)
                 self._warnings.append(warning)
@@ -436,13 +436,3 @@ class AgentJob(ApprovalGateHost):
             memories_recalled=len(self._memories),
             steps=self._results,
         )
-
-
-def _error_type(failure: ActivityError) -> str | None:
-    cause = failure.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
-from workflows.ending import despite_cancel, handlers_done, out_of_time
+from workflows.ending import despite_cancel, failure_reason, handlers_done, out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.generation_slots import SlotActivities, WakeWaitersInput
@@ -128,7 +128,7 @@ class Generation:
                 if self._bounded and out_of_time(failure):  # the submit, at the deadline
                     why = f"did not finish within {request.deadline}"
                     return await self._finishing(self._give_up(why))
-                return await self._finishing(self._end("failed", _reason(failure)))
+                return await self._finishing(self._end("failed", failure_reason(failure)))
             return await self._cancel(deadline)
         await self._wake_waiters()
         assets: list[str] = []
@@ -288,7 +288,7 @@ class Generation:
                 submitted = await self._submitting
             except ActivityError as failure:
                 submitted = SubmitResult(outcome="unknown")
-                why = f"cancelled; the submit failed: {_reason(failure)}"
+                why = f"cancelled; the submit failed: {failure_reason(failure)}"
             else:
                 why = "cancelled while the submit's outcome was unknown"
             if submitted.outcome == "submitted":
@@ -308,7 +308,8 @@ class Generation:
         except ActivityError as failure:
             if not self._bounded:
                 raise
-            why = f"cancelled on request; cancelling it on Higgsfield failed: {_reason(failure)}"
+            failed = failure_reason(failure)
+            why = f"cancelled on request; cancelling it on Higgsfield failed: {failed}"
             await self._end("cancelled", why)
             raise asyncio.CancelledError from None
         if outcome.cancelled:
@@ -332,7 +333,7 @@ class Generation:
         except ActivityError as failure:
             if not self._bounded:
                 raise
-            return await self._end("failed", _reason(failure))
+            return await self._end("failed", failure_reason(failure))
         await self._wake_waiters()
         return GenerationResult(
             generation_id=self._request.generation_id,
@@ -356,7 +357,8 @@ class Generation:
                 if not self._bounded:
                     raise
                 return await self._end(
-                    "failed", f"{why}; cancelling it on Higgsfield failed: {_reason(failure)}"
+                    "failed",
+                    f"{why}; cancelling it on Higgsfield failed: {failure_reason(failure)}",
                 )
             why += (
                 "; cancelled on Higgsfield"
@@ -430,8 +432,3 @@ class Generation:
             status=self._status,
             request_id=self._request_id,
         )
-
-
-def _reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)

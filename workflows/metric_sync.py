@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
-from workflows.ending import despite_cancel, handlers_done, out_of_time
+from workflows.ending import despite_cancel, failure_reason, handlers_done, out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.metric_schedules import ReconcileInput, ReconcileResult, ScheduleActivities
@@ -133,7 +133,7 @@ class MetricSync:
                     summary=f"pull {opened.platform} {opened.since}..{opened.until}",
                 )
             except ActivityError as failure:
-                error = _failure_reason(failure)
+                error = failure_reason(failure)
                 if closes_its_log and is_cancelled_exception(failure):
                     error, cancelled = "cancelled", True
                 elif closes_its_log and out_of_time(failure):
@@ -252,8 +252,3 @@ class ScheduleReconcile:
         except ActivityError as failure:
             workflow.logger.warning("sweep failed", exc_info=failure)
             return None
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)
