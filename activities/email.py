@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import approval_tokens
 from activities.approval_tokens import Purpose
+from activities.failures import classified
 from activities.object_store import ObjectStore
 from activities.screenshots import read_screenshot
 from db import approvals
@@ -124,12 +125,8 @@ def classify_resend_error(exc: Exception) -> Exception:
 
 async def sent_message_id(email_id: str) -> str:
     """The Message-ID Resend gave a sent email (``GET /emails/{id}``)."""
-    try:
+    with classified(resend.exceptions.ResendError, classify_resend_error):
         email = await resend.Emails.get_async(email_id)
-    except resend.exceptions.ResendError as exc:
-        if (failure := classify_resend_error(exc)) is exc:
-            raise
-        raise failure from exc
     message_id = str(email.get("message_id") or "")
     if not message_id:
         # Retryable: the retry's send returns the same email (idempotency key), not a new one.
@@ -142,15 +139,11 @@ APPROVAL_TAG = "approval_id"
 
 async def send_email(params: dict[str, Any], idempotency_key: str) -> str:
     """Send through Resend with an idempotency key; return Resend's email id."""
-    try:
+    with classified(resend.exceptions.ResendError, classify_resend_error):
         response = await resend.Emails.send_async(
             params,  # type: ignore[arg-type]
             {"idempotency_key": idempotency_key},
         )
-    except resend.exceptions.ResendError as exc:
-        if (failure := classify_resend_error(exc)) is exc:
-            raise  # retryable: `raise exc from exc` would make a cause cycle
-        raise failure from exc
     return str(response["id"])
 
 

@@ -277,9 +277,7 @@ class GenerationActivities:
             if status is not None and status < 500:
                 await self._release(row.id, claimed_at)
                 if status == 429:
-                    raise ApplicationError(
-                        "Higgsfield rate limit", next_retry_delay=timedelta(seconds=10)
-                    ) from exc
+                    raise _rate_limited() from exc
                 raise ApplicationError(
                     f"Higgsfield refused the generation ({status}): {exc}",
                     type="GenerationRefused",
@@ -502,9 +500,12 @@ def _raise_if_retryable(exc: HiggsfieldClientError) -> None:
     if status is None or status >= 500:
         raise exc
     if status == 429:
-        raise ApplicationError(
-            "Higgsfield rate limit", next_retry_delay=timedelta(seconds=10)
-        ) from exc
+        raise _rate_limited() from exc
+
+
+def _rate_limited() -> ApplicationError:
+    """Higgsfield's 429: retried after a pause."""
+    return ApplicationError("Higgsfield rate limit", next_retry_delay=timedelta(seconds=10))
 
 
 def _http_status(exc: HiggsfieldClientError) -> int | None:
