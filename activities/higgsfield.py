@@ -61,7 +61,7 @@ from activities.object_store import (
     sniff_image_type,
 )
 from db import generations
-from db.generations import GenerationStatus
+from db.generations import GenerationRow, GenerationStatus
 from db.pool import Pool
 
 _STATUSES: dict[type[Status], GenerationStatus] = {
@@ -179,6 +179,13 @@ class GenerationActivities:
     def _higgsfield(self, key: str) -> HiggsfieldClient:
         # Each user's key, the worker's shared connections.
         return HiggsfieldClient(base_url=self.config.base_url, api_key=key, http=self.http)
+
+    async def _with_client(self, generation_id: UUID) -> tuple[GenerationRow, HiggsfieldClient]:
+        """The generation's row and a client calling Higgsfield with its user's key."""
+        async with self.pool.connection() as conn:
+            row = await generations.get_generation(conn, generation_id)
+            key = await self._user_key(conn, row.user_id)
+        return row, self._higgsfield(key)
 
     @activity.defn
     async def create_generation(self, request: CreateGenerationInput) -> GenerationCreated:
@@ -306,10 +313,7 @@ class GenerationActivities:
     async def check_generation(self, request: GenerationRef) -> CheckResult:
         """Read the status from Higgsfield and persist it (results' URLs included)."""
         assert request.request_id is not None
-        async with self.pool.connection() as conn:
-            row = await generations.get_generation(conn, request.generation_id)
-            key = await self._user_key(conn, row.user_id)
-        client = self._higgsfield(key)
+        row, client = await self._with_client(request.generation_id)
         try:
             state = _STATUSES[type(await client.status(request.request_id))]
             body: dict[str, Any] = {}
@@ -342,10 +346,7 @@ class GenerationActivities:
         """Cancel the request (Higgsfield allows it only while queued); the workflow
         then records the end it means (cancelled, or failed past its deadline)."""
         assert request.request_id is not None
-        async with self.pool.connection() as conn:
-            row = await generations.get_generation(conn, request.generation_id)
-            key = await self._user_key(conn, row.user_id)
-        client = self._higgsfield(key)
+        _, client = await self._with_client(request.generation_id)
         try:
             await client.cancel(request.request_id)
         except HiggsfieldClientError as exc:

@@ -153,19 +153,7 @@ async def mark_job_failed(
     result: dict[str, Any] | None = None,
 ) -> JobRow:
     """pending/running/waiting_approval → failed, with the reason (and what was done)."""
-    values: dict[str, object] = {"error_message": error_message, "completed_at": NOW}
-    if result is not None:
-        values["result"] = Jsonb(result)
-    row = await transition(
-        conn,
-        table="jobs",
-        entity_id=job_id,
-        to_status="failed",
-        from_statuses=["pending", "running", "waiting_approval"],
-        ctx=ctx,
-        values=values,
-    )
-    return JobRow.model_validate(row)
+    return await _end_job(conn, job_id, ctx, "failed", error_message, result)
 
 
 async def mark_job_cancelled(
@@ -177,14 +165,25 @@ async def mark_job_cancelled(
     result: dict[str, Any] | None = None,
 ) -> JobRow:
     """pending/running/waiting_approval → cancelled (operator cancel or rejected step)."""
-    values: dict[str, object] = {"error_message": reason, "completed_at": NOW}
+    return await _end_job(conn, job_id, ctx, "cancelled", reason, result)
+
+
+async def _end_job(
+    conn: Conn,
+    job_id: UUID,
+    ctx: TransitionContext,
+    status: Literal["failed", "cancelled"],
+    why: str,
+    result: dict[str, Any] | None,
+) -> JobRow:
+    values: dict[str, object] = {"error_message": why, "completed_at": NOW}
     if result is not None:
         values["result"] = Jsonb(result)
     row = await transition(
         conn,
         table="jobs",
         entity_id=job_id,
-        to_status="cancelled",
+        to_status=status,
         from_statuses=["pending", "running", "waiting_approval"],
         ctx=ctx,
         values=values,
