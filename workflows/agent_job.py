@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         JobOutcome,
         JobProgress,
     )
-    from workflows.models.approval import ApprovalRequest
+    from workflows.models.approval import ApprovalRequest, GateOutcome
     from workflows.models.steps import Step, StepResult
     from workflows.policies import DB_RETRY, DB_TIMEOUT
     from workflows.search_attributes import AWAITING_SINCE, JOB_STATUS, PLATFORM, USER_ID
@@ -251,7 +251,20 @@ class AgentJob(ApprovalGateHost):
                 await self._open_browser(recreate=True)
 
     async def _approved(self, index: int, step: Step) -> bool:
-        blob_id = await workflow.execute_activity_method(
+        """Ask before a risky step: True to run it, False when it was skipped (not approved,
+        under the ``skip`` policy); ``JobStopped`` under ``stop``."""
+        outcome = await self._ask(index, step, await self._screenshot())
+        if outcome.approved:
+            return True
+        why = _not_approved(index, outcome)
+        if self._request.approval.on_rejection == "stop":
+            raise JobStopped(why)
+        await self._skip(index, why)
+        return False
+
+    async def _screenshot(self) -> str:
+        """The page as it is before the step, for the approver; its blob id."""
+        return await workflow.execute_activity_method(
             BrowserActivities.capture_screenshot,
             ScreenshotInput(session_id=self._session_id or "", blob_id=workflow.uuid4()),
             start_to_close_timeout=BROWSER_TIMEOUT,
@@ -259,6 +272,10 @@ class AgentJob(ApprovalGateHost):
             retry_policy=BROWSER_RETRY,
             summary="screenshot for approval",
         )
+
+    async def _ask(self, index: int, step: Step, blob_id: str) -> GateOutcome:
+        """Wait at an approval gate for the step, the job shown as waiting meanwhile; a
+        cancelled gate cancels the job."""
         self._set_status("waiting_approval")
         self._waiting_on = f"approval of step {index + 1}: {step.description}"
         workflow.upsert_search_attributes([AWAITING_SINCE.value_set(workflow.now())])
@@ -280,15 +297,10 @@ class AgentJob(ApprovalGateHost):
         if outcome.status == "cancelled":
             raise asyncio.CancelledError
         self._set_status("running")
-        if outcome.approved:
-            return True
-        why = f"step {index + 1} {outcome.status}" + (
-            f" by {outcome.decided_by}" if outcome.decided_by else ""
-        )
-        if outcome.note:
-            why += f": {outcome.note}"
-        if self._request.approval.on_rejection == "stop":
-            raise JobStopped(why)
+        return outcome
+
+    async def _skip(self, index: int, why: str) -> None:
+        """Record a step that will not run, and why."""
         skipped = StepResult(step_index=index, status="skipped", error=why)
         await workflow.execute_local_activity_method(
             JobActivities.skip_step,
@@ -298,7 +310,6 @@ class AgentJob(ApprovalGateHost):
             summary=f"skip step {index + 1}",
         )
         self._results.append(skipped)
-        return False
 
     async def _close(self, outcome: JobOutcome, reason: str | None) -> None:
         """Release the browser, remember the outcome, persist the end. Runs on every path."""
@@ -436,3 +447,13 @@ class AgentJob(ApprovalGateHost):
             memories_recalled=len(self._memories),
             steps=self._results,
         )
+
+
+def _not_approved(index: int, outcome: GateOutcome) -> str:
+    """Why a step does not run: who rejected it (with their note), or that it expired."""
+    why = f"step {index + 1} {outcome.status}" + (
+        f" by {outcome.decided_by}" if outcome.decided_by else ""
+    )
+    if outcome.note:
+        why += f": {outcome.note}"
+    return why
