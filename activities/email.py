@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import html
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import approval_tokens
 from activities.approval_tokens import Purpose
+from activities.email_templates import render_html, render_text
 from activities.failures import classified
 from activities.object_store import ObjectStore
 from activities.screenshots import read_screenshot
@@ -214,34 +214,22 @@ class EmailActivities:
         def token(purpose: Purpose) -> str:
             return approval_tokens.sign(secret, approval_id, approver, purpose, expires_at)
 
-        approve_url = f"{self.config.ingress_url}/approvals/{token(Purpose.APPROVE_LINK)}"
-        reject_url = f"{self.config.ingress_url}/approvals/{token(Purpose.REJECT_LINK)}"
         deadline = expires_at.strftime("%a %d %b %Y %H:%M UTC")
         what = str(ctx.description or ctx.action_type)
         prefix = "Reminder: approval" if kind == "reminder" else "Approval"
         subject = f"{prefix} needed by {deadline}: {what} ({ctx.platform})"
-        text = (
-            f"Your assistant wants to: {what}\n"
-            f"Action: {ctx.action_type}   Platform: {ctx.platform}\n"
-            f"Job: {ctx.job_title or ''} ({ctx.job_id})\n"
-            f"Decide by: {deadline}. Without a decision by then, the action is not taken.\n\n"
-            "Reply to this email with APPROVE or REJECT on the first line. "
-            "You may add a note on the lines below.\n\n"
-            f"Or open a link (each asks you to confirm):\nApprove: {approve_url}\n"
-            f"Reject: {reject_url}\n"
-        )
-        e = html.escape
-        body = (
-            f"<p>Your assistant wants to: <strong>{e(what)}</strong></p>"
-            f"<p>Action: {e(str(ctx.action_type))} &middot; Platform: {e(ctx.platform)}"
-            f" &middot; Job: {e(str(ctx.job_title or ''))}</p>"
-            f"<p>Decide by <strong>{e(deadline)}</strong>. Without a decision by then, the "
-            "action is not taken.</p>"
-            "<p>Reply with <strong>APPROVE</strong> or <strong>REJECT</strong> on the first line; "
-            "you may add a note below it.</p>"
-            f'<p><a href="{e(approve_url)}">Approve</a> &middot; '
-            f'<a href="{e(reject_url)}">Reject</a> (each asks you to confirm)</p>'
-        )
+        words = {
+            "what": what,
+            "action_type": ctx.action_type,
+            "platform": ctx.platform,
+            "job_title": ctx.job_title or "",
+            "job_id": ctx.job_id,
+            "deadline": deadline,
+            "approve_url": f"{self.config.ingress_url}/approvals/{token(Purpose.APPROVE_LINK)}",
+            "reject_url": f"{self.config.ingress_url}/approvals/{token(Purpose.REJECT_LINK)}",
+        }
+        text = render_text("approval_email.txt", **words)
+        body = render_html("approval_email.html", **words)
         params: dict[str, Any] = {
             "from": self.config.sender,
             "to": [approver],
@@ -255,7 +243,7 @@ class EmailActivities:
             params["headers"] = {"In-Reply-To": thread[-1], "References": " ".join(thread)}
         if screenshot:
             content_type, data = screenshot
-            body += '<p>The page now:</p><img src="cid:screenshot" alt="screenshot" width="640">'
+            body += render_html("approval_email_screenshot.html")
             params["attachments"] = [
                 {
                     "filename": "screenshot.png",
