@@ -87,23 +87,28 @@ def ingress_deps(pool: Pool, client: Client, settings: Settings) -> IngressDeps:
     )
 
 
+async def _ingress_server(
+    pool: Pool, client: Client, settings: Settings, port: int
+) -> tuple[InProcessServer, IngressDeps]:
+    """The ingress app on ``port``, not serving yet, and what it depends on."""
+    deps = ingress_deps(pool, client, settings)
+    deps.objects = await open_object_store(settings, pool)
+    config = uvicorn.Config(
+        create_app(deps),
+        host=settings.ingress_host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+    )
+    return InProcessServer(config), deps
+
+
 @contextlib.asynccontextmanager
 async def serving_ingress(
     pool: Pool, client: Client, settings: Settings, *, port: int | None = None
 ) -> AsyncIterator[InProcessServer]:
     """Serve the ingress inside this process's event loop while the block runs."""
-    deps = ingress_deps(pool, client, settings)
-    deps.objects = await open_object_store(settings, pool)
-    app = create_app(deps)
-    server = InProcessServer(
-        uvicorn.Config(
-            app,
-            host=settings.ingress_host,
-            port=port or settings.ingress_port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
+    server, deps = await _ingress_server(pool, client, settings, port or settings.ingress_port)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
@@ -133,18 +138,7 @@ async def run_ingress(settings: Settings) -> None:
         settings.ingress_metrics_bind_address, "agency-orchestrator-ingress"
     )
     client = await connect_client(settings, runtime=runtime, plugins=client_plugins())
-    deps = ingress_deps(pool, client, settings)
-    deps.objects = await open_object_store(settings, pool)
-    app = create_app(deps)
-    server = InProcessServer(
-        uvicorn.Config(
-            app,
-            host=settings.ingress_host,
-            port=settings.ingress_port,
-            lifespan="off",
-            log_level="warning",
-        )
-    )
+    server, deps = await _ingress_server(pool, client, settings, settings.ingress_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)

@@ -22,12 +22,11 @@ from temporalio import activity
 from temporalio.common import MetricMeter
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from db import telemetry
 from db.pool import Pool
-from db.queries import load_queries
 from workers.logging import get_logger
 
 log = get_logger("workers.telemetry_metrics")
-Q = load_queries("telemetry")
 
 GAUGE_INTERVAL = timedelta(seconds=30)
 # A gate closer than this to its deadline counts as expiring soon (the alert's window).
@@ -123,12 +122,9 @@ class _Recorder(ActivityInboundInterceptor):
             decision = "approve" if request.approved else "reject"
             m.decisions.add(1, {"decision": decision, "channel": str(request.channel)})
             async with self.owner.pool.connection() as conn:
-                row = await (
-                    await conn.execute(Q["approval_timing"], {"id": request.approval_id})
-                ).fetchone()
-            if row and row["decided_at"] is not None:
-                waited = (row["decided_at"] - row["created_at"]).total_seconds()
-                m.decision_seconds.record(max(waited, 0.0), {"decision": decision})
+                waited = await telemetry.decision_seconds(conn, request.approval_id)
+            if waited is not None:
+                m.decision_seconds.record(waited, {"decision": decision})
         elif kind == "close_approval":
             m.approvals_closed.add(1, {"status": str(request.status)})
         elif kind == "check_generation" and str(result.status) in FINAL_GENERATION:
@@ -145,18 +141,15 @@ class _Recorder(ActivityInboundInterceptor):
 async def collect_gauges(metrics: Metrics, pool: Pool) -> None:
     """Read the state gauges from the database once."""
     async with pool.connection() as conn:
-        approvals = await (
-            await conn.execute(Q["approval_gauges"], {"warning": EXPIRY_WARNING})
-        ).fetchone()
-        platforms = await (await conn.execute(Q["sync_gauges"])).fetchall()
-    assert approvals is not None
-    metrics.pending.set(float(approvals["pending"]), {})
-    metrics.expiring.set(float(approvals["expiring_soon"]), {})
-    metrics.oldest.set(float(approvals["oldest_seconds"]), {})
+        approvals = await telemetry.approval_gauges(conn, EXPIRY_WARNING)
+        platforms = await telemetry.sync_gauges(conn)
+    metrics.pending.set(float(approvals.pending), {})
+    metrics.expiring.set(float(approvals.expiring_soon), {})
+    metrics.oldest.set(approvals.oldest_seconds, {})
     for row in platforms:
-        labels = {"platform": str(row["platform"])}
-        metrics.sync_lag.set(float(row["lag_seconds"] or 0), labels)
-        metrics.syncs_failing.set(float(row["failing"]), labels)
+        labels = {"platform": row.platform}
+        metrics.sync_lag.set(row.lag_seconds or 0.0, labels)
+        metrics.syncs_failing.set(float(row.failing), labels)
 
 
 @contextlib.asynccontextmanager
