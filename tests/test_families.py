@@ -177,8 +177,9 @@ def test_health_command_fails_with_one_line_when_nothing_polls(
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"orchestrator: worker not polling: no workflow, activity poll by "
-        f"*@{socket.gethostname()} on task queue {task_queue} in the last 120 s"
+        "orchestrator: worker not polling: no workflow, activity poll and no agent-jobs, "
+        f"email, generations, syncs queue poll by *@{socket.gethostname()} on task queue "
+        f"{task_queue} in the last 120 s"
     ]
     report = json.loads(result.stdout)
     assert report["status"] == "not polling"

@@ -565,10 +565,11 @@ async def run_worker(settings: Settings) -> None:
     log.info("worker stopped")
 
 
-def main() -> None:
-    """Entry point of ``orchestrator worker``."""
+def main(*, queues: str | None = None) -> None:
+    """Entry point of ``orchestrator worker``; ``queues`` (``--queues``) overrides
+    WORKER_QUEUES."""
     try:
-        settings = load_settings()
+        settings = load_settings() if queues is None else load_settings(worker_queues=queues)
         configure_logging(settings.log_level, settings.log_format)
         register_secrets(settings.secret_values())
         asyncio.run(run_worker(settings))

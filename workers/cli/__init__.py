@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
 def run_command(argv: list[str] | None = None) -> int:
     """Run one ``orchestrator`` command; its exit status."""
     args = _parser().parse_args(argv)
-    process: Callable[[], None] | None = getattr(args, "process", None)
+    process: Callable[[argparse.Namespace], None] | None = getattr(args, "process", None)
     if process is not None:
-        process()
+        process(args)
         return 0
     run: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = args.run
     try:

@@ -4,10 +4,16 @@ with its status."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from typing import Any
 
 from workers.cli.common import DEV_EXTRA
+
+QUEUES_HELP = (
+    "task queues to poll, comma-separated: workflows, agent-jobs, email, generations, syncs, "
+    "or all (default: WORKER_QUEUES, all)"
+)
 
 
 def add_commands(sub: Any) -> None:
@@ -15,13 +21,15 @@ def add_commands(sub: Any) -> None:
     sub.add_parser(
         "dev", help="run the whole stack locally (embedded Postgres and Temporal)"
     ).set_defaults(process=run_dev)
-    sub.add_parser("worker", help="run the Temporal worker").set_defaults(process=run_worker)
+    worker = sub.add_parser("worker", help="run the Temporal worker")
+    worker.add_argument("--queues", metavar="QUEUES", help=QUEUES_HELP)
+    worker.set_defaults(process=run_worker)
     sub.add_parser("ingress", help="run the HTTP ingress (webhooks, approval links)").set_defaults(
         process=run_ingress
     )
 
 
-def run_dev() -> None:
+def run_dev(args: argparse.Namespace) -> None:
     """The dev stack: embedded servers, emulators, migrations, worker and ingress
     (``devstack/``, which the production image leaves out)."""
     if importlib.util.find_spec("devstack") is None:
@@ -31,14 +39,14 @@ def run_dev() -> None:
     dev_main()
 
 
-def run_worker() -> None:
-    """The Temporal worker."""
+def run_worker(args: argparse.Namespace) -> None:
+    """The Temporal worker, on the task queues ``--queues`` names (else WORKER_QUEUES)."""
     from workers.worker import main as worker_main
 
-    worker_main()
+    worker_main(queues=args.queues)
 
 
-def run_ingress() -> None:
+def run_ingress(args: argparse.Namespace) -> None:
     """The HTTP ingress."""
     from workers.processes import ingress_main
 
