@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from ingress.telemetry import IngressMetrics
+from tests.waiting import eventually
+from workers.telemetry import telemetry_runtime
 from workers.telemetry_metrics import Metrics
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
@@ -114,3 +125,110 @@ def test_the_alerts_are_the_four_concerns_each_with_a_runbook() -> None:
 def test_a_query_of_an_unknown_metric_is_caught(expr: str) -> None:
     named = metrics_in(expr)
     assert not named or not named <= ours() | SDK
+
+
+# What the endpoint really exports: our instruments and the SDK's, each made to record once,
+# scraped; every series a query names (with its _bucket) must be there by that exact name.
+
+
+@activity.defn
+async def flaky() -> str:
+    """Fails its first attempt (the SDK counts an activity failure), then succeeds."""
+    if activity.info().attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return "ok"
+
+
+@workflow.defn(sandboxed=False)
+class Completes:
+    @workflow.run
+    async def run(self) -> str:
+        return str(
+            await workflow.execute_activity(flaky, start_to_close_timeout=timedelta(seconds=30))
+        )
+
+
+@workflow.defn(sandboxed=False)
+class Fails:
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("the workflow fails", non_retryable=True)
+
+
+@workflow.defn(sandboxed=False)
+class TaskFails:
+    @workflow.run
+    async def run(self) -> None:
+        raise RuntimeError("a bug: the workflow task fails, and is retried")
+
+
+async def exported(bind: str) -> set[str]:
+    """The series names on a Prometheus endpoint."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://{bind}/metrics", timeout=10)).text
+    return {
+        re.split(r"[{ ]", line, maxsplit=1)[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def record_each(instruments: object) -> None:
+    """Record once on every instrument of ``instruments`` (a counter, histogram, gauge)."""
+    for instrument in vars(instruments).values():
+        for method in ("add", "record", "set"):
+            if hasattr(instrument, method):
+                getattr(instrument, method)(1, {})
+                break
+
+
+async def test_every_series_the_dashboard_and_alerts_query_is_exported(
+    temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        bind = f"127.0.0.1:{sock.getsockname()[1]}"
+    runtime = telemetry_runtime(bind, "agency-orchestrator-test")
+    assert runtime is not None
+    client = await Client.connect(
+        temporal_env.client.service_client.config.target_host,
+        namespace=temporal_env.client.namespace,
+        runtime=runtime,
+    )
+    record_each(Metrics(runtime.metric_meter))
+    record_each(IngressMetrics(runtime.metric_meter))
+    queried = {
+        name
+        for expr in dashboard_queries() + [r["expr"] for r in alert_rules()]
+        for name in METRIC.findall(expr)
+    }
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Completes, Fails, TaskFails],
+        activities=[flaky],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        run = f"dashboards-{uuid.uuid4()}"
+        assert (
+            await client.execute_workflow(
+                Completes.run, id=f"{run}-completes", task_queue=task_queue
+            )
+            == "ok"
+        )
+        with pytest.raises(WorkflowFailureError):
+            await client.execute_workflow(Fails.run, id=f"{run}-fails", task_queue=task_queue)
+        stuck = await client.start_workflow(
+            TaskFails.run, id=f"{run}-task-fails", task_queue=task_queue
+        )
+
+        async def all_there() -> set[str] | None:
+            found = await exported(bind)
+            return found if queried <= found else None
+
+        try:
+            found = await eventually(all_there, what="every queried series")
+        except AssertionError:
+            found = await exported(bind)
+        await stuck.terminate("test over")
+    assert queried <= found, sorted(queried - found)
