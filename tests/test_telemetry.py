@@ -7,6 +7,7 @@ import re
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,7 +21,9 @@ from tests.app.api_client import call
 from tests.app.helpers import app_user
 from tests.app.supabase_keys import supabase_project
 from tests.encryption import CONVERTER
+from tests.generations.helpers import start, user_with_key
 from tests.harness import Stack, running_stack
+from tests.metrics import SINCE, UNTIL, add_connection, backfill
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row, reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP
@@ -222,6 +225,43 @@ async def test_business_and_ingress_metrics_appear_with_values_after_a_job(
     # The SDK's own metrics are on the same endpoint.
     assert value(done, "temporal_workflow_completed") >= 1
     assert any(k.startswith("temporal_activity_schedule_to_start_latency") for k in done)
+
+
+async def test_generation_and_sync_metrics_appear_with_values(
+    metered: tuple[Stack, str],
+) -> None:
+    stack, bind = metered
+    user_id = await user_with_key(stack)
+    _, generation = await start(stack, user_id, "a lighthouse at dawn")
+    assert (await generation.result()).status == "completed"
+    stack.emulators.meta.configure_account("7654321", campaigns=2)
+    connection = await add_connection(stack, account_id="7654321")
+    sync = await (await backfill(stack, connection)).result()
+    assert sync.status == "success" and sync.created > 0
+    synced = await stack.fetchrow(
+        "SELECT last_synced_at FROM platform_connections WHERE id = %s", connection.id
+    )
+    assert synced is not None and synced["last_synced_at"] is not None
+    before = datetime.now(UTC)
+    await collect_gauges(metrics_of(telemetry.client_meter(stack.client)), stack.pool)
+    after = datetime.now(UTC)
+
+    done = await eventually(
+        lambda: ready(bind, "orchestrator_metric_syncs_finished"), what="the sync's metrics"
+    )
+    assert value(done, "orchestrator_generations_finished", status="completed") == 1
+    assert value(done, "orchestrator_metric_syncs_finished", status="success") == 1
+    # Rows as the platform sends them: one per campaign and day (each holds several values,
+    # which the sync's result counts).
+    days = (UNTIL - SINCE).days + 1
+    assert value(done, "orchestrator_metric_sync_rows", status="success") == 2 * days
+    assert sync.created + sync.updated + sync.unchanged > 2 * days
+    # The lag is how far behind the data is: from the end of the window it synced (the
+    # backfill's, in 2025) to when the gauge was read; the connection is not failing.
+    lag = value(done, "orchestrator_metric_sync_lag_seconds", platform="meta")
+    through = synced["last_synced_at"]
+    assert (before - through).total_seconds() <= lag <= (after - through).total_seconds()
+    assert value(done, "orchestrator_metric_syncs_failing", platform="meta") == 0
 
 
 def ready(bind: str, name: str) -> dict[str, float] | None:
