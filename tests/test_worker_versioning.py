@@ -16,12 +16,16 @@ from temporalio.api.enums.v1 import EventType, VersioningBehavior
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.embedded import find_binary
+from tests.generations.helpers import start, user_with_key
 from tests.harness import Stack, running_stack
 from tests.waiting import eventually
 from tests.workflows.approval_helpers import reply, waiting_job
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
 from workers.settings import SettingsError, load_settings
 from workers.worker import build_worker, open_services
+
+# Build ids as image tags look: with dots (the version string splits at the first one).
+V1, V2 = "2026-12-04.1", "2026-12-04.2"
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +82,7 @@ async def task_builds(handle: Any) -> list[str]:
     return builds
 
 
-async def test_a_parked_job_stays_on_its_build_new_jobs_go_to_the_current_one_and_back(
+async def test_a_parked_job_stays_on_its_build_a_generation_moves_new_jobs_go_to_current(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     deployment = f"orchestrator-{uuid.uuid4().hex[:8]}"
@@ -89,42 +93,60 @@ async def test_a_parked_job_stays_on_its_build_new_jobs_go_to_the_current_one_an
             task_queue,
             worker=False,
             worker_deployment_name=deployment,
-            worker_build_id="v1",
+            worker_build_id=V1,
         ) as stack,
-        build(stack, "v1"),
+        build(stack, V1),
     ):
-        await set_current(temporal_env, deployment, "v1")
+        await set_current(temporal_env, deployment, V1)
         _request, parked, sent = await waiting_job(
             stack, [*SAFE_STEPS[:1], DELETE_STEP], "pin@example.com"
         )
         assert await pinned_build(parked) == (
             VersioningBehavior.VERSIONING_BEHAVIOR_PINNED,
-            "v1",
+            V1,
         )
 
-        async with build(stack, "v2"):  # the deploy: v2 beside v1, then current
-            await set_current(temporal_env, deployment, "v2")
+        # A generation waiting for Higgsfield on v1: it is AUTO_UPGRADE.
+        hf = stack.emulators.higgsfield
+        hf.auto_advance = False
+        _, generation = await start(stack, await user_with_key(stack), "a versioned lighthouse")
+        await eventually(lambda: hf.submissions(), what="the generation's submit")
+        assert (await pinned_build(generation))[0] == (
+            VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE
+        )
+
+        async with build(stack, V2):  # the deploy: v2 beside v1, then current
+            await set_current(temporal_env, deployment, V2)
+            # The generation's next task runs on v2: it moved, where the parked job did not.
+            hf.advance(hf.submissions()[0]["request_id"], "completed")
+            assert (await generation.result()).status == "completed"
+            builds = await task_builds(generation)
+            assert builds[0] == V1 and builds[-1] == V2, builds
+            assert await pinned_build(generation) == (
+                VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE,
+                V2,
+            )
             fresh = await start_job(stack, await job_request(stack, SAFE_STEPS[:1]))
             assert (await fresh.result()).status == "completed"
-            assert set(await task_builds(fresh)) == {"v2"}
+            assert set(await task_builds(fresh)) == {V2}
 
             # The parked job's reply is handled by v1, where the job started.
             await reply(stack, sent["id"], "Approve")
             assert (await parked.result()).status == "completed"
-            assert set(await task_builds(parked)) == {"v1"}
+            assert set(await task_builds(parked)) == {V1}
 
             # Roll back: v1 is current again, and new jobs start there.
-            await set_current(temporal_env, deployment, "v1")
+            await set_current(temporal_env, deployment, V1)
             back = await start_job(stack, await job_request(stack, SAFE_STEPS[:1]))
             assert (await back.result()).status == "completed"
-            assert set(await task_builds(back)) == {"v1"}
+            assert set(await task_builds(back)) == {V1}
 
 
 @pytest.mark.parametrize(
     ("name", "build", "said"),
     [
         ("orchestrator", None, "missing setting WORKER_BUILD_ID"),
-        (None, "v2", "missing setting WORKER_DEPLOYMENT_NAME"),
+        (None, V2, "missing setting WORKER_DEPLOYMENT_NAME"),
     ],
 )
 def test_half_a_version_is_refused_with_one_line(
@@ -136,13 +158,26 @@ def test_half_a_version_is_refused_with_one_line(
     assert str(refused.value.code).startswith(said)
 
 
-@pytest.mark.parametrize("value", ["v 2", "v2.1", "", "ä", "x" * 256, "a/b"])
-def test_a_version_part_outside_temporals_alphabet_is_refused(value: str) -> None:
+@pytest.mark.parametrize("value", ["v 2", "", "ä", "x" * 256, "a/b", "__unversioned__", "v2\n"])
+def test_a_build_id_outside_temporals_alphabet_is_refused(value: str) -> None:
     if value == "":  # empty is unset: versioning off
         assert load_settings(worker_build_id=value).deployment_version() is None
         return
     with pytest.raises(SettingsError, match="invalid setting WORKER_BUILD_ID"):
         load_settings(worker_build_id=value)
+
+
+@pytest.mark.parametrize("value", ["v2.1", "orchestrator.eu", "a b", "ä", "x" * 256, ".x"])
+def test_a_deployment_name_with_a_dot_or_outside_the_alphabet_is_refused(value: str) -> None:
+    # The version's canonical string is "<name>.<build id>", split at the first dot.
+    with pytest.raises(SettingsError, match="invalid setting WORKER_DEPLOYMENT_NAME"):
+        load_settings(worker_deployment_name=value)
+
+
+@pytest.mark.parametrize("value", ["1.4.2", "2026-12-04.1", "v2_rc-1", "9f3c2ab", "x" * 255])
+def test_image_tags_and_commits_are_build_ids(value: str) -> None:
+    settings = load_settings(worker_deployment_name="orchestrator", worker_build_id=value)
+    assert settings.deployment_version() == ("orchestrator", value)
 
 
 def test_without_a_version_the_worker_is_unversioned() -> None:
@@ -153,3 +188,28 @@ def test_without_a_version_the_worker_is_unversioned() -> None:
         "o",
         "b-1",
     )
+
+
+def test_every_workflow_type_has_its_versioned_twin_with_its_behavior() -> None:
+    from temporalio.common import VersioningBehavior as Behavior
+    from temporalio.workflow import _Definition
+
+    from workers.worker import ALL_WORKFLOWS
+    from workflows.versioned import VERSIONED_WORKFLOWS
+
+    plain = {_Definition.must_from_class(cls).name: cls for cls in ALL_WORKFLOWS}
+    versioned = {
+        d.name: d.versioning_behavior
+        for d in (_Definition.must_from_class(cls) for cls in VERSIONED_WORKFLOWS)
+    }
+    # A type added to the worker without a versioned twin would be missing from versioned
+    # workers; the job waits for days at its gates: pinned. The others move on.
+    assert set(versioned) == set(plain)
+    assert versioned.pop("AgentJob") == Behavior.PINNED
+    assert set(versioned.values()) == {Behavior.AUTO_UPGRADE}
+    # The plain classes carry no behavior: an unversioned worker must not send one.
+    for cls in ALL_WORKFLOWS:
+        assert _Definition.must_from_class(cls).versioning_behavior in (
+            None,
+            Behavior.UNSPECIFIED,
+        )

@@ -257,12 +257,23 @@ class Settings(BaseSettings):
             raise ValueError(f"must be all, or some of {', '.join(QUEUE_NAMES)} (comma-separated)")
         return ",".join(dict.fromkeys(names))
 
-    @field_validator("worker_deployment_name", "worker_build_id")
+    @field_validator("worker_deployment_name")
     @classmethod
-    def _version_part(cls, value: str | None) -> str | None:
-        # Temporal joins them as "<deployment>.<build id>" (the version's canonical string).
+    def _deployment_name(cls, value: str | None) -> str | None:
+        # Temporal joins them as "<deployment>.<build id>" (the version's canonical string)
+        # and splits at the first dot: the name has none.
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{1,255}", value):
             raise ValueError("must be 1-255 letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("worker_build_id")
+    @classmethod
+    def _build_id(cls, value: str | None) -> str | None:
+        # An image tag or a commit: dots allowed (1.4.2); "__" starts Temporal's own ids.
+        if value is not None and (
+            not re.fullmatch(r"[A-Za-z0-9_.\-]{1,255}", value) or value.startswith("__")
+        ):
+            raise ValueError("must be 1-255 letters, digits, '.', '-' or '_', not starting '__'")
         return value
 
     @field_validator("google_ads_api_version")
