@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import math
+from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
@@ -19,7 +21,7 @@ import steel
 from pydantic import BaseModel
 from steel import AsyncSteel
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 # Every browser activity heartbeats for its whole body, database calls included: an attempt
 # waiting out a Postgres outage must not time out and be retried beside itself (two
@@ -93,6 +95,30 @@ def classify_steel_error(exc: Exception, what: str) -> Exception:
     return exc
 
 
+# Without a Retry-After, a job refused a session by Steel's concurrent-session cap asks
+# again after this; a longer Retry-After is capped to it (the cap frees when a job ends).
+SESSION_WAIT = timedelta(seconds=30)
+
+
+def sessions_full(exc: steel.RateLimitError) -> ApplicationError:
+    """Steel's 429 on session creation: its concurrent sessions are all in use (every job
+    holds one while it waits at a gate). Not a failure: a wait before the next attempt,
+    ``Retry-After`` long when Steel names one."""
+    delay = SESSION_WAIT
+    try:
+        seconds = float(exc.response.headers.get("retry-after", ""))
+    except ValueError:
+        seconds = math.nan
+    if math.isfinite(seconds) and seconds > 0:
+        delay = min(timedelta(seconds=seconds), SESSION_WAIT)
+    return ApplicationError(
+        f"Steel's concurrent sessions are all in use: asking again in {delay.total_seconds():g} s",
+        type="BrowserSessionsFull",
+        next_retry_delay=delay,
+        category=ApplicationErrorCategory.BENIGN,
+    )
+
+
 def _steel_errors(what: str) -> contextlib.AbstractContextManager[None]:
     """Steel's errors in the block, classified (``classify_steel_error``)."""
     return classified(steel.APIError, lambda exc: classify_steel_error(exc, what))
@@ -130,7 +156,10 @@ class BrowserActivities:
                 if profile := settings.get("profile_id"):
                     options["profile_id"] = str(profile)
                     options["persist_profile"] = True
-                session = await self.client.sessions.create(**options)
+                try:
+                    session = await self.client.sessions.create(**options)
+                except steel.RateLimitError as exc:
+                    raise sessions_full(exc) from exc
         viewer = getattr(session, "session_viewer_url", None)
         async with self.pool.connection() as conn:
             await jobs.set_session_viewer(conn, request.job_id, request.session_id, viewer)

@@ -60,6 +60,16 @@ BROWSER_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
 )
+# Opening the session waits for one of Steel's concurrent sessions (each job holds its
+# own while it waits at a gate): its 429 is a benign wait of up to 30 s before the next
+# attempt (activities/browser.py), for up to this long; then the job fails with the reason.
+# Retry options are not replayed (no command differs): running jobs take them as they are.
+SESSION_OPEN_DEADLINE = timedelta(hours=1)
+SESSION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,  # bounded by SESSION_OPEN_DEADLINE
+)
 MEMORY_TIMEOUT = timedelta(seconds=20)
 MEMORY_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=5))
 MAX_SESSION_RECREATIONS = 2
@@ -178,8 +188,9 @@ class AgentJob(ApprovalGateHost):
                 browser_settings=self._browser_settings,
             ),
             start_to_close_timeout=BROWSER_TIMEOUT,
+            schedule_to_close_timeout=SESSION_OPEN_DEADLINE,
             heartbeat_timeout=BROWSER_HEARTBEAT,
-            retry_policy=BROWSER_RETRY,
+            retry_policy=SESSION_RETRY,
             summary="open browser session",
             task_queue=activity_queue(AGENT_JOBS),
         )

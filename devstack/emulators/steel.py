@@ -29,7 +29,13 @@ from starlette.routing import Route
 from devstack.emulators.faults import Faults
 
 DEFAULT_TIMEOUT_MS = 300_000
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict"}
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+}
 # Required fields per computer action, as the SDK's SessionComputerParams union declares them.
 _REQUIRED = {
     "move_mouse": ("coordinates",),
@@ -143,6 +149,11 @@ class SteelEmulator:
     ) -> None:
         self.api_key = api_key  # None accepts any non-empty key
         self.address_bar = True  # False: the browser shows no address bar (kiosk mode)
+        # The plan's concurrent-session cap (None: no cap): a session created beyond it is
+        # refused with a 429 until one is released or times out. Steel's docs name the cap
+        # per plan, not the answer's headers: this one sends Retry-After (1 s) so tests are
+        # quick, and the worker waits 30 s without one.
+        self.concurrent_sessions: int | None = None
         self._clock = clock  # seconds; tests pass a fake one to expire sessions without sleeping
         self.faults = Faults(seed=seed, error_body=steel_error_body)
         self._lock = threading.Lock()
@@ -177,6 +188,7 @@ class SteelEmulator:
         with self._lock:
             self._sessions.clear()
             self.address_bar = True
+            self.concurrent_sessions = None
         self.faults.reset()
 
     def sessions(self) -> list[dict[str, Any]]:
@@ -243,6 +255,18 @@ class SteelEmulator:
         with self._lock:
             if session_id in self._sessions:
                 return _error(409, f"Session with id {session_id} already exists", retry=False)
+            if self.concurrent_sessions is not None:
+                for other in self._sessions.values():
+                    other.expire_if_due()
+                live = sum(s.status == "live" for s in self._sessions.values())
+                if live >= self.concurrent_sessions:
+                    refused = _error(
+                        429,
+                        f"Concurrent session limit of {self.concurrent_sessions} reached: "
+                        "release a session or upgrade your plan",
+                    )
+                    refused.headers["retry-after"] = "1"
+                    return refused
             session = _Session(session_id, params, int(timeout), clock=self._clock)
             self._sessions[session_id] = session
             return JSONResponse(session.to_json(self._root(request)))
