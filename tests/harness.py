@@ -70,6 +70,7 @@ def stack_settings(
         "meta_graph_url": f"{emulators_url}/meta",
         "google_ads_url": f"{emulators_url}/google-ads",
         "metrics_bind_address": None,
+        "ingress_metrics_bind_address": None,  # no fixed port: tests run side by side
         "worker_graceful_shutdown_seconds": 2,
     }
     values.update(overrides)
