@@ -71,6 +71,16 @@ async def test_two_processes_split_the_queues_and_health_sees_each_on_its_own(
         vendors = start_worker(env, "--queues", "agent-jobs,email")
         identity = f"{vendors.pid}@{socket.gethostname()}"
         try:
+
+            async def polling(queues: tuple[str, ...]) -> bool:
+                checks = await poller_checks(stack.client, task_queue, identity, queues=queues)
+                return all(c.ok(RECENT) for c in checks)
+
+            # The process is up once the server has seen it poll its queues (a loaded
+            # machine takes a while to start Python).
+            await eventually(
+                lambda: polling(("agent-jobs", "email")), timeout=120, what="the queues' polls"
+            )
             _, handle, _ = await waiting_job(stack, [DELETE_STEP], "ren@example.com")
             wanted = {"open_session", "capture_screenshot", "send_approval_email"}
 
@@ -83,11 +93,6 @@ async def test_two_processes_split_the_queues_and_health_sees_each_on_its_own(
             ran = await eventually(recorded, what="the activities in the history")
             assert all(ids == {identity} for ids in ran.values()), ran
 
-            async def polling(queues: tuple[str, ...]) -> bool:
-                checks = await poller_checks(stack.client, task_queue, identity, queues=queues)
-                return all(c.ok(RECENT) for c in checks)
-
-            await eventually(lambda: polling(("agent-jobs", "email")), what="the queues' polls")
             # Not the queues it was not given.
             for queues in (("workflows",), ("generations",), ("syncs",)):
                 checks = await poller_checks(stack.client, task_queue, identity, queues=queues)
