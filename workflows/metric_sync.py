@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from temporalio.workflow import ActivityCancellationType
 
 from workflows.ending import despite_cancel, handlers_done, out_of_time
+from workflows.visibility import ONE_UPSERT_PER_CHANGE, upsert_changes
 
 with workflow.unsafe.imports_passed_through():
     from activities.metric_schedules import ReconcileInput, ReconcileResult, ScheduleActivities
@@ -79,7 +80,13 @@ class MetricSync:
         return result
 
     async def _run(self, request: MetricSyncInput) -> MetricSyncResult:
-        workflow.upsert_search_attributes([CONNECTION_ID.value_set(str(request.connection_id))])
+        # Its schedule starts it with both attributes (free): runs with the patch upsert
+        # only what changes.
+        one_upsert = workflow.patched(ONE_UPSERT_PER_CHANGE)
+        if one_upsert:
+            upsert_changes(CONNECTION_ID.value_set(str(request.connection_id)))
+        else:
+            workflow.upsert_search_attributes([CONNECTION_ID.value_set(str(request.connection_id))])
         closes_its_log = workflow.patched(SYNC_CLOSES_ITS_LOG)
         deadline = workflow.now() + request.deadline
         cancelled = False
@@ -102,7 +109,10 @@ class MetricSync:
                 opened, cancelled = await opening, True
         else:
             opened = await opening
-        workflow.upsert_search_attributes([PLATFORM.value_set(opened.platform)])
+        if one_upsert:
+            upsert_changes(PLATFORM.value_set(opened.platform))
+        else:
+            workflow.upsert_search_attributes([PLATFORM.value_set(opened.platform)])
         self._show(opened, "pulling")
         pulled: PullResult | None = None
         error: str | None = None
