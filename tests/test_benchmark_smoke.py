@@ -114,3 +114,47 @@ def _run_module(module: str, *args: str, timeout: float) -> subprocess.Completed
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def test_scale_reads_the_servers_counters_by_label() -> None:
+    """``benchmarks.scale`` cross-checks actions with the dev server's ``action`` counter:
+    only the default namespace, only that metric, summed by the label."""
+    from benchmarks.scale import parse_counter
+
+    page = "\n".join(
+        [
+            "# TYPE action counter",
+            'action{action_type="grpc_StartWorkflowExecution",namespace="default"} 3',
+            'action{action_type="grpc_StartWorkflowExecution",namespace="temporal_system"} 2',
+            'action{namespace="default",action_type="command_StartTimer",x="1"} 1.5e+01',
+            'action{namespace="default",action_type="command_StartTimer",x="2"} 1',
+            'action_other{action_type="grpc_StartWorkflowExecution",namespace="default"} 9',
+            'action{action_type_x="decoy",namespace="default"} 4',
+        ]
+    )
+    assert parse_counter(page, "action", "action_type") == {
+        "grpc_StartWorkflowExecution": 3.0,
+        "command_StartTimer": 16.0,
+    }
+
+
+def test_scale_summarises_runs_and_growth() -> None:
+    """Each figure as min / median / max per size, and its growth per unit of size."""
+    from benchmarks.scale import growth, parse_args, spread, table
+
+    assert spread([3.0, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0}
+    summary = {
+        1000: {"rss": spread([100.0, 110.0, 120.0])},
+        3000: {"rss": spread([140.0, 150.0, 160.0])},
+    }
+    assert growth(summary) == {"rss": 0.02}
+    assert growth({1000: summary[1000]}) == {}
+    args = parse_args(["--scenario", "parked", "--sizes", "1e3,2000", "--runs", "3"])
+    assert args.size_list == [1000, 2000]
+    out = {
+        "scenario": "parked",
+        "runs": [{"size": 1000, "load_avg": 2.5}],
+        "summary": {"1000": summary[1000]},
+        "growth_per_unit": {"rss": 0.02},
+    }
+    assert "rss: 100 / 110 / 120" in table(out) and "load average" in table(out)
