@@ -1,7 +1,9 @@
 """What users pay for and hit at scale: Temporal Cloud actions per unit of work, and how
 the costs grow with the work.
 
-``python -m benchmarks.scale --scenario NAME [--sizes 1000,2000] [--runs 3] [--out FILE]``
+``python -m benchmarks.scale [--full] [--scenario NAME ...] [--sizes 1000,2000] [--runs 3]
+[--out FILE]``: every scenario (or those named) at small sizes, a few minutes in all; with
+``--full`` at the sizes the targets name (hours on two cores: 10,000 parked jobs).
 
 Scenarios, each measured per size:
 
@@ -59,14 +61,27 @@ from workflows.models.agent_job import AgentJobInput
 from workflows.models.approval import ApprovalPolicy
 from workflows.models.steps import Step
 
-SIZES = {
+# Sizes per scenario: the default run (a few minutes), and --full (the targets' sizes,
+# each beside a smaller one, so every figure shows how it grows).
+QUICK_SIZES = {
+    "actions": [1],
+    "parked": [50, 100],
+    "reconcile": [20, 50],
+    "metric-writes": [20_000],
+    "listing": [10_000, 50_000],
+    "dispatch": [5, 10],
+}
+FULL_SIZES = {
     "actions": [5],
-    "parked": [500, 1000, 2000],
-    "reconcile": [250, 1000],
+    "parked": [1_000, 10_000],
+    "reconcile": [100, 1_000],
     "metric-writes": [1_000_000],
     "listing": [100_000, 1_000_000],
     "dispatch": [20, 50],
 }
+SCENARIOS = list(QUICK_SIZES)
+# Runs per size unless --runs says: the metric write ratio is a target "in each of 5 runs".
+RUNS = {"metric-writes": 5}
 STEP = {"action": {"action": "click_mouse", "coordinates": [5, 5]}, "description": "Click"}
 JOB_STEPS = [Step.model_validate(STEP) for _ in range(4)]
 JOB_STEPS.insert(2, Step.model_validate(STEP | {"description": "Delete", "risk": "delete"}))
@@ -78,17 +93,45 @@ WAIT = 600.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
-    parser.add_argument("--scenario", choices=sorted(SIZES), required=True)
-    parser.add_argument("--sizes", help="comma-separated sizes (default: per scenario)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per size (default 3)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
-        "--idle-eviction", type=float, default=60.0, help="parked: the worker's idle eviction"
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="a scenario to run (repeatable; default: all)",
+    )
+    parser.add_argument("--full", action="store_true", help="the targets' sizes (hours)")
+    parser.add_argument("--sizes", help="comma-separated sizes (only with one --scenario)")
+    parser.add_argument(
+        "--runs", type=int, help="runs per size (default 3; metric-writes 5), at least 1"
+    )
+    parser.add_argument(
+        "--idle-eviction", type=float, default=30.0, help="parked: the worker's idle eviction"
+    )
+    parser.add_argument(
+        "--dispatch-seconds", type=float, help="dispatch: seconds of inserts (default 15; 5)"
     )
     parser.add_argument("--out", type=Path, help="write every run's figures as JSON here")
     args = parser.parse_args(argv)
-    raw = args.sizes.split(",") if args.sizes else SIZES[args.scenario]
-    args.size_list = [int(float(s)) for s in raw]
+    args.scenarios = args.scenario or SCENARIOS
+    if args.sizes and len(args.scenarios) != 1:
+        parser.error("--sizes needs exactly one --scenario")
+    if args.runs is not None and args.runs < 1:
+        parser.error("--runs must be at least 1")
+    defaults = FULL_SIZES if args.full else QUICK_SIZES
+    args.sizes_of = {
+        name: [int(float(s)) for s in args.sizes.split(",")] if args.sizes else defaults[name]
+        for name in args.scenarios
+    }
+    if any(size < 1 for sizes in args.sizes_of.values() for size in sizes):
+        parser.error("sizes must be at least 1")
+    args.runs_of = {name: args.runs or RUNS.get(name, 3) for name in args.scenarios}
+    if args.dispatch_seconds is None:
+        args.dispatch_seconds = 15.0 if args.full else 5.0
     return args
 
 
@@ -525,9 +568,9 @@ async def listing_run(size: int) -> dict[str, Any]:
 # --- dispatch ------------------------------------------------------------------------
 
 
-async def dispatch_run(rate: int) -> dict[str, Any]:
-    """Rows inserted at ``rate`` per second for 15 s; insert → workflow started."""
-    args = argparse.Namespace(rows=rate * 15, rate=float(rate), out=None)
+async def dispatch_run(rate: int, seconds: float) -> dict[str, Any]:
+    """Rows inserted at ``rate`` per second for ``seconds``; insert → workflow started."""
+    args = argparse.Namespace(rows=max(1, round(rate * seconds)), rate=float(rate), out=None)
     notify = (await dispatch_latency.run(args))["notify"]
     return {k: notify[k] for k in ("rows", "p50_ms", "p99_ms", "max_ms")}
 
@@ -547,47 +590,132 @@ def _numbers(figures: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every size, ``--runs`` times; the runs, their spread and the growth."""
+async def run_scenario(args: argparse.Namespace, scenario: str) -> dict[str, Any]:
+    """Every size of one scenario, its runs; the runs, their spread and the growth."""
+    sizes, runs_per_size = args.sizes_of[scenario], args.runs_of[scenario]
     runs: list[dict[str, Any]] = []
-    for size in args.size_list:
-        if args.scenario == "metric-writes":
-            for figures in await metric_writes_runs(size, args.runs):
+    for size in sizes:
+        if scenario == "metric-writes":
+            say(f"{scenario} size {size}: {runs_per_size} runs on one stack")
+            for figures in await metric_writes_runs(size, runs_per_size):
                 runs.append({"size": size} | figures)
             continue
-        for index in range(args.runs):
+        for index in range(runs_per_size):
             load = load_average()
-            say(f"{args.scenario} size {size} run {index + 1} (load {load})")
-            if args.scenario == "actions":
+            say(f"{scenario} size {size} run {index + 1} (load {load})")
+            if scenario == "actions":
                 figures = await actions_run(size)
-            elif args.scenario == "parked":
+            elif scenario == "parked":
                 figures = await parked_run(size, args.idle_eviction)
-            elif args.scenario == "reconcile":
+            elif scenario == "reconcile":
                 figures = await reconcile_run(size)
-            elif args.scenario == "listing":
+            elif scenario == "listing":
                 figures = await listing_run(size)
             else:
-                figures = await dispatch_run(size)
+                figures = await dispatch_run(size, args.dispatch_seconds)
             runs.append(
                 {"size": size, "load_avg": load, "load_avg_after": load_average()} | figures
             )
     summary: dict[int, dict[str, dict[str, float]]] = {}
-    for size in args.size_list:
+    for size in sizes:
         numbers = [_numbers(r) for r in runs if r["size"] == size]
         names = sorted(set().union(*numbers)) if numbers else []
         summary[size] = {n: spread([x[n] for x in numbers if n in x]) for n in names if n != "size"}
-    return {
-        "scenario": args.scenario,
-        "sizes": args.size_list,
+    out = {
+        "scenario": scenario,
+        "sizes": sizes,
         "runs": runs,
         "summary": {str(k): v for k, v in summary.items()},
         "growth_per_unit": growth(summary),
+    }
+    return out | {"targets": targets(out)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every scenario asked for, one after the other (each on stacks of its own)."""
+    started = time.monotonic()
+    scenarios = {}
+    for scenario in args.scenarios:
+        scenarios[scenario] = await run_scenario(args, scenario)
+    return {
+        "full": args.full,
+        "scenarios": scenarios,
         "cpus": os.cpu_count(),
+        "seconds": round(time.monotonic() - started, 1),
     }
 
 
+# Targets of issue 31, each read from every run at the largest size (min or max).
+LISTING_P99_MS = 10.0
+PARKED_RSS_MB = 250.0
+WRITE_RATIO = 0.5
+FEWER_ACTIONS = 0.3
+DISPATCH_P99_MS = 1000.0
+
+
+def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the scenario: what it asks, the figure (worst run at the largest
+    size), and whether it is met."""
+    if not out["summary"]:
+        return []
+    size = str(max(out["sizes"]))
+    figures = out["summary"][size]
+    checks: list[tuple[str, float, bool]] = []
+
+    def worst(name: str, side: str) -> float | None:
+        return figures[name][side] if name in figures else None
+
+    scenario = out["scenario"]
+    if scenario == "actions":
+        for unit in ("agent_job", "generation"):
+            least = worst(f"{unit}.fewer_than_naive", "min")
+            if least is not None:
+                checks.append(
+                    (f"{unit}: >= 30 % fewer actions than naive", least, least >= FEWER_ACTIONS)
+                )
+    elif scenario == "parked":
+        peak, failed = worst("worker_rss_peak_mb", "max"), worst("failed", "max")
+        if peak is not None:
+            checks.append((f"worker RSS < {PARKED_RSS_MB:g} MB (peak)", peak, peak < PARKED_RSS_MB))
+        if failed is not None:
+            checks.append(("every job resumes (failed)", failed, failed == 0))
+    elif scenario == "metric-writes":
+        for name in ("ratio_meta", "ratio_google_ads"):
+            least = worst(name, "min")
+            if least is not None:
+                checks.append(
+                    (f"{name} >= {WRITE_RATIO:g} in every run", least, least >= WRITE_RATIO)
+                )
+    elif scenario == "listing":
+        for name in sorted(n for n in figures if n.endswith(".p99_ms")):
+            listing = name.removesuffix(".p99_ms")
+            p99 = figures[name]["max"]
+            indexed = worst(f"{listing}.uses_index", "min")
+            met = p99 < LISTING_P99_MS and indexed == 1
+            checks.append((f"{listing}: index used, p99 < {LISTING_P99_MS:g} ms", p99, met))
+    elif scenario == "dispatch":
+        p99 = worst("p99_ms", "max")
+        if p99 is not None:
+            checks.append((f"p99 < {DISPATCH_P99_MS:g} ms", p99, p99 < DISPATCH_P99_MS))
+    return [
+        {"target": what, "size": int(size), "figure": figure, "met": met}
+        for what, figure, met in checks
+    ]
+
+
 def table(out: dict[str, Any]) -> str:
-    """min / median / max of each figure and size, then its growth per unit."""
+    """Per scenario: min / median / max of each figure and size, its growth per unit,
+    and its targets."""
+    parts = []
+    for scenario in out["scenarios"].values():
+        parts.append(scenario_table(scenario))
+    parts.append(f"{out['seconds']:g} s on {out['cpus']} CPUs")
+    return "\n\n".join(parts)
+
+
+def scenario_table(out: dict[str, Any]) -> str:
+    """min / median / max of each figure and size, then its growth per unit, then the
+    targets."""
     lines = [f"{out['scenario']}: {len(out['runs'])} runs; figure: min / median / max"]
     for size, figures in out["summary"].items():
         lines.append(f"size {size}:")
@@ -600,6 +728,11 @@ def table(out: dict[str, Any]) -> str:
     for name, slope in out["growth_per_unit"].items():
         if not name.startswith("load_avg"):
             lines.append(f"growth of {name}: {slope:g} per unit of size")
+    for target in out.get("targets", []):
+        verdict = "met" if target["met"] else "MISSED"
+        lines.append(
+            f"target {target['target']} at {target['size']}: {target['figure']:g} ({verdict})"
+        )
     return "\n".join(lines)
 
 
