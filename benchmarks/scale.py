@@ -54,7 +54,7 @@ from benchmarks.actions import (
 from benchmarks.common import insert_users, percentile, start_all, wait_all
 from benchmarks.generations import start_generations
 from benchmarks.jobs import ReplyDesk, parked_memory
-from benchmarks.metric_writes import metric_upserts
+from benchmarks.metric_writes import metric_upserts_interleaved
 from benchmarks.stack import BenchStack, bench_stack
 from workers.starters import start_agent_job
 from workflows.models.agent_job import AgentJobInput
@@ -430,7 +430,7 @@ async def metric_writes_runs(size: int, runs: int) -> list[dict[str, Any]]:
             async with stack.pool.connection() as conn:
                 await conn.execute("TRUNCATE public.performance_metrics")
             load = load_average()
-            figures = await metric_upserts(stack, size)
+            figures = await metric_upserts_interleaved(stack, size)
             out.append(
                 {
                     "load_avg": load,
@@ -439,6 +439,7 @@ async def metric_writes_runs(size: int, runs: int) -> list[dict[str, Any]]:
                     "upsert_meta_rows_per_s": figures["upsert_meta_rows_per_s"],
                     "upsert_google_ads_rows_per_s": figures["upsert_google_ads_rows_per_s"],
                     "copy_rows_per_s": figures["copy_rows_per_s"],
+                    "slices": figures["slices"],
                 }
             )
     return out
