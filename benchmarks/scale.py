@@ -2,8 +2,9 @@
 the costs grow with the work.
 
 ``python -m benchmarks.scale [--full] [--scenario NAME ...] [--sizes 1000,2000] [--runs 3]
-[--out FILE]``: every scenario (or those named) at small sizes, a few minutes in all; with
-``--full`` at the sizes the targets name (hours on two cores: 10,000 parked jobs).
+[--out FILE]``: every scenario (or those named) at small sizes, one run per size (a smoke
+pass of a few minutes); with ``--full`` at the sizes the targets name, three runs per
+size (hours on two cores: 10,000 parked jobs).
 
 Scenarios, each measured per size:
 
@@ -65,10 +66,10 @@ from workflows.models.steps import Step
 # each beside a smaller one, so every figure shows how it grows).
 QUICK_SIZES = {
     "actions": [1],
-    "parked": [50, 100],
+    "parked": [20, 50],
     "reconcile": [20, 50],
     "metric-writes": [20_000],
-    "listing": [10_000, 50_000],
+    "listing": [5_000, 20_000],
     "dispatch": [5, 10],
 }
 FULL_SIZES = {
@@ -80,8 +81,10 @@ FULL_SIZES = {
     "dispatch": [20, 50],
 }
 SCENARIOS = list(QUICK_SIZES)
-# Runs per size unless --runs says: the metric write ratio is a target "in each of 5 runs".
+# Runs per size unless --runs says: the default pass one (the metric writes, cheap, five),
+# --full three; the metric write ratio is a target "in each of 5 runs".
 RUNS = {"metric-writes": 5}
+QUICK_RUNS, FULL_RUNS = 1, 3
 STEP = {"action": {"action": "click_mouse", "coordinates": [5, 5]}, "description": "Click"}
 JOB_STEPS = [Step.model_validate(STEP) for _ in range(4)]
 JOB_STEPS.insert(2, Step.model_validate(STEP | {"description": "Delete", "risk": "delete"}))
@@ -107,10 +110,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="the targets' sizes (hours)")
     parser.add_argument("--sizes", help="comma-separated sizes (only with one --scenario)")
     parser.add_argument(
-        "--runs", type=int, help="runs per size (default 3; metric-writes 5), at least 1"
+        "--runs", type=int, help="runs per size (default 1, --full 3; metric-writes 5)"
     )
     parser.add_argument(
-        "--idle-eviction", type=float, default=30.0, help="parked: the worker's idle eviction"
+        "--idle-eviction", type=float, help="parked: the worker's idle eviction (5 s; 30)"
     )
     parser.add_argument(
         "--dispatch-seconds", type=float, help="dispatch: seconds of inserts (default 15; 5)"
@@ -129,9 +132,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     }
     if any(size < 1 for sizes in args.sizes_of.values() for size in sizes):
         parser.error("sizes must be at least 1")
-    args.runs_of = {name: args.runs or RUNS.get(name, 3) for name in args.scenarios}
+    runs = FULL_RUNS if args.full else QUICK_RUNS
+    args.runs_of = {name: args.runs or RUNS.get(name, runs) for name in args.scenarios}
     if args.dispatch_seconds is None:
         args.dispatch_seconds = 15.0 if args.full else 5.0
+    if args.idle_eviction is None:
+        args.idle_eviction = 30.0 if args.full else 5.0
     return args
 
 

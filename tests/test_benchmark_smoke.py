@@ -162,15 +162,16 @@ def test_scale_summarises_runs_and_growth() -> None:
 
 
 def test_scale_command_line() -> None:
-    """Default: every scenario small, three runs (the write ratio five); --full the
-    targets' sizes; --sizes for one scenario only."""
+    """Default: every scenario small, one run (the write ratio five); --full the targets'
+    sizes, three runs; --sizes for one scenario only."""
     from benchmarks.scale import FULL_SIZES, QUICK_SIZES, SCENARIOS, parse_args
 
     quick = parse_args([])
     assert quick.scenarios == SCENARIOS and quick.sizes_of == QUICK_SIZES
-    assert quick.runs_of["parked"] == 3 and quick.runs_of["metric-writes"] == 5
+    assert quick.runs_of["parked"] == 1 and quick.runs_of["metric-writes"] == 5
     full = parse_args(["--full", "--scenario", "parked", "--scenario", "listing"])
     assert full.sizes_of == {"parked": FULL_SIZES["parked"], "listing": FULL_SIZES["listing"]}
+    assert full.runs_of == {"parked": 3, "listing": 3}
     assert max(FULL_SIZES["parked"]) == 10_000 and max(FULL_SIZES["listing"]) == 1_000_000
     one = parse_args(["--scenario", "parked", "--sizes", "1e3,2000", "--runs", "4"])
     assert one.sizes_of == {"parked": [1000, 2000]} and one.runs_of == {"parked": 4}
