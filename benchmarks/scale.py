@@ -524,8 +524,10 @@ async def _fill(stack: BenchStack, rows: int) -> tuple[uuid.UUID, uuid.UUID]:
         copy_jobs = (
             "COPY public.jobs (id, user_id, title, instruction, status, created_at) FROM STDIN"
         )
+        # Triggers are off while loading: each approval's owner is written with it, as
+        # the database sets it (0022).
         copy_approvals = (
-            "COPY public.approvals (id, job_id, action_type, description, status, "
+            "COPY public.approvals (id, job_id, user_id, action_type, description, status, "
             "expires_at, created_at) FROM STDIN"
         )
         copy_generations = (
@@ -552,6 +554,7 @@ async def _fill(stack: BenchStack, rows: int) -> tuple[uuid.UUID, uuid.UUID]:
                         (
                             uuid.uuid4(),
                             job_id,
+                            owner(n),
                             "delete",
                             f"step {n}",
                             status,
