@@ -13,6 +13,9 @@ from activities.context import transition_context
 from db import approvals
 from db.approvals import Channel
 from db.pool import Pool
+from db.transitions import InvalidTransition
+
+DECIDED = ("approved", "rejected")
 
 
 class OpenApprovalInput(BaseModel):
@@ -45,14 +48,19 @@ class CloseApprovalInput(BaseModel):
     status: Literal["expired", "cancelled"]
     resume_job: bool
     reason: str | None = None  # why it closed (kept in decision_note)
+    # A decision already recorded on the row stands and is returned: its update was
+    # accepted and persisted by the gate, then lost with a failed workflow task.
+    keep_recorded_decision: bool = False
 
 
 class ApprovalRecord(BaseModel):
-    """What the workflow keeps of a persisted approval (ids and times only)."""
+    """What the workflow keeps of a persisted approval."""
 
     approval_id: UUID
     status: str
     decided_at: datetime | None = None
+    decided_by: str | None = None  # set when a recorded decision is returned on close
+    note: str | None = None
 
 
 class ApprovalActivities:
@@ -101,12 +109,29 @@ class ApprovalActivities:
     async def close_approval(self, request: CloseApprovalInput) -> ApprovalRecord:
         """Expire or cancel a gate nobody decided."""
         async with self.pool.connection() as conn:
-            row = await approvals.close_approval(
-                conn,
-                request.approval_id,
-                transition_context(request.reason or f"approval {request.status}"),
-                status=request.status,
-                resume_job=request.resume_job,
-                reason=request.reason,
-            )
+            try:
+                row = await approvals.close_approval(
+                    conn,
+                    request.approval_id,
+                    transition_context(request.reason or f"approval {request.status}"),
+                    status=request.status,
+                    resume_job=request.resume_job,
+                    reason=request.reason,
+                )
+            except InvalidTransition:
+                row = await approvals.get_approval(conn, request.approval_id)
+                if not request.keep_recorded_decision or row.status not in DECIDED:
+                    raise
+                activity.logger.warning(
+                    "approval decided in the database but not in its workflow: the recorded"
+                    " decision stands",
+                    extra={"approval_id": str(row.id), "status": row.status},
+                )
+                return ApprovalRecord(
+                    approval_id=row.id,
+                    status=row.status,
+                    decided_at=row.decided_at,
+                    decided_by=row.decided_by,
+                    note=row.decision_note,
+                )
         return ApprovalRecord(approval_id=row.id, status=row.status, decided_at=row.decided_at)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowQueryRejectedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from db.approvals import ApprovalRow, Channel
-from workflows.models.approval import ApprovalDecisionInput, ApprovalDecisionResult, Decision
+from workflows.models.approval import (
+    ApprovalDecisionInput,
+    ApprovalDecisionResult,
+    Decision,
+    GateState,
+)
 
 
 class DecisionOutcome(BaseModel):
@@ -36,6 +41,8 @@ async def deliver_decision(
     returned, not raised; an unreachable Temporal raises so the caller can retry.
     """
     if approval.status != "pending":
+        if approval.status in ("approved", "rejected") and approval.temporal_workflow_id:
+            await redeliver_recorded_decision(client, approval)
         return DecisionOutcome(
             applied=False,
             status=approval.status,
@@ -70,3 +77,44 @@ async def deliver_decision(
     return DecisionOutcome(
         applied=True, status=result.status, message=f"approval {approval.id} {result.status}"
     )
+
+
+async def redeliver_recorded_decision(client: Client, approval: ApprovalRow) -> bool:
+    """Hand the workflow the decision its row records, if its gate still waits.
+
+    The gate persists a decision inside the update's handler; if the workflow task that
+    ran it fails and the update is lost (a worker crash, a server restart), the row says
+    decided while the workflow still waits, and the person's redelivered reply finds the
+    row decided. The recorded decision (not this delivery's) is delivered under one
+    update id per approval. Returns whether it was delivered now.
+    """
+    if not (approval.temporal_workflow_id and approval.decided_by):
+        return False
+    handle = client.get_workflow_handle(approval.temporal_workflow_id)
+    try:
+        gates = await handle.query("approval_state", result_type=list[GateState])
+        waiting = any(g.approval_id == approval.id and g.status == "pending" for g in gates)
+        if not waiting:
+            return False
+        await handle.execute_update(
+            "decide_approval",
+            ApprovalDecisionInput(
+                approval_id=approval.id,
+                decision="approve" if approval.status == "approved" else "reject",
+                decided_by=approval.decided_by,
+                channel=approval.decision_channel or "ui",
+                note=approval.decision_note,
+            ),
+            id=f"recorded-decision/{approval.id}",
+            result_type=ApprovalDecisionResult,
+        )
+    except WorkflowUpdateFailedError:
+        return False  # the gate closed or was decided meanwhile
+    except (RPCError, WorkflowQueryRejectedError) as exc:
+        if isinstance(exc, RPCError) and exc.status not in (
+            RPCStatusCode.NOT_FOUND,
+            RPCStatusCode.FAILED_PRECONDITION,
+        ):
+            raise
+        return False  # the workflow is no longer running
+    return True

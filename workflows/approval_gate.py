@@ -47,6 +47,10 @@ EMAIL_MIN_WINDOW = timedelta(minutes=1)
 # reason and raises GateFailed; a reminder that cannot be sent is logged, not fatal.
 # Older runs let the exception through and left the row pending.
 GATE_CLOSES_ON_FAILURE = "gate-closes-on-failure"
+# workflow.patched id: closing a gate whose row already holds a decision keeps that
+# decision (its update was accepted and persisted, then lost with a failed workflow task
+# before it reached the history). Older runs failed the close on the decided row.
+GATE_KEEPS_RECORDED_DECISION = "gate-keeps-recorded-decision"
 
 
 class GateFailed(Exception):
@@ -133,6 +137,8 @@ class ApprovalGate:
                 return self._decided()
             status, why = _why_closed(failure)
             await self._close(status, why, resume_job=False)
+            if self.outcome is not None and self.outcome.status in ("approved", "rejected"):
+                return self._decided()  # decided before it failed: the decision stands
             raise GateFailed(f"approval of '{self.request.description}' {status}: {why}") from None
 
     def _decided(self) -> GateOutcome:
@@ -180,18 +186,28 @@ class ApprovalGate:
         self, status: Literal["expired", "cancelled"], reason: str, *, resume_job: bool = True
     ) -> None:
         self.closed = True
-        await workflow.execute_local_activity_method(
+        keep = workflow.patched(GATE_KEEPS_RECORDED_DECISION)
+        record = await workflow.execute_local_activity_method(
             ApprovalActivities.close_approval,
             CloseApprovalInput(
                 approval_id=self.approval_id,
                 status=status,
                 resume_job=resume_job and status == "expired",
                 reason=reason,
+                keep_recorded_decision=keep,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
             summary=f"approval {status}",
         )
+        if record.status in ("approved", "rejected"):  # only returned when `keep`
+            self.outcome = GateOutcome(
+                approval_id=self.approval_id,
+                status="approved" if record.status == "approved" else "rejected",
+                decided_by=record.decided_by,
+                note=record.note,
+            )
+            return
         self.outcome = GateOutcome(approval_id=self.approval_id, status=status)
 
     async def decide(self, decision: ApprovalDecisionInput) -> ApprovalDecisionResult:
