@@ -75,13 +75,16 @@ async def _connection(stack: BenchStack, platform: metrics.Platform) -> uuid.UUI
     return connection_id
 
 
-async def upsert_rate(
-    stack: BenchStack, values: list[MetricValue], platform: metrics.Platform
+async def _upsert_seconds(
+    stack: BenchStack,
+    values: list[MetricValue],
+    platform: metrics.Platform,
+    connection_id: uuid.UUID,
+    sync_id: uuid.UUID,
 ) -> float:
-    """Rows per second through ``upsert_metric_page`` from the pool, page after page (as
-    ``MetricSyncActivities._pull_slice`` writes them)."""
-    connection_id = await _connection(stack, platform)
-    sync_id, page = uuid.uuid4(), PAGE_VALUES[platform]
+    """Seconds to write ``values`` through ``upsert_metric_page`` from the pool, page after
+    page (as ``MetricSyncActivities._pull_slice`` writes them); every row must land."""
+    page = PAGE_VALUES[platform]
     written = 0
     started = time.perf_counter()
     for offset in range(0, len(values), page):
@@ -95,15 +98,22 @@ async def upsert_rate(
         written += counts.created + counts.updated
     seconds = time.perf_counter() - started
     assert written == len(values), f"upserted {written} of {len(values)} rows"
-    return rate(written, seconds)
+    return seconds
 
 
-async def copy_rate(stack: BenchStack, values: list[MetricValue]) -> float:
-    """Rows per second of a raw COPY of the same rows into a plain table."""
-    connection_id, sync_id = uuid.uuid4(), uuid.uuid4()
-    async with stack.pool.connection() as conn:
-        await conn.execute(RAW_TABLE)
-        await conn.execute("TRUNCATE bench_raw_metrics")
+async def upsert_rate(
+    stack: BenchStack, values: list[MetricValue], platform: metrics.Platform
+) -> float:
+    """Rows per second through ``upsert_metric_page``, all of ``values`` at once."""
+    connection_id = await _connection(stack, platform)
+    seconds = await _upsert_seconds(stack, values, platform, connection_id, uuid.uuid4())
+    return rate(len(values), seconds)
+
+
+async def _copy_seconds(
+    stack: BenchStack, values: list[MetricValue], connection_id: uuid.UUID, sync_id: uuid.UUID
+) -> float:
+    """Seconds of a raw COPY of ``values`` into the plain table."""
     started = time.perf_counter()
     async with stack.pool.connection() as conn, conn.cursor() as cur, cur.copy(COPY) as copy:
         for v in values:
@@ -120,7 +130,19 @@ async def copy_rate(stack: BenchStack, values: list[MetricValue]) -> float:
                     sync_id,
                 )
             )
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+async def _raw_table(stack: BenchStack) -> None:
+    async with stack.pool.connection() as conn:
+        await conn.execute(RAW_TABLE)
+        await conn.execute("TRUNCATE bench_raw_metrics")
+
+
+async def copy_rate(stack: BenchStack, values: list[MetricValue]) -> float:
+    """Rows per second of a raw COPY of the same rows into a plain table."""
+    await _raw_table(stack)
+    seconds = await _copy_seconds(stack, values, uuid.uuid4(), uuid.uuid4())
     return rate(len(values), seconds)
 
 
@@ -130,6 +152,43 @@ async def metric_upserts(stack: BenchStack, rows: int) -> dict[str, Any]:
     meta_rate = await upsert_rate(stack, values, "meta")
     google_rate = await upsert_rate(stack, values, "google_ads")
     raw_rate = await copy_rate(stack, values)
+    return _figures(rows, meta_rate, google_rate, raw_rate)
+
+
+async def metric_upserts_interleaved(stack: BenchStack, rows: int) -> dict[str, Any]:
+    """As ``metric_upserts``, in slices of whole pages of both platforms (five for a
+    million rows), the three writers taking turns in a rotating order: a machine whose
+    load drifts during the run (other work on its cores, a checkpoint) weighs on all
+    three alike, so the ratios measure the write path, not the moment."""
+    values = metric_values(rows)
+    page = max(PAGE_VALUES.values())  # a multiple of the other
+    size = page * max(1, rows // (page * 5))
+    meta_id, google_id = await _connection(stack, "meta"), await _connection(stack, "google_ads")
+    await _raw_table(stack)
+    meta_sync, google_sync, raw_sync, raw_id = (uuid.uuid4() for _ in range(4))
+    seconds = {"meta": 0.0, "google_ads": 0.0, "copy": 0.0}
+    for turn, offset in enumerate(range(0, rows, size)):
+        part = values[offset : offset + size]
+        names = list(seconds)
+        for name in names[turn % 3 :] + names[: turn % 3]:
+            if name == "copy":
+                seconds[name] += await _copy_seconds(stack, part, raw_id, raw_sync)
+            elif name == "meta":
+                seconds[name] += await _upsert_seconds(stack, part, "meta", meta_id, meta_sync)
+            else:
+                seconds[name] += await _upsert_seconds(
+                    stack, part, "google_ads", google_id, google_sync
+                )
+    figures = _figures(
+        rows,
+        rate(rows, seconds["meta"]),
+        rate(rows, seconds["google_ads"]),
+        rate(rows, seconds["copy"]),
+    )
+    return figures | {"slices": -(-rows // size)}
+
+
+def _figures(rows: int, meta_rate: float, google_rate: float, raw_rate: float) -> dict[str, Any]:
     return {
         "rows": rows,
         "meta_page_values": PAGE_VALUES["meta"],

@@ -50,6 +50,8 @@ class BenchStack:
     server_pid: int  # the Temporal dev server
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     bare_waiting: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    # The dev server's Prometheus endpoint, when the stack was asked for one.
+    server_metrics_url: str | None = None
 
     async def fetchall(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """All rows of a query on the benchmark's database."""
@@ -192,12 +194,27 @@ def _read_lines(
                 loop.call_soon_threadsafe(queue.put_nowait, line)
 
 
+class _MeteredDevServer(TemporalDevServer):
+    """The dev server with its Prometheus endpoint on (``--metrics-port``)."""
+
+    def __init__(self, *args: Any, metrics_port: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics_port = metrics_port
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--metrics-port", str(self.metrics_port)]
+
+
 @contextlib.asynccontextmanager
 async def bench_stack(
-    *, keep: bool = False, worker_settings: dict[str, Any] | None = None
+    *,
+    keep: bool = False,
+    worker_settings: dict[str, Any] | None = None,
+    server_metrics: bool = False,
 ) -> AsyncIterator[BenchStack]:
     """Start the stack in a fresh temporary directory; stop all of it (workers included,
-    however the run ends) and delete the directory."""
+    however the run ends) and delete the directory. ``server_metrics``: the dev server
+    serves its Prometheus metrics (``BenchStack.server_metrics_url``)."""
     home = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
     use_bench_runtime_dir()
     try:
@@ -206,11 +223,18 @@ async def bench_stack(
             db_url = await postgres.start()
             exits.push_async_callback(postgres.stop)
             await migrate(db_url)
-            temporal = TemporalDevServer(
-                home / "temporal",
-                port=free_port(),
-                ui_port=free_port(),
-                log_path=home / "temporal.log",
+            server_options: dict[str, Any] = {
+                "port": free_port(),
+                "ui_port": free_port(),
+                "log_path": home / "temporal.log",
+            }
+            metrics_port = free_port() if server_metrics else None
+            temporal: TemporalDevServer = (
+                TemporalDevServer(home / "temporal", **server_options)
+                if metrics_port is None
+                else _MeteredDevServer(
+                    home / "temporal", metrics_port=metrics_port, **server_options
+                )
             )
             await temporal.start()
             exits.push_async_callback(temporal.stop)
@@ -243,6 +267,8 @@ async def bench_stack(
             stack = BenchStack(
                 home, settings, pool, client, emulators, ingress_url, temporal.process.pid
             )
+            if metrics_port is not None:
+                stack.server_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
             exits.push_async_callback(stack.stop_workers)
             await stack.start_ingress()
             yield stack

@@ -8,6 +8,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = {
@@ -114,3 +117,135 @@ def _run_module(module: str, *args: str, timeout: float) -> subprocess.Completed
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def test_scale_reads_the_servers_counters_by_label() -> None:
+    """``benchmarks.scale`` cross-checks actions with the dev server's ``action`` counter:
+    only the default namespace, only that metric, summed by the label."""
+    from benchmarks.scale import parse_counter
+
+    page = "\n".join(
+        [
+            "# TYPE action counter",
+            'action{action_type="grpc_StartWorkflowExecution",namespace="default"} 3',
+            'action{action_type="grpc_StartWorkflowExecution",namespace="temporal_system"} 2',
+            'action{namespace="default",action_type="command_StartTimer",x="1"} 1.5e+01',
+            'action{namespace="default",action_type="command_StartTimer",x="2"} 1',
+            'action_other{action_type="grpc_StartWorkflowExecution",namespace="default"} 9',
+            'action{action_type_x="decoy",namespace="default"} 4',
+        ]
+    )
+    assert parse_counter(page, "action", "action_type") == {
+        "grpc_StartWorkflowExecution": 3.0,
+        "command_StartTimer": 16.0,
+    }
+
+
+def test_scale_summarises_runs_and_growth() -> None:
+    """Each figure as min / median / max per size, and its growth per unit of size."""
+    from benchmarks.scale import growth, scenario_table, spread
+
+    assert spread([3.0, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0}
+    summary = {
+        1000: {"rss": spread([100.0, 110.0, 120.0])},
+        3000: {"rss": spread([140.0, 150.0, 160.0])},
+    }
+    assert growth(summary) == {"rss": 0.02}
+    assert growth({1000: summary[1000]}) == {}
+    out = {
+        "scenario": "parked",
+        "runs": [{"size": 1000, "load_avg": 2.5}],
+        "summary": {"1000": summary[1000]},
+        "growth_per_unit": {"rss": 0.02},
+    }
+    assert "rss: 100 / 110 / 120" in scenario_table(out) and "load average" in scenario_table(out)
+
+
+def test_scale_command_line() -> None:
+    """Default: every scenario small, one run (the write ratio five); --full the targets'
+    sizes, three runs; --sizes for one scenario only."""
+    from benchmarks.scale import FULL_SIZES, QUICK_SIZES, SCENARIOS, parse_args
+
+    quick = parse_args([])
+    assert quick.scenarios == SCENARIOS and quick.sizes_of == QUICK_SIZES
+    assert quick.runs_of["parked"] == 1 and quick.runs_of["metric-writes"] == 5
+    full = parse_args(["--full", "--scenario", "parked", "--scenario", "listing"])
+    assert full.sizes_of == {"parked": FULL_SIZES["parked"], "listing": FULL_SIZES["listing"]}
+    assert full.runs_of == {"parked": 3, "listing": 3}
+    assert max(FULL_SIZES["parked"]) == 10_000 and max(FULL_SIZES["listing"]) == 1_000_000
+    one = parse_args(["--scenario", "parked", "--sizes", "1e3,2000", "--runs", "4"])
+    assert one.sizes_of == {"parked": [1000, 2000]} and one.runs_of == {"parked": 4}
+    for wrong in (
+        ["--sizes", "10"],  # which scenario?
+        ["--scenario", "parked", "--scenario", "listing", "--sizes", "10"],
+        ["--scenario", "parked", "--sizes", "0"],
+        ["--runs", "0"],
+        ["--scenario", "nonsense"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(wrong)
+
+
+def _scenario(name: str, sizes: list[int], figures: dict[str, list[float]]) -> dict[str, Any]:
+    from benchmarks.scale import spread
+
+    summary = {str(max(sizes)): {k: spread(v) for k, v in figures.items()}}
+    return {"scenario": name, "sizes": sizes, "summary": summary}
+
+
+@pytest.mark.parametrize(
+    ("name", "figures", "met"),
+    [
+        # The worst run decides: one run under the ratio misses it.
+        ("metric-writes", {"ratio_meta": [0.6, 0.49, 0.7], "ratio_google_ads": [0.6]}, [0, 1]),
+        ("metric-writes", {"ratio_meta": [0.5], "ratio_google_ads": [0.51]}, [1, 1]),
+        ("parked", {"worker_rss_peak_mb": [200, 251], "failed": [0, 0]}, [0, 1]),
+        ("parked", {"worker_rss_peak_mb": [200, 249], "failed": [0, 1]}, [1, 0]),
+        # An index is not enough when slow, nor fast enough without one.
+        (
+            "listing",
+            {
+                "heavy jobs.p99_ms": [3, 4],
+                "heavy jobs.uses_index": [1, 1],
+                "heavy approvals.p99_ms": [3, 12],
+                "heavy approvals.uses_index": [1, 1],
+                "typical jobs.p99_ms": [1, 1],
+                "typical jobs.uses_index": [1, 0],
+            },
+            [0, 1, 0],
+        ),
+        (
+            "actions",
+            {"agent_job.fewer_than_naive": [0.5], "generation.fewer_than_naive": [0.29]},
+            [1, 0],
+        ),
+        ("dispatch", {"p99_ms": [900, 1000]}, [0]),
+    ],
+)
+def test_scale_targets_take_the_worst_run(
+    name: str, figures: dict[str, list[float]], met: list[int]
+) -> None:
+    from benchmarks.scale import targets
+
+    found = targets(_scenario(name, [10, 100], figures))
+    assert [int(t["met"]) for t in found] == met, found
+    assert all(t["size"] == 100 for t in found)
+
+
+def test_scale_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
+    """``benchmarks.scale`` on its own stack: one user's listings among a few thousand
+    rows, as the app reads them, with their plans (no timing assertions)."""
+    out = tmp_path / "scale.json"
+    done = _run_module(
+        "benchmarks.scale",
+        *("--scenario", "listing", "--sizes", "2000", "--runs", "1", "--out", str(out)),
+        timeout=240,
+    )
+    figures = json.loads(out.read_text())["scenarios"]["listing"]
+    run = figures["runs"][0]
+    for who in ("typical", "heavy"):
+        for listing in ("jobs", "approvals", "generations"):
+            assert run[f"{who} {listing}"]["p99_ms"] > 0
+            assert "Limit" in run[f"{who} {listing}"]["plan"]
+    assert len(figures["targets"]) == len([k for k in run if k.startswith(("typical", "heavy"))])
+    assert "listing: 1 runs" in done.stdout and "target " in done.stdout

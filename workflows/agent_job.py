@@ -13,12 +13,13 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.approval_gate import ApprovalGateHost, GateFailed
 from workflows.ending import despite_cancel, error_type, failure_reason, handlers_done
 from workflows.task_queues import AGENT_JOBS, activity_queue
+from workflows.visibility import ONE_UPSERT_PER_CHANGE, upsert_changes
 
 with workflow.unsafe.imports_passed_through():
     # Shared with the activities: one class identity inside and outside the sandbox.
@@ -104,15 +105,24 @@ class AgentJob(ApprovalGateHost):
         self._closing = False
         self._unwritten: set[int] = set()  # steps queued by add_steps, rows not yet written
         self._warnings: list[str] = []
+        self._one_upsert = False  # ONE_UPSERT_PER_CHANGE: one upsert command per state change
 
     @workflow.run
     async def run(self, request: AgentJobInput) -> AgentJobResult:
         """Run the job to completion, failure, rejection or cancellation."""
         final_rows = workflow.patched(ROWS_ALWAYS_FINAL)
+        self._one_upsert = workflow.patched(ONE_UPSERT_PER_CHANGE)
         platform = await self._persist_start()
-        workflow.upsert_search_attributes(
-            [USER_ID.value_set(str(request.user_id)), PLATFORM.value_set(platform)]
-        )
+        if self._one_upsert:  # the user id came with the start; the status with the platform
+            upsert_changes(
+                JOB_STATUS.value_set("running"),
+                USER_ID.value_set(str(request.user_id)),
+                PLATFORM.value_set(platform),
+            )
+        else:
+            workflow.upsert_search_attributes(
+                [USER_ID.value_set(str(request.user_id)), PLATFORM.value_set(platform)]
+            )
         outcome: JobOutcome = "completed"
         reason: str | None = None
         try:
@@ -166,7 +176,10 @@ class AgentJob(ApprovalGateHost):
             summary="persist job",
         )
         self._browser_settings = started.browser_settings
-        self._set_status("running")
+        if self._one_upsert:
+            self._status = "running"  # upserted with the platform
+        else:
+            self._set_status("running")
         return started.platform
 
     async def _open_browser(self, *, recreate: bool) -> None:
@@ -292,9 +305,8 @@ class AgentJob(ApprovalGateHost):
     async def _ask(self, index: int, step: Step, blob_id: str) -> GateOutcome:
         """Wait at an approval gate for the step, the job shown as waiting meanwhile; a
         cancelled gate cancels the job."""
-        self._set_status("waiting_approval")
         self._waiting_on = f"approval of step {index + 1}: {step.description}"
-        workflow.upsert_search_attributes([AWAITING_SINCE.value_set(workflow.now())])
+        self._set_status("waiting_approval", AWAITING_SINCE.value_set(workflow.now()))
         self._show_progress()
         try:
             outcome = await self.open_gate(
@@ -309,10 +321,10 @@ class AgentJob(ApprovalGateHost):
             )
         finally:
             self._waiting_on = None
-        workflow.upsert_search_attributes([AWAITING_SINCE.value_unset()])
         if outcome.status == "cancelled":
+            workflow.upsert_search_attributes([AWAITING_SINCE.value_unset()])
             raise asyncio.CancelledError
-        self._set_status("running")
+        self._set_status("running", AWAITING_SINCE.value_unset())
         return outcome
 
     async def _skip(self, index: int, why: str) -> None:
@@ -391,9 +403,17 @@ class AgentJob(ApprovalGateHost):
         except ActivityError as failure:
             workflow.logger.warning("storing the outcome memory failed", exc_info=failure)
 
-    def _set_status(self, status: str) -> None:
+    def _set_status(self, status: str, *also: SearchAttributeUpdate) -> None:
+        """The status and what changes with it: one upsert command (older runs: one each)."""
         self._status = status
-        workflow.upsert_search_attributes([JOB_STATUS.value_set(status)])
+        if self._one_upsert:
+            upsert_changes(JOB_STATUS.value_set(status), *also)
+            return
+        # Older runs: one command each; the status before a gate's attribute, after it
+        # when the gate closes.
+        commands = [[JOB_STATUS.value_set(status)], *([update] for update in also)]
+        for command in commands if status == "waiting_approval" else reversed(commands):
+            workflow.upsert_search_attributes(command)
 
     def _show_progress(self) -> None:
         done = len(self._results)

@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 from workflows.ending import despite_cancel, failure_reason, handlers_done, out_of_time
 from workflows.task_queues import GENERATIONS, activity_queue
+from workflows.visibility import ONE_UPSERT_PER_CHANGE, upsert_changes
 
 with workflow.unsafe.imports_passed_through():
     from activities.generation_slots import SlotActivities, WakeWaitersInput
@@ -113,9 +114,15 @@ class Generation:
             retry_policy=DB_RETRY,
             summary="persist generation",
         )
-        workflow.upsert_search_attributes(
-            [USER_ID.value_set(str(request.user_id)), MODEL.value_set(request.model)]
-        )
+        if workflow.patched(ONE_UPSERT_PER_CHANGE):
+            # Started by the app or the CLI with both (free); a batch's child upserts them.
+            upsert_changes(USER_ID.value_set(str(request.user_id)), MODEL.value_set(request.model))
+            # Its marker here, with the others of this task: markers are billed per task.
+            workflow.patched(HINTS_SINCE_LAST_READ)
+        else:
+            workflow.upsert_search_attributes(
+                [USER_ID.value_set(str(request.user_id)), MODEL.value_set(request.model)]
+            )
         deadline = workflow.now() + request.deadline
         self._bounded = workflow.patched(BOUNDED_BY_DEADLINE)
         try:

@@ -19,6 +19,7 @@ from temporalio.workflow import ActivityCancellationType
 
 from workflows.ending import despite_cancel, failure_reason, handlers_done, out_of_time
 from workflows.task_queues import SYNCS, activity_queue
+from workflows.visibility import ONE_UPSERT_PER_CHANGE, upsert_changes
 
 with workflow.unsafe.imports_passed_through():
     from activities.metric_schedules import ReconcileInput, ReconcileResult, ScheduleActivities
@@ -80,11 +81,20 @@ class MetricSync:
         return result
 
     async def _run(self, request: MetricSyncInput) -> MetricSyncResult:
-        workflow.upsert_search_attributes([CONNECTION_ID.value_set(str(request.connection_id))])
+        # Its schedule starts it with both attributes (free): runs with the patch upsert
+        # only what changes.
+        one_upsert = workflow.patched(ONE_UPSERT_PER_CHANGE)
+        if one_upsert:
+            upsert_changes(CONNECTION_ID.value_set(str(request.connection_id)))
+        else:
+            workflow.upsert_search_attributes([CONNECTION_ID.value_set(str(request.connection_id))])
         self._closes_its_log = workflow.patched(SYNC_CLOSES_ITS_LOG)
         deadline = workflow.now() + request.deadline
         opened, cancelled = await self._open(request)
-        workflow.upsert_search_attributes([PLATFORM.value_set(opened.platform)])
+        if one_upsert:
+            upsert_changes(PLATFORM.value_set(opened.platform))
+        else:
+            workflow.upsert_search_attributes([PLATFORM.value_set(opened.platform)])
         self._show(opened, "pulling")
         pulled: PullResult | None = None
         error: str | None = "cancelled"
