@@ -36,6 +36,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.housekeeping_schedules import revoked_note
 from db import metrics
 from db.metrics import ConnectionRow
 from db.pool import Pool
@@ -121,6 +122,8 @@ def _connection_of(schedule: str) -> uuid.UUID | None:
 
 
 def _note(row: ConnectionRow) -> str:
+    if row.credentials_status == "revoked":
+        return revoked_note(row.label, row.credentials_error)
     if not row.is_active:
         return f"Paused: {row.label} is inactive (platform_connections.is_active = false)."
     return (
@@ -159,7 +162,9 @@ def desired_schedule(row: ConnectionRow, task_queue: str) -> Schedule:
         policy=SchedulePolicy(
             overlap=ScheduleOverlapPolicy.SKIP, catchup_window=min(every, MAX_CATCHUP_WINDOW)
         ),
-        state=ScheduleState(note=_note(row), paused=not row.is_active),
+        state=ScheduleState(
+            note=_note(row), paused=not row.is_active or row.credentials_status == "revoked"
+        ),
     )
 
 

@@ -1,12 +1,12 @@
 """`orchestrator keys rotate`: re-encrypt every stored credential under the current key.
 
-Stored credentials are users' API keys (``user_api_keys``) and ad-platform connection
-tokens (``platform_connections.credentials``). Each value not yet under the current key
-id is decrypted (with the key its id names, or the legacy key for ``v1`` values) and
-encrypted again; the row is updated only if it still holds the value that was read, and
-every update commits on its own. So a run can be stopped at any point and run again: it
-skips what is already current, and a second run changes nothing. It reports counts and
-the places it could not read, never a value.
+Stored credentials are users' API keys (``user_api_keys``), ad-platform connection
+tokens (``platform_connections.credentials``) and Threads tokens (``threads_accounts``).
+Each value not yet under the current key id is decrypted (with the key its id names, or
+the legacy key for ``v1`` values) and encrypted again; the row is updated only if it
+still holds the value that was read, and every update commits on its own. So a run can
+be stopped at any point and run again: it skips what is already current, and a second
+run changes nothing. It reports counts and the places it could not read, never a value.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from activities.credentials import CredentialBox, DecryptionError
 from activities.higgsfield import key_context
 from activities.metric_sync import credentials_context
+from activities.token_refresh import threads_context
 from db.pool import Pool
 from db.queries import load_queries
 
@@ -54,6 +55,13 @@ TABLES = [
         "replace_user_api_key",
         value=lambda row: row["encrypted_api_key"],
         context=lambda row: key_context(row["user_id"], row["service"]),
+    ),
+    _Table(
+        "threads_accounts",
+        "threads_tokens_batch",
+        "replace_threads_token",
+        value=lambda row: row["access_token"],
+        context=lambda row: threads_context(row["id"]),
     ),
     _Table(
         "platform_connections",

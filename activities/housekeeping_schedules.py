@@ -1,0 +1,423 @@
+"""Housekeeping schedules, mirrored from the tables like the metric-sync ones.
+
+- ``token-refresh-connection-<id>``: daily, per Meta connection whose token expires;
+- ``token-refresh-threads-<id>``: daily, per Threads account (seed 003);
+- ``retention-daily``: the one daily retention run;
+- ``dashboard-refresh-<view>``: per active ``dashboard_refreshes`` row whose materialized
+  view exists, every ``every_minutes``.
+
+``reconcile_housekeeping`` creates the missing ones, updates changed ones, pauses those
+whose holder is inactive or whose credentials failed for good (and resumes them after a
+reconnect), and deletes the ones nothing calls for any more. Every schedule skips a run
+while the previous one is still going (``SKIP``), carries a summary and a note for the
+Temporal UI, and its task queue in the memo (deployments sharing a namespace leave each
+other's alone). Workflows are named by their registered names, not imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from db import dashboards, metrics, tokens
+from db.dashboards import DashboardRow
+from db.metrics import ConnectionRow
+from db.pool import Pool
+from db.tokens import ThreadsAccountRow
+from workflows.models.housekeeping import (
+    DashboardRefreshInput,
+    Holder,
+    RetentionInput,
+    TokenRefreshInput,
+)
+from workflows.search_attributes import CONNECTION_ID, PLATFORM
+
+# The registered names of the workflows (workflows/token_refresh.py, retention.py, ...).
+TOKEN_REFRESH_WORKFLOW = "TokenRefresh"  # noqa: S105 - a workflow name
+RETENTION_WORKFLOW = "Retention"
+DASHBOARD_REFRESH_WORKFLOW = "DashboardRefresh"
+TOKEN_PREFIX = "token-refresh-"  # noqa: S105 - a schedule id prefix
+DASHBOARD_PREFIX = "dashboard-refresh-"
+RETENTION_PREFIX = "retention-"
+RETENTION_SCHEDULE_ID = "retention-daily"
+KIND_MEMO = "housekeeping"  # memo key naming the kind of a housekeeping schedule
+TOKEN_CHECK_EVERY = timedelta(days=1)
+TOKEN_JITTER = timedelta(hours=1)  # spread the daily checks of many accounts
+TOKEN_TIMEOUT = timedelta(hours=1)
+RETENTION_EVERY = timedelta(days=1)
+RETENTION_TIMEOUT = timedelta(hours=20)  # a stuck run must not block SKIP forever
+DASHBOARD_TIMEOUT = timedelta(hours=2)
+
+Change = Literal["created", "updated", "paused", "unpaused", "unchanged"]
+
+
+class HousekeepingResult(BaseModel):
+    """Which housekeeping schedules changed, by kind of change, and what was left out."""
+
+    created: list[str] = []
+    updated: list[str] = []
+    paused: list[str] = []
+    unpaused: list[str] = []
+    deleted: list[str] = []
+    unchanged: int = 0
+    notes: list[str] = []  # e.g. a configured view that does not exist
+
+    def summary(self) -> str:
+        """One line for operators."""
+        parts = [
+            f"{len(ids)} {kind}"
+            for kind, ids in (
+                ("created", self.created),
+                ("updated", self.updated),
+                ("paused", self.paused),
+                ("unpaused", self.unpaused),
+                ("deleted", self.deleted),
+            )
+            if ids
+        ]
+        return ", ".join([*parts, f"{self.unchanged} unchanged"])
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A schedule reconcile wants, with what it is stamped with."""
+
+    id: str
+    schedule: Schedule
+    kind: str
+    search_attributes: TypedSearchAttributes = field(
+        default_factory=lambda: TypedSearchAttributes([])
+    )
+
+
+def token_schedule_id(holder: Holder, holder_id: object) -> str:
+    """``token-refresh-connection-<id>`` / ``token-refresh-threads-<id>``."""
+    return f"{TOKEN_PREFIX}{holder}-{holder_id}"
+
+
+def dashboard_schedule_id(view_name: str) -> str:
+    """``dashboard-refresh-<view>``."""
+    return f"{DASHBOARD_PREFIX}{view_name}"
+
+
+def revoked_note(label: str, reason: str | None) -> str:
+    """The note of a schedule paused because its credentials failed for good."""
+    return (
+        f"Paused: the credentials of {label} stopped working ({reason or 'revoked'}). "
+        "Reconnect the account (orchestrator connections reconnect / threads reconnect) and "
+        "the next reconcile resumes it."
+    )[:1000]
+
+
+def _attributes(holder_id: UUID, platform: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(CONNECTION_ID, str(holder_id)),
+            SearchAttributePair(PLATFORM, platform),
+        ]
+    )
+
+
+def _token_schedule(
+    holder: Holder,
+    holder_id: UUID,
+    label: str,
+    platform: str,
+    task_queue: str,
+    *,
+    paused_note: str | None,
+) -> Desired:
+    sid = token_schedule_id(holder, holder_id)
+    attributes = _attributes(holder_id, platform)
+    what = "exchanges the Meta token again" if holder == "connection" else "refreshes the token"
+    return Desired(
+        id=sid,
+        kind="token-refresh",
+        search_attributes=attributes,
+        schedule=Schedule(
+            action=ScheduleActionStartWorkflow(
+                TOKEN_REFRESH_WORKFLOW,
+                TokenRefreshInput(holder=holder, holder_id=holder_id),
+                id=sid,
+                task_queue=task_queue,
+                execution_timeout=TOKEN_TIMEOUT,
+                typed_search_attributes=attributes,
+                static_summary=f"Token refresh · {label}"[:200],
+                static_details=(
+                    f"Checks daily whether the long-lived token of {label} expires within a "
+                    f"week and, if so, {what}. A refresh that fails for good pauses the "
+                    "account's schedules and emails its owner."
+                ),
+            ),
+            spec=ScheduleSpec(
+                intervals=[ScheduleIntervalSpec(every=TOKEN_CHECK_EVERY)], jitter=TOKEN_JITTER
+            ),
+            policy=SchedulePolicy(
+                overlap=ScheduleOverlapPolicy.SKIP, catchup_window=TOKEN_CHECK_EVERY
+            ),
+            state=ScheduleState(
+                note=paused_note
+                or (
+                    f"Keeps the token of {label} fresh. Managed by `orchestrator schedules "
+                    "reconcile`: edit the account's row, not this schedule."
+                ),
+                paused=paused_note is not None,
+            ),
+        ),
+    )
+
+
+def connection_token_schedule(row: ConnectionRow, task_queue: str) -> Desired | None:
+    """The token-refresh schedule of a connection: Meta tokens that expire only."""
+    if row.platform != "meta" or row.token_expires_at is None:
+        return None
+    note = None
+    if row.credentials_status == "revoked":
+        note = revoked_note(row.label, row.credentials_error)
+    elif not row.is_active:
+        note = f"Paused: {row.label} is inactive (platform_connections.is_active = false)."
+    return _token_schedule("connection", row.id, row.label, "meta", task_queue, paused_note=note)
+
+
+def threads_token_schedule(row: ThreadsAccountRow, task_queue: str) -> Desired:
+    """The token-refresh schedule of a Threads account."""
+    note = None
+    if row.credentials_status == "revoked":
+        note = revoked_note(row.label, row.credentials_error)
+    elif row.is_active is False:
+        note = f"Paused: {row.label} is inactive (threads_accounts.is_active = false)."
+    return _token_schedule("threads", row.id, row.label, "threads", task_queue, paused_note=note)
+
+
+def retention_schedule(task_queue: str, schedule_id: str = RETENTION_SCHEDULE_ID) -> Desired:
+    """The daily retention run."""
+    return Desired(
+        id=schedule_id,
+        kind="retention",
+        schedule=Schedule(
+            action=ScheduleActionStartWorkflow(
+                RETENTION_WORKFLOW,
+                RetentionInput(),
+                id=schedule_id,
+                task_queue=task_queue,
+                execution_timeout=RETENTION_TIMEOUT,
+                static_summary="Retention: archive and delete old rows",
+                static_details=(
+                    "Archives and deletes what retention_policies says (activity log, "
+                    "notifications, transition log, webhook deliveries, screenshots of "
+                    "finished jobs) in small batches; stamps last_archived_at / last_purged_at."
+                ),
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RETENTION_EVERY)]),
+            policy=SchedulePolicy(
+                overlap=ScheduleOverlapPolicy.SKIP, catchup_window=RETENTION_EVERY
+            ),
+            state=ScheduleState(
+                note=(
+                    "Daily. Edit retention_policies (days per kind), not this schedule. "
+                    "Managed by `orchestrator schedules reconcile`."
+                )
+            ),
+        ),
+    )
+
+
+def dashboard_schedule(row: DashboardRow, task_queue: str) -> Desired:
+    """The refresh schedule of a configured materialized view."""
+    sid = dashboard_schedule_id(row.view_name)
+    every = timedelta(minutes=row.every_minutes)
+    return Desired(
+        id=sid,
+        kind="dashboard-refresh",
+        schedule=Schedule(
+            action=ScheduleActionStartWorkflow(
+                DASHBOARD_REFRESH_WORKFLOW,
+                DashboardRefreshInput(view_name=row.view_name),
+                id=sid,
+                task_queue=task_queue,
+                execution_timeout=DASHBOARD_TIMEOUT,
+                static_summary=f"Dashboard refresh · {row.view_name}"[:200],
+                static_details=(
+                    f"REFRESH MATERIALIZED VIEW (CONCURRENTLY when it has a unique index) "
+                    f"{row.view_name}, every {row.every_minutes} min; a run still going "
+                    "makes the next one a skip."
+                ),
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=every),
+            state=ScheduleState(
+                note=(
+                    f"Refreshes {row.view_name} every {row.every_minutes} min (replaces "
+                    "seed 002's pg_cron job). Edit dashboard_refreshes, not this schedule."
+                )
+            ),
+        ),
+    )
+
+
+async def desired_schedules(
+    pool: Pool, task_queue: str, retention_id: str = RETENTION_SCHEDULE_ID
+) -> tuple[list[Desired], list[str]]:
+    """Every housekeeping schedule the tables call for, and notes on what they leave out."""
+    async with pool.connection() as conn:
+        connections = await metrics.list_connections(conn)
+        accounts = await tokens.list_threads_accounts(conn)
+        views = await dashboards.list_dashboards(conn)
+    wanted = [retention_schedule(task_queue, retention_id)]
+    wanted += [d for r in connections if (d := connection_token_schedule(r, task_queue))]
+    wanted += [threads_token_schedule(a, task_queue) for a in accounts]
+    notes = []
+    for view in views:
+        if not view.is_active:
+            continue
+        if not view.present:
+            notes.append(f"dashboard_refreshes names {view.view_name}: no such materialized view")
+            continue
+        wanted.append(dashboard_schedule(view, task_queue))
+    return wanted, notes
+
+
+def _differs(current: Schedule, desired: Schedule) -> bool:
+    """Whether the parts reconcile manages differ (spec, action, policy, note, pause)."""
+    action, wanted = current.action, desired.action
+    assert isinstance(wanted, ScheduleActionStartWorkflow)
+    if not isinstance(action, ScheduleActionStartWorkflow):
+        return True
+    return (
+        [i.every for i in current.spec.intervals] != [i.every for i in desired.spec.intervals]
+        or current.spec.jitter != desired.spec.jitter
+        or (action.workflow, action.id, action.task_queue, action.execution_timeout)
+        != (wanted.workflow, wanted.id, wanted.task_queue, wanted.execution_timeout)
+        or action.static_summary != wanted.static_summary
+        or current.policy.overlap != desired.policy.overlap
+        or current.policy.catchup_window != desired.policy.catchup_window
+        or current.state.note != desired.state.note
+        or current.state.paused != desired.state.paused
+    )
+
+
+async def apply_schedule(client: Client, desired: Desired, task_queue: str) -> Change:
+    """Create the schedule, or update it (paused state included, in one update) to match."""
+    handle = client.get_schedule_handle(desired.id)
+    try:
+        description: Any = await handle.describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        description = None
+    if description is None:
+        try:
+            await client.create_schedule(
+                desired.id,
+                desired.schedule,
+                memo={"task_queue": task_queue, KIND_MEMO: desired.kind},
+                search_attributes=desired.search_attributes,
+            )
+            return "created"
+        except ScheduleAlreadyRunningError:
+            description = await handle.describe()  # created concurrently: reconcile it
+    current: Schedule = description.schedule
+    if not _differs(current, desired.schedule):
+        return "unchanged"
+
+    def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=desired.schedule)
+
+    await handle.update(replace)
+    if current.state.paused == desired.schedule.state.paused:
+        return "updated"
+    return "paused" if desired.schedule.state.paused else "unpaused"
+
+
+def _ours(schedule_id: str) -> bool:
+    return schedule_id.startswith((RETENTION_PREFIX, TOKEN_PREFIX, DASHBOARD_PREFIX))
+
+
+async def reconcile_housekeeping(
+    client: Client, pool: Pool, task_queue: str, *, retention_id: str = RETENTION_SCHEDULE_ID
+) -> HousekeepingResult:
+    """Create, update, pause and delete this task queue's housekeeping schedules
+    (``retention_id``: another id for the retention schedule, for tests sharing a server)."""
+    wanted, notes = await desired_schedules(pool, task_queue, retention_id)
+    result = HousekeepingResult(notes=notes)
+    for desired in wanted:
+        change = await apply_schedule(client, desired, task_queue)
+        if change == "unchanged":
+            result.unchanged += 1
+        else:
+            getattr(result, change).append(desired.id)
+    keep = {d.id for d in wanted}
+    # Listing is eventually consistent: an orphan created moments ago waits for the next run.
+    async for listed in await client.list_schedules():
+        if not _ours(listed.id) or listed.id in keep:
+            continue
+        memo = await listed.memo()
+        if memo.get("task_queue") != task_queue or KIND_MEMO not in memo:
+            continue  # another deployment's, or not one of ours
+        try:
+            await client.get_schedule_handle(listed.id).delete()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue
+        result.deleted.append(listed.id)
+    return result
+
+
+async def reconcile_holder(
+    client: Client, pool: Pool, task_queue: str, holder: Holder, holder_id: UUID
+) -> Change | None:
+    """Reconcile one holder's token-refresh schedule now (after a reconnect); None if it
+    calls for none."""
+    async with pool.connection() as conn:
+        if holder == "connection":
+            desired = connection_token_schedule(
+                await metrics.get_connection(conn, holder_id), task_queue
+            )
+        else:
+            desired = threads_token_schedule(
+                await tokens.get_threads_account(conn, holder_id), task_queue
+            )
+    if desired is None:
+        return None
+    return await apply_schedule(client, desired, task_queue)
+
+
+class HousekeepingReconcileInput(BaseModel):
+    """The task queue whose housekeeping schedules are reconciled."""
+
+    task_queue: str
+
+
+class HousekeepingScheduleActivities:
+    """Keeps the housekeeping schedules in step with the tables."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    @activity.defn
+    async def reconcile_housekeeping_schedules(
+        self, request: HousekeepingReconcileInput
+    ) -> HousekeepingResult:
+        """Create, update, pause and delete housekeeping schedules to match the tables."""
+        return await reconcile_housekeeping(activity.client(), self.pool, request.task_queue)
