@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+import contextlib
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import steel
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 from steel import AsyncSteel
 from temporalio import activity
@@ -25,13 +25,13 @@ from temporalio.exceptions import ApplicationError
 # waiting out a Postgres outage must not time out and be retried beside itself (two
 # attempts would act twice in the browser).
 from activities.context import heartbeating
+from activities.failures import classified
 from activities.object_store import ObjectStore
 from activities.screenshots import store_screenshot
+from db import jobs
 from db.pool import Pool
-from db.queries import load_queries
 from workflows.models.steps import Navigate, Step, StepResult
 
-Q = load_queries("jobs")
 DEFAULT_SESSION_TIMEOUT_MS = 30 * 60 * 1000
 # How long a navigation may take to show in the session's live details: 10 x 0.5 s.
 NAVIGATION_CHECKS = 10
@@ -93,6 +93,11 @@ def classify_steel_error(exc: Exception, what: str) -> Exception:
     return exc
 
 
+def _steel_errors(what: str) -> contextlib.AbstractContextManager[None]:
+    """Steel's errors in the block, classified (``classify_steel_error``)."""
+    return classified(steel.APIError, lambda exc: classify_steel_error(exc, what))
+
+
 class BrowserActivities:
     """Steel sessions for jobs; screenshots go to object storage or the blobs table."""
 
@@ -108,7 +113,7 @@ class BrowserActivities:
             return await self._open_session(request)
 
     async def _open_session(self, request: OpenSessionInput) -> SessionInfo:
-        try:
+        with _steel_errors("session creation"):
             session = await self._find(request.session_id)
             if session is None or session.status != "live":
                 if session is not None:
@@ -126,16 +131,9 @@ class BrowserActivities:
                     options["profile_id"] = str(profile)
                     options["persist_profile"] = True
                 session = await self.client.sessions.create(**options)
-        except steel.APIError as exc:
-            if (failure := classify_steel_error(exc, "session creation")) is exc:
-                raise  # transient: `raise exc from exc` would make a cause cycle
-            raise failure from exc
         viewer = getattr(session, "session_viewer_url", None)
         async with self.pool.connection() as conn:
-            await conn.execute(
-                Q["set_session_viewer"],
-                {"id": request.job_id, "session_id": request.session_id, "viewer_url": viewer},
-            )
+            await jobs.set_session_viewer(conn, request.job_id, request.session_id, viewer)
         return SessionInfo(session_id=session.id, viewer_url=viewer)
 
     async def _find(self, session_id: str) -> Any:
@@ -151,14 +149,14 @@ class BrowserActivities:
             return await self._run_step(request)
 
     async def _run_step(self, request: RunStepInput) -> StepResult:
-        key = {"job_id": request.job_id, "step_index": request.step_index}
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(Q["get_step"], key)).fetchone()
-            if row and row["status"] == "completed":
-                return _stored_result(request.step_index, row)
-            await conn.execute(Q["mark_step_running"], key)
+            row = await jobs.get_step(conn, request.job_id, request.step_index)
+            if row and row.status == "completed":
+                return _stored_result(row)
+            await jobs.mark_step_running(conn, request.job_id, request.step_index)
         try:
-            output, image = await self._perform(request.session_id, request.step)
+            with _steel_errors(f"step {request.step_index}"):
+                output, image = await self._perform(request.session_id, request.step)
         except asyncio.CancelledError:
             # Only a cancel the workflow asked for is final. A worker shutting down, a
             # heartbeat timeout or a pause cut this attempt off, and Temporal runs the step
@@ -167,13 +165,10 @@ class BrowserActivities:
             if details is not None and details.cancel_requested:
                 await self._finish(request, "failed", None, None, "cancelled while running")
             raise
-        except steel.APIError as exc:
-            failure = classify_steel_error(exc, f"step {request.step_index}")
-            if isinstance(failure, ApplicationError) and failure.type == "BrowserActionRefused":
+        except ApplicationError as failure:
+            if failure.type == "BrowserActionRefused":  # Steel refused it: no retry will run
                 await self._finish(request, "failed", None, None, str(failure))
-            if failure is exc:
-                raise
-            raise failure from exc
+            raise
         blob_id = None
         if image is not None:
             blob_id = UUID(bytes=request.job_id.bytes[:12] + request.step_index.to_bytes(4, "big"))
@@ -192,22 +187,20 @@ class BrowserActivities:
     async def _finish(
         self,
         request: RunStepInput,
-        status: str,
+        status: Literal["completed", "failed"],
         output: str | None,
         blob_id: UUID | None,
         error: str | None,
     ) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(
-                Q["finish_step"],
-                {
-                    "job_id": request.job_id,
-                    "step_index": request.step_index,
-                    "status": status,
-                    "result": Jsonb({"output": output}),
-                    "screenshot_ref": f"blob:{blob_id}" if blob_id else None,
-                    "error": error,
-                },
+            await jobs.finish_step(
+                conn,
+                request.job_id,
+                request.step_index,
+                status=status,
+                result={"output": output},
+                screenshot_ref=f"blob:{blob_id}" if blob_id else None,
+                error=error,
             )
 
     async def _perform(self, session_id: str, step: Step) -> tuple[str | None, bytes | None]:
@@ -267,14 +260,10 @@ class BrowserActivities:
             return await self._capture_screenshot(request)
 
     async def _capture_screenshot(self, request: ScreenshotInput) -> str:
-        try:
+        with _steel_errors("screenshot"):
             response = await self.client.sessions.computer(
                 request.session_id, action="take_screenshot"
             )
-        except steel.APIError as exc:
-            if (failure := classify_steel_error(exc, "screenshot")) is exc:
-                raise
-            raise failure from exc
         if not response.base64_image:
             raise ApplicationError("Steel returned no screenshot", type="BrowserActionFailed")
         async with self.pool.connection() as conn:
@@ -290,15 +279,12 @@ class BrowserActivities:
     @activity.defn
     async def release_session(self, request: ReleaseSessionInput) -> None:
         """Release the session; releasing one already released or gone is fine."""
-        try:
-            async with heartbeating():
-                await self.client.sessions.release(request.session_id)
-        except steel.NotFoundError:
-            return
-        except steel.APIError as exc:
-            if (failure := classify_steel_error(exc, "release")) is exc:
-                raise
-            raise failure from exc
+        with _steel_errors("release"):
+            try:
+                async with heartbeating():
+                    await self.client.sessions.release(request.session_id)
+            except steel.NotFoundError:
+                return  # released before, or gone
 
 
 def _output(response: Any) -> tuple[str | None, bytes | None]:
@@ -329,11 +315,11 @@ def _reached(target: str, before: list[str], after: list[str]) -> str | None:
     return moved[0] if moved else None
 
 
-def _stored_result(step_index: int, row: dict[str, Any]) -> StepResult:
-    ref = row["screenshot_ref"]
+def _stored_result(row: jobs.JobStepRow) -> StepResult:
+    ref = row.screenshot_ref
     return StepResult(
-        step_index=step_index,
+        step_index=row.step_index,
         status="completed",
-        output=(row["result"] or {}).get("output"),
+        output=(row.result or {}).get("output"),
         screenshot_blob_id=str(ref)[5:] if ref else None,
     )

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import html
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -30,13 +28,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities import approval_tokens
 from activities.approval_tokens import Purpose
+from activities.email_templates import render_html, render_text
+from activities.failures import classified
 from activities.object_store import ObjectStore
 from activities.screenshots import read_screenshot
 from db import approvals
+from db.approvals import EmailContext
 from db.pool import Pool
-from db.queries import load_queries
-
-Q = load_queries("approvals")
 
 
 @dataclass(frozen=True)
@@ -127,12 +125,8 @@ def classify_resend_error(exc: Exception) -> Exception:
 
 async def sent_message_id(email_id: str) -> str:
     """The Message-ID Resend gave a sent email (``GET /emails/{id}``)."""
-    try:
+    with classified(resend.exceptions.ResendError, classify_resend_error):
         email = await resend.Emails.get_async(email_id)
-    except resend.exceptions.ResendError as exc:
-        if (failure := classify_resend_error(exc)) is exc:
-            raise
-        raise failure from exc
     message_id = str(email.get("message_id") or "")
     if not message_id:
         # Retryable: the retry's send returns the same email (idempotency key), not a new one.
@@ -145,15 +139,11 @@ APPROVAL_TAG = "approval_id"
 
 async def send_email(params: dict[str, Any], idempotency_key: str) -> str:
     """Send through Resend with an idempotency key; return Resend's email id."""
-    try:
+    with classified(resend.exceptions.ResendError, classify_resend_error):
         response = await resend.Emails.send_async(
             params,  # type: ignore[arg-type]
             {"idempotency_key": idempotency_key},
         )
-    except resend.exceptions.ResendError as exc:
-        if (failure := classify_resend_error(exc)) is exc:
-            raise  # retryable: `raise exc from exc` would make a cause cycle
-        raise failure from exc
     return str(response["id"])
 
 
@@ -169,28 +159,26 @@ class EmailActivities:
     async def send_approval_email(self, request: ApprovalEmailInput) -> ApprovalEmailResult:
         """Send the request (or reminder) email of an approval, once."""
         async with self.pool.connection() as conn:
-            ctx = await (
-                await conn.execute(Q["email_context"], {"id": request.approval_id})
-            ).fetchone()
+            ctx = await approvals.email_context(conn, request.approval_id)
             if ctx is None:
                 raise ApplicationError(
                     f"approval {request.approval_id} not found", non_retryable=True
                 )
-            if not ctx["approver_email"]:
+            if not ctx.approver_email:
                 raise ApplicationError(
                     f"approval {request.approval_id} has no approver email: set the job owner's "
                     "profiles.email_address or pass approver_email",
                     type="NoApprover",
                     non_retryable=True,
                 )
-            thread = await approvals.job_thread(conn, ctx["job_id"], request.approval_id)
+            thread = await approvals.job_thread(conn, ctx.job_id, request.approval_id)
             screenshot = None
-            if ctx["screenshot_url"] and str(ctx["screenshot_url"]).startswith("blob:"):
+            if ctx.screenshot_url and str(ctx.screenshot_url).startswith("blob:"):
                 screenshot = await read_screenshot(
-                    conn, self.store, UUID(str(ctx["screenshot_url"])[5:])
+                    conn, self.store, UUID(str(ctx.screenshot_url)[5:])
                 )
-        if request.kind == "reminder" and ctx["email_message_id"]:
-            thread = [*thread, str(ctx["email_message_id"])]
+        if request.kind == "reminder" and ctx.email_message_id:
+            thread = [*thread, str(ctx.email_message_id)]
         params = self._compose(ctx, request.kind, thread, screenshot)
         # Resend returns the tags in its delivery events: a bounce that arrives before the
         # email's id is recorded below still finds its approval.
@@ -213,47 +201,35 @@ class EmailActivities:
 
     def _compose(
         self,
-        ctx: dict[str, Any],
+        ctx: EmailContext,
         kind: str,
         thread: list[str],
         screenshot: tuple[str, bytes] | None,
     ) -> dict[str, Any]:
-        approval_id: UUID = ctx["id"]
-        approver = str(ctx["approver_email"])
-        expires_at: datetime = ctx["expires_at"]
+        approval_id = ctx.id
+        approver = str(ctx.approver_email)
+        expires_at = ctx.expires_at
         secret = self.config.token_secret
 
         def token(purpose: Purpose) -> str:
             return approval_tokens.sign(secret, approval_id, approver, purpose, expires_at)
 
-        approve_url = f"{self.config.ingress_url}/approvals/{token(Purpose.APPROVE_LINK)}"
-        reject_url = f"{self.config.ingress_url}/approvals/{token(Purpose.REJECT_LINK)}"
         deadline = expires_at.strftime("%a %d %b %Y %H:%M UTC")
-        what = str(ctx["description"] or ctx["action_type"])
+        what = str(ctx.description or ctx.action_type)
         prefix = "Reminder: approval" if kind == "reminder" else "Approval"
-        subject = f"{prefix} needed by {deadline}: {what} ({ctx['platform']})"
-        text = (
-            f"Your assistant wants to: {what}\n"
-            f"Action: {ctx['action_type']}   Platform: {ctx['platform']}\n"
-            f"Job: {ctx['job_title'] or ''} ({ctx['job_id']})\n"
-            f"Decide by: {deadline}. Without a decision by then, the action is not taken.\n\n"
-            "Reply to this email with APPROVE or REJECT on the first line. "
-            "You may add a note on the lines below.\n\n"
-            f"Or open a link (each asks you to confirm):\nApprove: {approve_url}\n"
-            f"Reject: {reject_url}\n"
-        )
-        e = html.escape
-        body = (
-            f"<p>Your assistant wants to: <strong>{e(what)}</strong></p>"
-            f"<p>Action: {e(str(ctx['action_type']))} &middot; Platform: {e(ctx['platform'])}"
-            f" &middot; Job: {e(str(ctx['job_title'] or ''))}</p>"
-            f"<p>Decide by <strong>{e(deadline)}</strong>. Without a decision by then, the "
-            "action is not taken.</p>"
-            "<p>Reply with <strong>APPROVE</strong> or <strong>REJECT</strong> on the first line; "
-            "you may add a note below it.</p>"
-            f'<p><a href="{e(approve_url)}">Approve</a> &middot; '
-            f'<a href="{e(reject_url)}">Reject</a> (each asks you to confirm)</p>'
-        )
+        subject = f"{prefix} needed by {deadline}: {what} ({ctx.platform})"
+        words = {
+            "what": what,
+            "action_type": ctx.action_type,
+            "platform": ctx.platform,
+            "job_title": ctx.job_title or "",
+            "job_id": ctx.job_id,
+            "deadline": deadline,
+            "approve_url": f"{self.config.ingress_url}/approvals/{token(Purpose.APPROVE_LINK)}",
+            "reject_url": f"{self.config.ingress_url}/approvals/{token(Purpose.REJECT_LINK)}",
+        }
+        text = render_text("approval_email.txt", **words)
+        body = render_html("approval_email.html", **words)
         params: dict[str, Any] = {
             "from": self.config.sender,
             "to": [approver],
@@ -267,7 +243,7 @@ class EmailActivities:
             params["headers"] = {"In-Reply-To": thread[-1], "References": " ".join(thread)}
         if screenshot:
             content_type, data = screenshot
-            body += '<p>The page now:</p><img src="cid:screenshot" alt="screenshot" width="640">'
+            body += render_html("approval_email_screenshot.html")
             params["attachments"] = [
                 {
                     "filename": "screenshot.png",

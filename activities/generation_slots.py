@@ -13,11 +13,10 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.service import RPCError, RPCStatusCode
 
+from db import generations
 from db.pool import Pool
-from db.queries import load_queries
 from workflows.models.generation import SLOT_FREED
 
-Q = load_queries("generation_slots")
 WAKE_AT_MOST = 3  # one slot freed: a few waiters race for it under the slot lock
 
 
@@ -38,21 +37,14 @@ class SlotActivities:
     async def wake_slot_waiters(self, request: WakeWaitersInput) -> int:
         """Signal the user's oldest waiting generations that a slot is free; how many."""
         async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    Q["waiting_generations"],
-                    {
-                        "user_id": request.user_id,
-                        "generation_id": request.generation_id,
-                        "limit": WAKE_AT_MOST,
-                    },
-                )
-            ).fetchall()
+            waiting = await generations.waiting_workflows(
+                conn, request.user_id, request.generation_id, WAKE_AT_MOST
+            )
         client = activity.client()
         woken = 0
-        for row in rows:
+        for workflow_id in waiting:
             try:
-                await client.get_workflow_handle(row["temporal_workflow_id"]).signal(SLOT_FREED)
+                await client.get_workflow_handle(workflow_id).signal(SLOT_FREED)
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
                     raise

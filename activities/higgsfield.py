@@ -45,7 +45,6 @@ from higgsfield_client import (
     Queued,
     Status,
 )
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -62,10 +61,9 @@ from activities.object_store import (
     sniff_image_type,
 )
 from db import generations
-from db.generations import GenerationStatus
+from db.generations import GenerationRow, GenerationStatus
 from db.pool import Pool
 
-Q = generations.Q
 _STATUSES: dict[type[Status], GenerationStatus] = {
     Queued: "queued",
     InProgress: "in_progress",
@@ -182,26 +180,28 @@ class GenerationActivities:
         # Each user's key, the worker's shared connections.
         return HiggsfieldClient(base_url=self.config.base_url, api_key=key, http=self.http)
 
+    async def _with_client(self, generation_id: UUID) -> tuple[GenerationRow, HiggsfieldClient]:
+        """The generation's row and a client calling Higgsfield with its user's key."""
+        async with self.pool.connection() as conn:
+            row = await generations.get_generation(conn, generation_id)
+            key = await self._user_key(conn, row.user_id)
+        return row, self._higgsfield(key)
+
     @activity.defn
     async def create_generation(self, request: CreateGenerationInput) -> GenerationCreated:
         """Insert the pending generation (resolving a stored prompt's text)."""
         async with self.pool.connection() as conn:
             text = request.prompt_text
             if request.prompt_id is not None:
-                cur = await conn.execute(
-                    Q["prompt_text"], {"id": request.prompt_id, "user_id": request.user_id}
-                )
-                row = await cur.fetchone()
-                if row is None:
+                stored = await generations.prompt_text(conn, request.prompt_id, request.user_id)
+                if stored is None:
                     raise ApplicationError(
                         f"prompt {request.prompt_id} is not a prompt of user {request.user_id}",
                         type="InvalidGeneration",
                         non_retryable=True,
                     )
-                text = text or str(row["prompt_text"])
-            tier = await (
-                await conn.execute(Q["user_tier"], {"user_id": request.user_id})
-            ).fetchone()
+                text = text or stored
+            tier = await generations.user_tier(conn, request.user_id)
             if tier is None:
                 raise ApplicationError(
                     f"user {request.user_id} has no profile",
@@ -219,7 +219,7 @@ class GenerationActivities:
                 workflow_id=activity.info().workflow_id or "",
                 batch_id=request.batch_id,
             )
-        return GenerationCreated(tier=str(tier["subscription_tier"]))
+        return GenerationCreated(tier=tier)
 
     @activity.defn
     async def take_slot(self, request: SlotInput) -> bool:
@@ -284,9 +284,7 @@ class GenerationActivities:
             if status is not None and status < 500:
                 await self._release(row.id, claimed_at)
                 if status == 429:
-                    raise ApplicationError(
-                        "Higgsfield rate limit", next_retry_delay=timedelta(seconds=10)
-                    ) from exc
+                    raise _rate_limited() from exc
                 raise ApplicationError(
                     f"Higgsfield refused the generation ({status}): {exc}",
                     type="GenerationRefused",
@@ -315,10 +313,7 @@ class GenerationActivities:
     async def check_generation(self, request: GenerationRef) -> CheckResult:
         """Read the status from Higgsfield and persist it (results' URLs included)."""
         assert request.request_id is not None
-        async with self.pool.connection() as conn:
-            row = await generations.get_generation(conn, request.generation_id)
-            key = await self._user_key(conn, row.user_id)
-        client = self._higgsfield(key)
+        row, client = await self._with_client(request.generation_id)
         try:
             state = _STATUSES[type(await client.status(request.request_id))]
             body: dict[str, Any] = {}
@@ -351,10 +346,7 @@ class GenerationActivities:
         """Cancel the request (Higgsfield allows it only while queued); the workflow
         then records the end it means (cancelled, or failed past its deadline)."""
         assert request.request_id is not None
-        async with self.pool.connection() as conn:
-            row = await generations.get_generation(conn, request.generation_id)
-            key = await self._user_key(conn, row.user_id)
-        client = self._higgsfield(key)
+        _, client = await self._with_client(request.generation_id)
         try:
             await client.cancel(request.request_id)
         except HiggsfieldClientError as exc:
@@ -375,10 +367,7 @@ class GenerationActivities:
     async def note_cancel_refused(self, request: FinishInput) -> None:
         """Say on the row why a requested cancel could not happen."""
         async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE public.generations SET error_message = %(msg)s WHERE id = %(id)s",
-                {"msg": request.error_message, "id": request.generation_id},
-            )
+            await generations.note_error(conn, request.generation_id, request.error_message)
 
     @activity.defn
     async def finish_generation(self, request: FinishInput) -> None:
@@ -416,28 +405,23 @@ class GenerationActivities:
             except ObjectRefused as exc:
                 raise ApplicationError(str(exc), type="AssetRefused", non_retryable=True) from None
             async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    Q["insert_asset"],
-                    {
-                        "user_id": row.user_id,
-                        "filename": filename,
-                        "file_path": key,
-                        "mime_type": mime,
-                        "file_size": len(response.content),
-                        "metadata": Jsonb({"generation_id": str(row.id), "source_url": url}),
-                    },
+                asset_id = await generations.insert_asset(
+                    conn,
+                    user_id=row.user_id,
+                    filename=filename,
+                    file_path=key,
+                    mime_type=mime,
+                    file_size=len(response.content),
+                    metadata={"generation_id": str(row.id), "source_url": url},
                 )
-                asset = await cur.fetchone()
-                assert asset is not None
-                asset_ids.append(asset["id"])
+                asset_ids.append(asset_id)
         async with self.pool.connection() as conn:
-            await conn.execute(Q["set_saved_assets"], {"id": row.id, "asset_ids": asset_ids})
+            await generations.set_saved_assets(conn, row.id, asset_ids)
         return [str(a) for a in asset_ids]
 
     async def _user_key(self, conn: Any, user_id: UUID) -> str:
-        cur = await conn.execute(Q["user_api_key"], {"user_id": user_id, "service": "higgsfield"})
-        row = await cur.fetchone()
-        if row is None:
+        encrypted = await generations.user_api_key(conn, user_id, "higgsfield")
+        if encrypted is None:
             raise ApplicationError(
                 f"user {user_id} has no Higgsfield key: orchestrator keys set --user {user_id} "
                 "--service higgsfield",
@@ -445,9 +429,7 @@ class GenerationActivities:
                 non_retryable=True,
             )
         try:
-            return self.credentials.decrypt(
-                str(row["encrypted_api_key"]), key_context(user_id, "higgsfield")
-            )
+            return self.credentials.decrypt(encrypted, key_context(user_id, "higgsfield"))
         except DecryptionError as exc:
             raise ApplicationError(str(exc), type="DecryptionFailed", non_retryable=True) from None
 
@@ -519,9 +501,12 @@ def _raise_if_retryable(exc: HiggsfieldClientError) -> None:
     if status is None or status >= 500:
         raise exc
     if status == 429:
-        raise ApplicationError(
-            "Higgsfield rate limit", next_retry_delay=timedelta(seconds=10)
-        ) from exc
+        raise _rate_limited() from exc
+
+
+def _rate_limited() -> ApplicationError:
+    """Higgsfield's 429: retried after a pause."""
+    return ApplicationError("Higgsfield rate limit", next_retry_delay=timedelta(seconds=10))
 
 
 def _http_status(exc: HiggsfieldClientError) -> int | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -13,10 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.context import transition_context
 from db import jobs
 from db.pool import Pool
-from db.queries import load_queries
 from workflows.models.steps import Step, StepResult
-
-Q = load_queries("jobs")
 
 
 class CreateJobInput(BaseModel):
@@ -79,17 +75,12 @@ class JobActivities:
     async def create_job(self, request: CreateJobInput) -> JobStarted:
         """Insert the job and its planned steps, then mark it running."""
         async with self.pool.connection() as conn, conn.transaction():
-            ctx = await (
-                await conn.execute(
-                    Q["job_context"],
-                    {"user_id": request.user_id, "workspace_id": request.workspace_id},
-                )
-            ).fetchone()
+            ctx = await jobs.job_context(conn, request.user_id, request.workspace_id)
             if ctx is None:
                 raise ApplicationError(
                     f"user {request.user_id} has no profile", type="InvalidJob", non_retryable=True
                 )
-            if ctx["workspace_id"] is None or not ctx["is_active"]:
+            if ctx.workspace_id is None or not ctx.is_active:
                 raise ApplicationError(
                     f"workspace {request.workspace_id} is not an active workspace of user "
                     f"{request.user_id}",
@@ -105,32 +96,32 @@ class JobActivities:
                 title=request.title,
                 instruction=request.instruction,
             )
-            await _insert_steps(conn, request.job_id, 0, request.steps)
+            await jobs.insert_steps(conn, request.job_id, 0, _planned(request.steps))
             await jobs.mark_job_running(conn, request.job_id, transition_context("job started"))
         return JobStarted(
-            platform=str(ctx["platform_name"]), browser_settings=dict(ctx["browser_settings"])
+            platform=str(ctx.platform_name), browser_settings=dict(ctx.browser_settings or {})
         )
 
     @activity.defn
     async def add_job_steps(self, request: AddStepsInput) -> None:
         """Record steps added while the job runs."""
         async with self.pool.connection() as conn, conn.transaction():
-            await _insert_steps(conn, request.job_id, request.first_index, request.steps)
+            await jobs.insert_steps(
+                conn, request.job_id, request.first_index, _planned(request.steps)
+            )
 
     @activity.defn
     async def skip_step(self, request: StepRecordInput) -> None:
         """Record a step that did not run, and why."""
         async with self.pool.connection() as conn:
-            await conn.execute(
-                Q["finish_step"],
-                {
-                    "job_id": request.job_id,
-                    "step_index": request.result.step_index,
-                    "status": "skipped",
-                    "result": None,
-                    "screenshot_ref": None,
-                    "error": request.result.error,
-                },
+            await jobs.finish_step(
+                conn,
+                request.job_id,
+                request.result.step_index,
+                status="skipped",
+                result=None,
+                screenshot_ref=None,
+                error=request.result.error,
             )
 
     @activity.defn
@@ -138,19 +129,9 @@ class JobActivities:
         """Store the session id before the session exists, so a retry reuses it."""
         async with self.pool.connection() as conn:
             if request.replace:
-                await conn.execute(
-                    Q["replace_browser_session"],
-                    {"id": request.job_id, "session_id": request.session_id},
-                )
+                await jobs.replace_browser_session(conn, request.job_id, request.session_id)
                 return request.session_id
-            row = await (
-                await conn.execute(
-                    Q["reserve_browser_session"],
-                    {"id": request.job_id, "session_id": request.session_id},
-                )
-            ).fetchone()
-        assert row is not None
-        return str(row["steel_session_id"])
+            return await jobs.reserve_browser_session(conn, request.job_id, request.session_id)
 
     @activity.defn
     async def finish_job(self, request: FinishJobInput) -> None:
@@ -173,18 +154,12 @@ class JobActivities:
             await jobs.close_open_steps(conn, request.job_id, why)
 
 
-async def _insert_steps(conn: Any, job_id: UUID, first_index: int, steps: list[Step]) -> None:
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            Q["upsert_job_step"],
-            [
-                {
-                    "job_id": job_id,
-                    "step_index": first_index + offset,
-                    "description": step.description,
-                    "action": Jsonb(step.action.model_dump(mode="json")),
-                    "risk": step.risk,
-                }
-                for offset, step in enumerate(steps)
-            ],
+def _planned(steps: list[Step]) -> list[jobs.PlannedStep]:
+    return [
+        jobs.PlannedStep(
+            description=step.description,
+            action=step.action.model_dump(mode="json"),
+            risk=step.risk,
         )
+        for step in steps
+    ]

@@ -5,21 +5,15 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 from supermemory import AsyncSupermemory
 from temporalio import activity
 
+from db import memories
 from db.pool import Pool
 
 MAX_RECALLED = 5
 MAX_MEMORY_CHARS = 500
-
-INSERT_MEMORY = """
-INSERT INTO public.memories (user_id, content, metadata, idempotency_key)
-VALUES (%(user_id)s, %(content)s, %(metadata)s, %(idempotency_key)s)
-ON CONFLICT (idempotency_key) DO NOTHING
-"""
 
 
 class RecallInput(BaseModel):
@@ -64,14 +58,12 @@ class MemoryActivities:
         """Store the job's outcome in Supermemory and in ``memories``, once each."""
         key = f"job-outcome-{request.job_id}"
         async with self.pool.connection() as conn:
-            await conn.execute(
-                INSERT_MEMORY,
-                {
-                    "user_id": request.user_id,
-                    "content": request.content,
-                    "metadata": Jsonb({"job_id": str(request.job_id), "kind": "job_outcome"}),
-                    "idempotency_key": key,
-                },
+            await memories.insert_memory(
+                conn,
+                user_id=request.user_id,
+                content=request.content,
+                metadata={"job_id": str(request.job_id), "kind": "job_outcome"},
+                idempotency_key=key,
             )
         # A caller-defined document id: a retry updates the same document.
         await self.client.add(str(request.user_id), content=request.content, id=key)

@@ -193,24 +193,29 @@ async def _describe(handle: ScheduleHandle) -> Any:
         raise
 
 
-async def reconcile_connection(client: Client, row: ConnectionRow, task_queue: str) -> Change:
-    """Make one connection's schedule match its row."""
-    handle = client.get_schedule_handle(schedule_id(row.id))
-    desired = desired_schedule(row, task_queue)
+async def _converge(
+    client: Client,
+    schedule: str,
+    desired: Schedule,
+    *,
+    memo: dict[str, str],
+    search_attributes: TypedSearchAttributes | None = None,
+    follows_pause: bool,
+) -> Change:
+    """Create ``schedule`` as ``desired``, or update it where the parts reconcile manages
+    differ (``_differs``; its paused state too when ``follows_pause``)."""
+    handle = client.get_schedule_handle(schedule)
     description = await _describe(handle)
     if description is None:
         try:
             await client.create_schedule(
-                handle.id,
-                desired,
-                memo={"task_queue": task_queue, "connection_id": str(row.id)},
-                search_attributes=_search_attributes(row),
+                schedule, desired, memo=memo, search_attributes=search_attributes
             )
             return "created"
         except ScheduleAlreadyRunningError:
             description = await handle.describe()  # created concurrently: reconcile it
     current: Schedule = description.schedule
-    pause_changes = current.state.paused != desired.state.paused
+    pause_changes = follows_pause and current.state.paused != desired.state.paused
     if not (pause_changes or _differs(current, desired)):
         return "unchanged"
     # One update sets everything, the paused state included. An update and a pause or
@@ -226,6 +231,18 @@ async def reconcile_connection(client: Client, row: ConnectionRow, task_queue: s
     if not pause_changes:
         return "updated"
     return "paused" if desired.state.paused else "unpaused"
+
+
+async def reconcile_connection(client: Client, row: ConnectionRow, task_queue: str) -> Change:
+    """Make one connection's schedule match its row."""
+    return await _converge(
+        client,
+        schedule_id(row.id),
+        desired_schedule(row, task_queue),
+        memo={"task_queue": task_queue, "connection_id": str(row.id)},
+        search_attributes=_search_attributes(row),
+        follows_pause=True,
+    )
 
 
 async def reconcile_schedules(client: Client, pool: Pool, task_queue: str) -> ReconcileResult:
@@ -266,8 +283,9 @@ async def delete_schedule(client: Client, connection_id: object) -> bool:
 
 async def ensure_reconcile_schedule(
     client: Client, task_queue: str, *, schedule: str = RECONCILE_SCHEDULE_ID
-) -> Literal["created", "updated", "unchanged"]:
-    """Create (or repoint) the schedule that runs ScheduleReconcile every 10 minutes."""
+) -> Change:
+    """Create (or repoint) the schedule that runs ScheduleReconcile every 10 minutes
+    ("created", "updated" or "unchanged")."""
     desired = Schedule(
         action=ScheduleActionStartWorkflow(
             RECONCILE_WORKFLOW,
@@ -283,22 +301,10 @@ async def ensure_reconcile_schedule(
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=RECONCILE_EVERY),
         state=ScheduleState(note="Keeps one metric-sync schedule per platform connection."),
     )
-    handle = client.get_schedule_handle(schedule)
-    description = await _describe(handle)
-    if description is None:
-        try:
-            await client.create_schedule(schedule, desired, memo={"task_queue": task_queue})
-            return "created"
-        except ScheduleAlreadyRunningError:
-            description = await handle.describe()
-    if not _differs(description.schedule, desired):
-        return "unchanged"
-
-    def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=desired)
-
-    await handle.update(replace)
-    return "updated"
+    # Its paused state is the operator's: a paused reconcile schedule stays paused.
+    return await _converge(
+        client, schedule, desired, memo={"task_queue": task_queue}, follows_pause=False
+    )
 
 
 async def trigger_sync(client: Client, connection_id: object) -> None:

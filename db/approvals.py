@@ -208,3 +208,43 @@ async def record_delivery_event(
         )
     ).fetchone()
     return ApprovalRow.model_validate(row) if row else None
+
+
+class EmailContext(BaseModel):
+    """Everything an approval's email says: the gate, its job, platform and owner."""
+
+    id: UUID
+    job_id: UUID
+    action_type: str | None
+    description: str | None
+    screenshot_url: str | None
+    status: ApprovalStatus
+    approver_email: str | None
+    expires_at: datetime
+    resend_message_id: str | None
+    email_message_id: str | None
+    job_title: str | None
+    platform: str
+    owner_name: str | None
+
+
+class DecisionContext(ApprovalRow):
+    """Everything the decision page shows: the gate, its job, platform and the person the
+    assistant works for."""
+
+    job_title: str | None
+    platform: str | None
+    owner_name: str | None
+    owner_email: str | None
+
+
+async def email_context(conn: Conn, approval_id: UUID) -> EmailContext | None:
+    """What the approval's email says; None if there is no such approval."""
+    row = await (await conn.execute(Q["email_context"], {"id": approval_id})).fetchone()
+    return EmailContext.model_validate(row) if row else None
+
+
+async def decision_context(conn: Conn, approval_id: UUID) -> DecisionContext | None:
+    """What the decision page shows of an approval; None if there is no such approval."""
+    row = await (await conn.execute(Q["decision_context"], {"id": approval_id})).fetchone()
+    return DecisionContext.model_validate(row) if row else None

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from psycopg import AsyncConnection, sql
 from pydantic import BaseModel
 
 from db.queries import load_queries
@@ -75,6 +76,13 @@ class RowRef(BaseModel):
     id: UUID
     temporal_workflow_id: str | None = None
     batch_id: UUID | None = None
+
+
+class BatchMembership(BaseModel):
+    """The batch a generation belongs to (both None: it stands alone)."""
+
+    batch_id: UUID | None
+    batch_size: int | None
 
 
 async def lock_new_job(conn: Conn, job_id: UUID) -> NewJob | None:
@@ -162,3 +170,14 @@ async def cancels_unfinished(conn: Conn, grace_seconds: float, limit: int) -> li
         )
     ).fetchall()
     return [RowRef.model_validate(r) for r in rows]
+
+
+async def generation_batch(conn: Conn, generation_id: UUID) -> BatchMembership | None:
+    """The batch of a generation; None if there is no such generation."""
+    row = await (await conn.execute(Q["generation_batch"], {"id": generation_id})).fetchone()
+    return BatchMembership.model_validate(row) if row else None
+
+
+async def listen(conn: AsyncConnection[Any]) -> None:
+    """Subscribe this session to the dispatcher's notifications (``NOTIFY_CHANNEL``)."""
+    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))

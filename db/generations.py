@@ -173,3 +173,83 @@ async def claim_submission(conn: Conn, generation_id: UUID, *, within: float) ->
 async def release_submission(conn: Conn, generation_id: UUID, claimed_at: datetime) -> None:
     """Give the claim back: its call certainly did not reach Higgsfield."""
     await conn.execute(Q["release_submission"], {"id": generation_id, "claimed_at": claimed_at})
+
+
+async def prompt_text(conn: Conn, prompt_id: UUID, user_id: UUID) -> str | None:
+    """The text of a stored prompt of this user; None if it is not theirs (or absent)."""
+    row = await (
+        await conn.execute(Q["prompt_text"], {"id": prompt_id, "user_id": user_id})
+    ).fetchone()
+    return None if row is None else str(row["prompt_text"])
+
+
+async def user_tier(conn: Conn, user_id: UUID) -> str | None:
+    """The user's subscription tier; None if the user has no profile."""
+    row = await (await conn.execute(Q["user_tier"], {"user_id": user_id})).fetchone()
+    return None if row is None else str(row["subscription_tier"])
+
+
+async def waiting_workflows(conn: Conn, user_id: UUID, freed_by: UUID, limit: int) -> list[str]:
+    """Workflow ids of the user's oldest generations waiting for a slot (not ``freed_by``)."""
+    rows = await (
+        await conn.execute(
+            Q["waiting_generations"],
+            {"user_id": user_id, "generation_id": freed_by, "limit": limit},
+        )
+    ).fetchall()
+    return [str(r["temporal_workflow_id"]) for r in rows]
+
+
+async def note_error(conn: Conn, generation_id: UUID, message: str) -> None:
+    """Say on the row why something asked of it could not happen; its status stays."""
+    await conn.execute(Q["note_error"], {"msg": message, "id": generation_id})
+
+
+async def insert_asset(
+    conn: Conn,
+    *,
+    user_id: UUID,
+    filename: str,
+    file_path: str,
+    mime_type: str,
+    file_size: int,
+    metadata: dict[str, Any],
+) -> UUID:
+    """Record a stored result file once (by its path); its asset id either way."""
+    row = await (
+        await conn.execute(
+            Q["insert_asset"],
+            {
+                "user_id": user_id,
+                "filename": filename,
+                "file_path": file_path,
+                "mime_type": mime_type,
+                "file_size": file_size,
+                "metadata": Jsonb(metadata),
+            },
+        )
+    ).fetchone()
+    if row is None:
+        raise RowNotFound("assets", file_path)
+    return UUID(str(row["id"]))
+
+
+async def set_saved_assets(conn: Conn, generation_id: UUID, asset_ids: list[UUID]) -> None:
+    """The generation's copies in asset storage."""
+    await conn.execute(Q["set_saved_assets"], {"id": generation_id, "asset_ids": asset_ids})
+
+
+async def user_api_key(conn: Conn, user_id: UUID, service: str) -> str | None:
+    """The user's encrypted key for a service; None if they stored none."""
+    row = await (
+        await conn.execute(Q["user_api_key"], {"user_id": user_id, "service": service})
+    ).fetchone()
+    return None if row is None else str(row["encrypted_api_key"])
+
+
+async def store_user_api_key(conn: Conn, user_id: UUID, service: str, encrypted: str) -> None:
+    """Store (or replace) the user's encrypted key for a service."""
+    await conn.execute(
+        Q["upsert_user_api_key"],
+        {"user_id": user_id, "service": service, "encrypted_api_key": encrypted},
+    )

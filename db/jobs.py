@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -152,19 +153,7 @@ async def mark_job_failed(
     result: dict[str, Any] | None = None,
 ) -> JobRow:
     """pending/running/waiting_approval → failed, with the reason (and what was done)."""
-    values: dict[str, object] = {"error_message": error_message, "completed_at": NOW}
-    if result is not None:
-        values["result"] = Jsonb(result)
-    row = await transition(
-        conn,
-        table="jobs",
-        entity_id=job_id,
-        to_status="failed",
-        from_statuses=["pending", "running", "waiting_approval"],
-        ctx=ctx,
-        values=values,
-    )
-    return JobRow.model_validate(row)
+    return await _end_job(conn, job_id, ctx, "failed", error_message, result)
 
 
 async def mark_job_cancelled(
@@ -176,14 +165,25 @@ async def mark_job_cancelled(
     result: dict[str, Any] | None = None,
 ) -> JobRow:
     """pending/running/waiting_approval → cancelled (operator cancel or rejected step)."""
-    values: dict[str, object] = {"error_message": reason, "completed_at": NOW}
+    return await _end_job(conn, job_id, ctx, "cancelled", reason, result)
+
+
+async def _end_job(
+    conn: Conn,
+    job_id: UUID,
+    ctx: TransitionContext,
+    status: Literal["failed", "cancelled"],
+    why: str,
+    result: dict[str, Any] | None,
+) -> JobRow:
+    values: dict[str, object] = {"error_message": why, "completed_at": NOW}
     if result is not None:
         values["result"] = Jsonb(result)
     row = await transition(
         conn,
         table="jobs",
         entity_id=job_id,
-        to_status="cancelled",
+        to_status=status,
         from_statuses=["pending", "running", "waiting_approval"],
         ctx=ctx,
         values=values,
@@ -196,3 +196,117 @@ async def close_open_steps(conn: Conn, job_id: UUID, reason: str) -> int:
     each with ``reason``. Returns how many it closed (none on a retry)."""
     cur = await conn.execute(Q["close_open_steps"], {"job_id": job_id, "reason": reason})
     return cur.rowcount
+
+
+class JobContext(BaseModel):
+    """The user a new job runs for and the workspace it names (absent: not theirs)."""
+
+    user_id: UUID
+    workspace_id: UUID | None
+    platform_name: str | None
+    browser_settings: dict[str, Any] | None
+    is_active: bool | None
+
+
+class PlannedStep(BaseModel):
+    """A step of a job's plan as its row records it before it runs."""
+
+    description: str
+    action: dict[str, Any]
+    risk: str
+
+
+async def job_context(conn: Conn, user_id: UUID, workspace_id: UUID) -> JobContext | None:
+    """The user and their workspace for a new job; None if the user has no profile."""
+    row = await (
+        await conn.execute(Q["job_context"], {"user_id": user_id, "workspace_id": workspace_id})
+    ).fetchone()
+    return JobContext.model_validate(row) if row else None
+
+
+async def insert_steps(
+    conn: Conn, job_id: UUID, first_index: int, steps: Sequence[PlannedStep]
+) -> None:
+    """Record the steps numbered from ``first_index`` once each (a retry writes nothing)."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            Q["upsert_job_step"],
+            [
+                {
+                    "job_id": job_id,
+                    "step_index": first_index + offset,
+                    "description": step.description,
+                    "action": Jsonb(step.action),
+                    "risk": step.risk,
+                }
+                for offset, step in enumerate(steps)
+            ],
+        )
+
+
+async def get_step(conn: Conn, job_id: UUID, step_index: int) -> JobStepRow | None:
+    """One step of a job; None if it has no such step."""
+    row = await (
+        await conn.execute(Q["get_step"], {"job_id": job_id, "step_index": step_index})
+    ).fetchone()
+    return JobStepRow.model_validate(row) if row else None
+
+
+async def list_steps(conn: Conn, job_id: UUID) -> list[JobStepRow]:
+    """Every step of a job in plan order."""
+    rows = await (await conn.execute(Q["list_steps"], {"job_id": job_id})).fetchall()
+    return [JobStepRow.model_validate(r) for r in rows]
+
+
+async def mark_step_running(conn: Conn, job_id: UUID, step_index: int) -> None:
+    """A step starts (or starts again after a crash); a finished step stays as it is."""
+    await conn.execute(Q["mark_step_running"], {"job_id": job_id, "step_index": step_index})
+
+
+async def finish_step(
+    conn: Conn,
+    job_id: UUID,
+    step_index: int,
+    *,
+    status: Literal["completed", "failed", "skipped"],
+    result: dict[str, Any] | None,
+    screenshot_ref: str | None,
+    error: str | None,
+) -> None:
+    """A step that is still open ends: completed, failed or skipped (a finished one stays)."""
+    await conn.execute(
+        Q["finish_step"],
+        {
+            "job_id": job_id,
+            "step_index": step_index,
+            "status": status,
+            "result": None if result is None else Jsonb(result),
+            "screenshot_ref": screenshot_ref,
+            "error": error,
+        },
+    )
+
+
+async def reserve_browser_session(conn: Conn, job_id: UUID, session_id: str) -> str:
+    """The job's browser session id: the first one reserved, which a retry finds again."""
+    row = await (
+        await conn.execute(Q["reserve_browser_session"], {"id": job_id, "session_id": session_id})
+    ).fetchone()
+    if row is None:
+        raise RowNotFound("jobs", job_id)
+    return str(row["steel_session_id"])
+
+
+async def replace_browser_session(conn: Conn, job_id: UUID, session_id: str) -> None:
+    """The job's session ended: ``session_id`` replaces it (its live view is not known yet)."""
+    await conn.execute(Q["replace_browser_session"], {"id": job_id, "session_id": session_id})
+
+
+async def set_session_viewer(
+    conn: Conn, job_id: UUID, session_id: str, viewer_url: str | None
+) -> None:
+    """The live view of the job's session, if it is still the job's session."""
+    await conn.execute(
+        Q["set_session_viewer"],
+        {"id": job_id, "session_id": session_id, "viewer_url": viewer_url},
+    )

@@ -26,6 +26,7 @@ from psycopg.errors import Diagnostic
 
 from db.catalog import describe_changes, snapshot
 from db.pool import connect, is_transaction_pooler
+from db.queries import load_queries
 
 MIGRATIONS_DIR = Path(str(resources.files("db") / "migrations"))
 ADOPT_HELPERS = Path(str(resources.files("db") / "adopt.sql"))
@@ -52,52 +53,7 @@ SUPERSEDED: dict[str, frozenset[str]] = {
 LEDGER_SCHEMA = "orchestrator"
 # Where the ledger was until issue 25; moved on the first run of this code.
 OLD_LEDGER = "public.schema_migrations"
-SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = 'orchestrator'"
-CREATE_SCHEMA = "CREATE SCHEMA orchestrator"
-LEDGER_EXISTS = "SELECT to_regclass('orchestrator.schema_migrations') IS NOT NULL AS present"
-# Our old ledger: exactly our columns, and rows named like our files.
-OLD_LEDGER_IS_OURS = """
-SELECT to_regclass('public.schema_migrations') IS NOT NULL
-   AND (SELECT array_agg(attname::text ORDER BY attname) FROM pg_attribute
-        WHERE attrelid = to_regclass('public.schema_migrations') AND attnum > 0
-          AND NOT attisdropped) = ARRAY['applied_at', 'checksum', 'name', 'version']
-   AS ours
-"""
-OLD_LEDGER_NAMES = "SELECT name FROM public.schema_migrations"
-MOVE_LEDGER = "ALTER TABLE public.schema_migrations SET SCHEMA orchestrator"
-CREATE_LEDGER = """
-CREATE TABLE orchestrator.schema_migrations (
-    version text PRIMARY KEY,
-    name text NOT NULL,
-    checksum text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-# The ledger is the back end's alone: RLS on and nothing granted, wherever it came from
-# (on Supabase, default privileges grant new tables to anon and authenticated).
-LOCK_DOWN_LEDGER = """
-DO $$
-DECLARE
-    r text;
-BEGIN
-    ALTER TABLE orchestrator.schema_migrations ENABLE ROW LEVEL SECURITY;
-    REVOKE ALL ON orchestrator.schema_migrations FROM PUBLIC;
-    FOR r IN SELECT rolname FROM pg_roles
-             WHERE rolname IN ('anon', 'authenticated', 'service_role', 'authenticator')
-    LOOP
-        EXECUTE format('REVOKE ALL ON orchestrator.schema_migrations FROM %I', r);
-        EXECUTE format('REVOKE ALL ON SCHEMA orchestrator FROM %I', r);
-    END LOOP;
-END
-$$
-"""
-SELECT_APPLIED = (
-    "SELECT version, name, checksum FROM orchestrator.schema_migrations ORDER BY version"
-)
-INSERT_APPLIED = """
-INSERT INTO orchestrator.schema_migrations (version, name, checksum)
-VALUES (%(version)s, %(name)s, %(checksum)s)
-"""
+Q = load_queries("migrate")  # the ledger's statements
 
 Conn = AsyncConnection[dict[str, object]]
 
@@ -180,7 +136,7 @@ async def _run(url: str, directory: Path, *, plan: bool) -> MigrationReport:
 
     conn.add_notice_handler(on_notice)
     async with conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        await conn.execute(Q["lock"], {"key": LOCK_KEY})
         try:
             await conn.execute(ADOPT_HELPERS.read_text().encode())
             if plan:
@@ -191,47 +147,47 @@ async def _run(url: str, directory: Path, *, plan: bool) -> MigrationReport:
             else:
                 await _apply_pending(conn, migrations, report)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            await conn.execute(Q["unlock"], {"key": LOCK_KEY})
     return report
 
 
 async def _ledger(conn: Conn, report: MigrationReport) -> None:
     """Find, move or create the ledger; keep it out of the API roles' reach."""
     async with conn.transaction():
-        if not await (await conn.execute(SCHEMA_EXISTS)).fetchone():
+        if not await (await conn.execute(Q["schema_exists"])).fetchone():
             try:
-                await conn.execute(CREATE_SCHEMA)
+                await conn.execute(Q["create_schema"])
             except errors.InsufficientPrivilege:
                 raise MigrationError(
                     "the migrating role may not create the schema `orchestrator` (it needs "
                     "CREATE on the database): migrate as the database owner (`postgres` on "
                     "Supabase) or create the schema once and make that role its owner"
                 ) from None
-        row = await (await conn.execute(LEDGER_EXISTS)).fetchone()
+        row = await (await conn.execute(Q["ledger_exists"])).fetchone()
         if row and not row["present"]:
             if await _old_ledger_is_ours(conn):
-                await conn.execute(MOVE_LEDGER)
+                await conn.execute(Q["move_ledger"])
                 report.notes.append(
                     "moved the migration ledger from public.schema_migrations "
                     "to orchestrator.schema_migrations"
                 )
             else:
-                await conn.execute(CREATE_LEDGER)
-        await conn.execute(LOCK_DOWN_LEDGER)
+                await conn.execute(Q["create_ledger"])
+        await conn.execute(Q["lock_down_ledger"])
 
 
 async def _old_ledger_is_ours(conn: Conn) -> bool:
-    row = await (await conn.execute(OLD_LEDGER_IS_OURS)).fetchone()
+    row = await (await conn.execute(Q["old_ledger_is_ours"])).fetchone()
     if not row or not row["ours"]:
         return False  # absent, or another tool's (dbmate, golang-migrate, ...): left alone
-    names = [str(r["name"]) for r in await (await conn.execute(OLD_LEDGER_NAMES)).fetchall()]
+    names = [str(r["name"]) for r in await (await conn.execute(Q["old_ledger_names"])).fetchall()]
     return bool(names) and all(_NAME.match(n) for n in names)
 
 
 async def _apply_pending(conn: Conn, migrations: list[Migration], report: MigrationReport) -> None:
     await _ledger(conn, report)
     applied = {
-        str(row["version"]): row for row in await (await conn.execute(SELECT_APPLIED)).fetchall()
+        str(row["version"]): row for row in await (await conn.execute(Q["applied"])).fetchall()
     }
     known = {m.version: m for m in migrations}
     for version, row in applied.items():
@@ -254,7 +210,7 @@ async def _apply_pending(conn: Conn, migrations: list[Migration], report: Migrat
         async with conn.transaction():
             await conn.execute(migration.sql.encode())
             await conn.execute(
-                INSERT_APPLIED,
+                Q["insert_applied"],
                 {
                     "version": migration.version,
                     "name": migration.name,

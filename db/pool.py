@@ -12,10 +12,13 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 import db.binary_arrays  # noqa: F401 - registers its dumpers before any connection opens
+from db.queries import load_queries
 
 # Connections of the pool return rows as dicts.
 Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 
+
+Q = load_queries("pool")
 
 # Supavisor's transaction mode (Supabase's pooler) listens on 6543; its session mode and
 # direct connections on 5432.
@@ -92,3 +95,9 @@ async def connect(
     if not prepare:
         conn.prepare_threshold = None
     return conn
+
+
+async def ping(pool: Pool) -> None:
+    """Run one trivial statement on a pooled connection; raise if the database is down."""
+    async with pool.connection() as conn:
+        await conn.execute(Q["ping"])

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from db.queries import load_queries
 from db.transitions import Conn
 
-SEEN = """
-SELECT outcome FROM public.webhook_events
-WHERE provider = %(provider)s AND event_id = %(event_id)s
-"""
-RECORD = """
-INSERT INTO public.webhook_events (provider, event_id, event_type, subject_id, outcome)
-VALUES (%(provider)s, %(event_id)s, %(event_type)s, %(subject_id)s, %(outcome)s)
-ON CONFLICT (provider, event_id) DO NOTHING
-"""
+Q = load_queries("webhook_events")
 
 
 async def seen(conn: Conn, provider: str, event_id: str) -> str | None:
     """The recorded outcome of a delivery already handled, or None."""
-    row = await (await conn.execute(SEEN, {"provider": provider, "event_id": event_id})).fetchone()
+    row = await (
+        await conn.execute(Q["seen"], {"provider": provider, "event_id": event_id})
+    ).fetchone()
     return str(row["outcome"]) if row else None
 
 
@@ -32,7 +27,7 @@ async def record(
 ) -> None:
     """Remember a handled delivery and what came of it."""
     await conn.execute(
-        RECORD,
+        Q["record"],
         {
             "provider": provider,
             "event_id": event_id,

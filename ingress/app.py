@@ -19,7 +19,7 @@ from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError
 
 from activities.object_store import ObjectStore
-from db.pool import Pool
+from db.pool import Pool, ping
 from ingress.api.routes import ApiDeps, create_api
 from ingress.codec_server import CodecAccess, codec_routes
 from ingress.decision_page import DecisionPageDeps, decision_routes
@@ -105,8 +105,7 @@ def create_app(deps: IngressDeps) -> ASGIApp:
     async def healthz(_: Request) -> Response:
         checks: dict[str, str] = {}
         try:
-            async with deps.pool.connection() as conn:
-                await conn.execute("SELECT 1")
+            await ping(deps.pool)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"

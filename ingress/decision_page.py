@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from string import Template
-from typing import Any
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -31,14 +30,13 @@ from activities import approval_tokens
 from activities.approval_tokens import ApprovalToken, InvalidToken, Purpose
 from activities.object_store import ObjectStore
 from activities.screenshots import read_screenshot
-from db.approvals import ApprovalRow
+from db import approvals
+from db.approvals import DecisionContext
 from db.pool import Pool
-from db.queries import load_queries
 from db.transitions import RowNotFound
 from ingress.decisions import deliver_decision
 from workflows.models.approval import Decision
 
-Q = load_queries("decision_page")
 _PAGE = Template(resources.files("ingress").joinpath("templates/decision.html").read_text())
 _HEADERS = {
     # The token is in the URL: no referrer leaves the page, nothing is cached or framed.
@@ -101,19 +99,19 @@ class _DecisionPage:
         try:
             outcome = await deliver_decision(
                 self.deps.client,
-                ApprovalRow.model_validate(gate),
+                gate,
                 decision=decision,
-                decided_by=gate["approver_email"] or "",
+                decided_by=gate.approver_email or "",
                 channel="link",
                 note=note,
-                update_id=f"link-{gate['id']}-{decision}",
+                update_id=f"link-{gate.id}-{decision}",
             )
         except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
             body = _message("Try again", "The service is busy; nothing was decided. Try again.")
             return _render("Try again", body, 503)
         if not outcome.applied:
             return _render("Nothing changed", _message("Nothing changed", outcome.message), 409)
-        decided = await self._context(gate["id"]) or gate
+        decided = await self._context(gate.id) or gate
         return _render(_done_title(decided), _outcome(decided), 200)
 
     async def screenshot(self, request: Request) -> Response:
@@ -121,7 +119,7 @@ class _DecisionPage:
             gate, _ = await self._open(request.path_params["token"])
         except _Refused as refused:
             return Response(status_code=refused.status, headers=_HEADERS)
-        url = str(gate["screenshot_url"] or "")
+        url = str(gate.screenshot_url or "")
         try:
             if not url.startswith("blob:"):
                 raise RowNotFound("blobs", url)
@@ -136,11 +134,11 @@ class _DecisionPage:
         headers = _HEADERS | {"Cache-Control": "private, no-store"}
         return Response(data, media_type=content_type, headers=headers)
 
-    async def _context(self, approval_id: UUID) -> dict[str, Any] | None:
+    async def _context(self, approval_id: UUID) -> DecisionContext | None:
         async with self.deps.pool.connection() as conn:
-            return await (await conn.execute(Q["decision_context"], {"id": approval_id})).fetchone()
+            return await approvals.decision_context(conn, approval_id)
 
-    async def _open(self, token: str) -> tuple[dict[str, Any], ApprovalToken]:
+    async def _open(self, token: str) -> tuple[DecisionContext, ApprovalToken]:
         """The gate a genuine link names; ``_Refused`` for a forged or expired link."""
         invalid = _Refused(
             403,
@@ -161,7 +159,7 @@ class _DecisionPage:
             approval_tokens.verify(
                 self.deps.token_secret,
                 token,
-                gate["approver_email"] or "",
+                gate.approver_email or "",
                 purpose=content.purpose,
                 now=min(now, content.expires_at - timedelta(seconds=1)),
             )
@@ -175,49 +173,49 @@ class _DecisionPage:
             )
         return gate, content
 
-    def _sign(self, gate: dict[str, Any], content: ApprovalToken, decision: str) -> str:
+    def _sign(self, gate: DecisionContext, content: ApprovalToken, decision: str) -> str:
         purpose = Purpose.APPROVE_LINK if decision == "approve" else Purpose.REJECT_LINK
         return approval_tokens.sign(
             self.deps.token_secret,
-            gate["id"],
-            gate["approver_email"] or "",
+            gate.id,
+            gate.approver_email or "",
             purpose,
             content.expires_at,
         )
 
 
-def _open_for_decision(gate: dict[str, Any]) -> bool:
-    expires = gate["expires_at"]
-    return gate["status"] == "pending" and (expires is None or datetime.now(UTC) < expires)
+def _open_for_decision(gate: DecisionContext) -> bool:
+    expires = gate.expires_at
+    return gate.status == "pending" and (expires is None or datetime.now(UTC) < expires)
 
 
-def _what(gate: dict[str, Any]) -> str:
-    return str(gate["description"] or gate["action_type"] or "an action")
+def _what(gate: DecisionContext) -> str:
+    return str(gate.description or gate.action_type or "an action")
 
 
-def _title(gate: dict[str, Any]) -> str:
+def _title(gate: DecisionContext) -> str:
     return f"Approve or reject: {_what(gate)}"
 
 
-def _details(gate: dict[str, Any]) -> str:
-    owner = gate["owner_name"] or "a user"
-    if gate["owner_email"]:
-        owner += f" ({gate['owner_email']})"
+def _details(gate: DecisionContext) -> str:
+    owner = gate.owner_name or "a user"
+    if gate.owner_email:
+        owner += f" ({gate.owner_email})"
     rows = [
-        ("Action", gate["action_type"] or "—"),
-        ("Platform", gate["platform"] or "—"),
-        ("Job", gate["job_title"] or "—"),
+        ("Action", gate.action_type or "—"),
+        ("Platform", gate.platform or "—"),
+        ("Job", gate.job_title or "—"),
         ("Asked by", f"the assistant working for {owner}"),
-        ("Asked on", _when(gate["created_at"])),
+        ("Asked on", _when(gate.created_at)),
     ]
-    if gate["expires_at"] is not None and gate["status"] == "pending":
-        rows.append(("Decide by", f"{_when(gate['expires_at'])} ({_until(gate['expires_at'])})"))
+    if gate.expires_at is not None and gate.status == "pending":
+        rows.append(("Decide by", f"{_when(gate.expires_at)} ({_until(gate.expires_at)})"))
     items = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
     return f"<dl>{items}</dl>"
 
 
-def _screenshot(gate: dict[str, Any], token: str) -> str:
-    if not str(gate["screenshot_url"] or "").startswith("blob:"):
+def _screenshot(gate: DecisionContext, token: str) -> str:
+    if not str(gate.screenshot_url or "").startswith("blob:"):
         return "<p class='note'>No screenshot was taken for this step.</p>"
     return (
         f"<figure><img src='{e(token)}/screenshot' width='640' height='400' "
@@ -226,7 +224,7 @@ def _screenshot(gate: dict[str, Any], token: str) -> str:
     )
 
 
-def _decision_form(gate: dict[str, Any], token: str, decision: str, other: str) -> str:
+def _decision_form(gate: DecisionContext, token: str, decision: str, other: str) -> str:
     button = "<button type='submit' class='{0}' formaction='{{}}'>Confirm: {0}</button>"
     buttons = {choice: button.format(choice) for choice in ("approve", "reject")}
     chosen = buttons[decision].format(e(token))
@@ -251,39 +249,39 @@ def _decision_form(gate: dict[str, Any], token: str, decision: str, other: str) 
     )
 
 
-def _closed(gate: dict[str, Any]) -> str:
-    status = gate["status"]
+def _closed(gate: DecisionContext) -> str:
+    status = gate.status
     if status in ("approved", "rejected"):
-        how = f" by {gate['decided_by']}" if gate["decided_by"] else ""
-        via = f" (by {gate['decision_channel']})" if gate["decision_channel"] else ""
-        when = f" on {_when(gate['decided_at'])}" if gate["decided_at"] else ""
+        how = f" by {gate.decided_by}" if gate.decided_by else ""
+        via = f" (by {gate.decision_channel})" if gate.decision_channel else ""
+        when = f" on {_when(gate.decided_at)}" if gate.decided_at else ""
         text = f"This request was already {status}{how}{when}{via}. Nothing changed."
     elif status == "cancelled":
         text = "The job was cancelled, so there is nothing to decide. Nothing changed."
     else:
-        text = f"This request expired on {_when(gate['expires_at'])}. Nothing was done."
+        text = f"This request expired on {_when(gate.expires_at)}. Nothing was done."
     return (
         f"<h1>{e(_what(gate))}</h1><p class='outcome' role='status'>{e(text)}</p>{_details(gate)}"
     )
 
 
-def _done_title(gate: dict[str, Any]) -> str:
-    return "Approved" if gate["status"] == "approved" else "Rejected"
+def _done_title(gate: DecisionContext) -> str:
+    return "Approved" if gate.status == "approved" else "Rejected"
 
 
-def _outcome(gate: dict[str, Any]) -> str:
-    approved = gate["status"] == "approved"
+def _outcome(gate: DecisionContext) -> str:
+    approved = gate.status == "approved"
     text = (
         f"Approved. The assistant will now: {_what(gate)}."
         if approved
         else f"Rejected. The assistant will not: {_what(gate)}."
     )
-    note = f"<p>Your note: {e(gate['decision_note'])}</p>" if gate["decision_note"] else ""
-    when = _when(gate["decided_at"]) if gate["decided_at"] else "just now"
+    note = f"<p>Your note: {e(gate.decision_note)}</p>" if gate.decision_note else ""
+    when = _when(gate.decided_at) if gate.decided_at else "just now"
     return (
         f"<h1>{e(_done_title(gate))}</h1>"
         f"<p class='outcome' role='status'>{e(text)}</p>"
-        f"<p>Your decision was recorded: {e(gate['status'])}, {e(when)}.</p>{note}"
+        f"<p>Your decision was recorded: {e(gate.status)}, {e(when)}.</p>{note}"
         f"{_details(gate)}<p class='note'>You can close this page.</p>"
     )
 

@@ -1,5 +1,5 @@
-"""The saved-view queries of the README's operator section, run through the visibility
-API of the dev server against workflows in those states."""
+"""The saved-view queries of docs/operations.md, run through the visibility API of the dev
+server against workflows in those states."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from tests.waiting import eventually
 from tests.workflows.approval_helpers import approval_row
 from tests.workflows.jobs_fixtures import DELETE_STEP, SAFE_STEPS, job_request, start_job
 
-README = Path(__file__).parent.parent / "README.md"
+OPERATIONS = Path(__file__).parent.parent / "docs" / "operations.md"
 
 
 def views() -> dict[str, str]:
-    """View name → query, from the README table."""
-    section = README.read_text().split("## The operator's day", 1)[1].split("\n## ", 1)[0]
+    """View name → query, from the table of the operator's day."""
+    section = OPERATIONS.read_text().split("## The operator's day", 1)[1].split("\n## ", 1)[0]
     return dict(re.findall(r"^\| ([^|]+?) \| `([^`]+)` \|$", section, re.M))
 
 

@@ -1,4 +1,4 @@
-"""The README's settings table names every setting, and marks the secrets."""
+"""The settings table of docs/configuration.md names every setting, and marks the secrets."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pydantic import SecretStr
 
 from workers.settings import Settings
 
-README = Path(__file__).parent.parent / "README.md"
+CONFIGURATION = Path(__file__).parent.parent / "docs" / "configuration.md"
 
 
 def table() -> dict[str, list[str]]:
     """Setting name → the table row's cells."""
-    section = README.read_text().split("### Settings", 1)[1].split("\n### ", 1)[0]
+    section = CONFIGURATION.read_text().split("### Settings", 1)[1].split("\n### ", 1)[0]
     rows: dict[str, list[str]] = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

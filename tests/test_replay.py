@@ -1,6 +1,6 @@
 """Every recorded workflow history replays against the current workflow code, so a
 non-deterministic change fails CI. Record anew with RECORD_HISTORIES=1 after an
-intended, patched change (see README)."""
+intended, patched change (see docs/changing-workflows.md)."""
 
 from __future__ import annotations
 

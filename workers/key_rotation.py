@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -22,10 +21,10 @@ from activities.credentials import CredentialBox, DecryptionError
 from activities.higgsfield import key_context
 from activities.metric_sync import credentials_context
 from activities.token_refresh import threads_context
+from db import credentials
+from db.credentials import StoredCredential
 from db.pool import Pool
-from db.queries import load_queries
 
-Q = load_queries("credentials")
 BATCH = 200
 
 
@@ -41,35 +40,19 @@ class TableRotation(BaseModel):
 
 @dataclass(frozen=True)
 class _Table:
-    name: str
-    batch_query: str
-    replace_query: str
-    value: Callable[[dict[str, Any]], str | None]
-    context: Callable[[dict[str, Any]], str]
+    name: credentials.Table
+    context: Callable[[StoredCredential], str]
+
+
+def _user_key_context(row: StoredCredential) -> str:
+    assert row.user_id is not None and row.service is not None  # both NOT NULL
+    return key_context(row.user_id, row.service)
 
 
 TABLES = [
-    _Table(
-        "user_api_keys",
-        "user_api_keys_batch",
-        "replace_user_api_key",
-        value=lambda row: row["encrypted_api_key"],
-        context=lambda row: key_context(row["user_id"], row["service"]),
-    ),
-    _Table(
-        "threads_accounts",
-        "threads_tokens_batch",
-        "replace_threads_token",
-        value=lambda row: row["access_token"],
-        context=lambda row: threads_context(row["id"]),
-    ),
-    _Table(
-        "platform_connections",
-        "connection_credentials_batch",
-        "replace_connection_credentials",
-        value=lambda row: row["ciphertext"],
-        context=lambda row: credentials_context(row["id"]),
-    ),
+    _Table("user_api_keys", context=_user_key_context),
+    _Table("threads_accounts", context=lambda row: threads_context(row.id)),
+    _Table("platform_connections", context=lambda row: credentials_context(row.id)),
 ]
 
 
@@ -83,33 +66,32 @@ async def _rotate_table(pool: Pool, box: CredentialBox, table: _Table) -> TableR
     after: UUID | None = None
     while True:
         async with pool.connection() as conn:
-            cur = await conn.execute(Q[table.batch_query], {"after": after, "limit": BATCH})
-            rows = await cur.fetchall()
+            rows = await credentials.credentials_batch(conn, table.name, after=after, limit=BATCH)
         if not rows:
             return result
         for row in rows:
             await _rotate_row(pool, box, table, row, result)
-        after = rows[-1]["id"]
+        after = rows[-1].id
 
 
 async def _rotate_row(
-    pool: Pool, box: CredentialBox, table: _Table, row: dict[str, Any], result: TableRotation
+    pool: Pool, box: CredentialBox, table: _Table, row: StoredCredential, result: TableRotation
 ) -> None:
-    old = table.value(row)
+    old = row.ciphertext
     if old is None:
-        result.unreadable.append(f"{table.name} {row['id']}: no ciphertext")
+        result.unreadable.append(f"{table.name} {row.id}: no ciphertext")
         return
     try:
         new = box.reencrypt(old, table.context(row))
     except DecryptionError as exc:
-        result.unreadable.append(f"{table.name} {row['id']}: {exc}")
+        result.unreadable.append(f"{table.name} {row.id}: {exc}")
         return
     if new is None:
         result.already_current += 1
         return
     async with pool.connection() as conn:  # autocommit: each row on its own
-        cur = await conn.execute(Q[table.replace_query], {"id": row["id"], "old": old, "new": new})
-    if cur.rowcount == 1:
+        replaced = await credentials.replace_credential(conn, table.name, row.id, old, new)
+    if replaced:
         result.reencrypted += 1
     else:
         result.changed_meanwhile += 1

@@ -86,23 +86,28 @@ def ingress_deps(pool: Pool, client: Client, settings: Settings) -> IngressDeps:
     )
 
 
+async def _ingress_server(
+    pool: Pool, client: Client, settings: Settings, port: int
+) -> tuple[InProcessServer, IngressDeps]:
+    """The ingress app on ``port``, not serving yet, and what it depends on."""
+    deps = ingress_deps(pool, client, settings)
+    deps.objects = await open_object_store(settings, pool)
+    config = uvicorn.Config(
+        create_app(deps),
+        host=settings.ingress_host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+    )
+    return InProcessServer(config), deps
+
+
 @contextlib.asynccontextmanager
 async def serving_ingress(
     pool: Pool, client: Client, settings: Settings, *, port: int | None = None
 ) -> AsyncIterator[InProcessServer]:
     """Serve the ingress inside this process's event loop while the block runs."""
-    deps = ingress_deps(pool, client, settings)
-    deps.objects = await open_object_store(settings, pool)
-    app = create_app(deps)
-    server = InProcessServer(
-        uvicorn.Config(
-            app,
-            host=settings.ingress_host,
-            port=port or settings.ingress_port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
+    server, deps = await _ingress_server(pool, client, settings, port or settings.ingress_port)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
@@ -128,18 +133,7 @@ async def run_ingress(settings: Settings) -> None:
         transaction_pooler=settings.database_transaction_pooler,
     )
     client = await connect_client(settings)
-    deps = ingress_deps(pool, client, settings)
-    deps.objects = await open_object_store(settings, pool)
-    app = create_app(deps)
-    server = InProcessServer(
-        uvicorn.Config(
-            app,
-            host=settings.ingress_host,
-            port=settings.ingress_port,
-            lifespan="off",
-            log_level="warning",
-        )
-    )
+    server, deps = await _ingress_server(pool, client, settings, settings.ingress_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)

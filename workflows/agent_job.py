@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.approval_gate import ApprovalGateHost, GateFailed
-from workflows.ending import despite_cancel, handlers_done
+from workflows.ending import despite_cancel, error_type, failure_reason, handlers_done
 
 with workflow.unsafe.imports_passed_through():
     # Shared with the activities: one class identity inside and outside the sandbox.
@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         JobOutcome,
         JobProgress,
     )
-    from workflows.models.approval import ApprovalRequest
+    from workflows.models.approval import ApprovalRequest, GateOutcome
     from workflows.models.steps import Step, StepResult
     from workflows.policies import DB_RETRY, DB_TIMEOUT
     from workflows.search_attributes import AWAITING_SINCE, JOB_STATUS, PLATFORM, USER_ID
@@ -111,7 +111,7 @@ class AgentJob(ApprovalGateHost):
         except (asyncio.CancelledError, ActivityError) as failure:
             if not is_cancelled_exception(failure):
                 assert isinstance(failure, ActivityError)
-                outcome, reason = "failed", _failure_reason(failure)
+                outcome, reason = "failed", failure_reason(failure)
             else:
                 # An operator cancelled the job (an in-flight activity surfaces it as an
                 # ActivityError caused by CancelledError): clean up, end as cancelled.
@@ -244,14 +244,27 @@ class AgentJob(ApprovalGateHost):
                 self._results.append(result)
                 return
             except ActivityError as failure:
-                gone = _error_type(failure) == "BrowserSessionGone"
+                gone = error_type(failure) == "BrowserSessionGone"
                 if not gone or attempt == MAX_SESSION_RECREATIONS:
                     raise
                 workflow.logger.warning("browser session gone; opening a new one")
                 await self._open_browser(recreate=True)
 
     async def _approved(self, index: int, step: Step) -> bool:
-        blob_id = await workflow.execute_activity_method(
+        """Ask before a risky step: True to run it, False when it was skipped (not approved,
+        under the ``skip`` policy); ``JobStopped`` under ``stop``."""
+        outcome = await self._ask(index, step, await self._screenshot())
+        if outcome.approved:
+            return True
+        why = _not_approved(index, outcome)
+        if self._request.approval.on_rejection == "stop":
+            raise JobStopped(why)
+        await self._skip(index, why)
+        return False
+
+    async def _screenshot(self) -> str:
+        """The page as it is before the step, for the approver; its blob id."""
+        return await workflow.execute_activity_method(
             BrowserActivities.capture_screenshot,
             ScreenshotInput(session_id=self._session_id or "", blob_id=workflow.uuid4()),
             start_to_close_timeout=BROWSER_TIMEOUT,
@@ -259,6 +272,10 @@ class AgentJob(ApprovalGateHost):
             retry_policy=BROWSER_RETRY,
             summary="screenshot for approval",
         )
+
+    async def _ask(self, index: int, step: Step, blob_id: str) -> GateOutcome:
+        """Wait at an approval gate for the step, the job shown as waiting meanwhile; a
+        cancelled gate cancels the job."""
         self._set_status("waiting_approval")
         self._waiting_on = f"approval of step {index + 1}: {step.description}"
         workflow.upsert_search_attributes([AWAITING_SINCE.value_set(workflow.now())])
@@ -280,15 +297,10 @@ class AgentJob(ApprovalGateHost):
         if outcome.status == "cancelled":
             raise asyncio.CancelledError
         self._set_status("running")
-        if outcome.approved:
-            return True
-        why = f"step {index + 1} {outcome.status}" + (
-            f" by {outcome.decided_by}" if outcome.decided_by else ""
-        )
-        if outcome.note:
-            why += f": {outcome.note}"
-        if self._request.approval.on_rejection == "stop":
-            raise JobStopped(why)
+        return outcome
+
+    async def _skip(self, index: int, why: str) -> None:
+        """Record a step that will not run, and why."""
         skipped = StepResult(step_index=index, status="skipped", error=why)
         await workflow.execute_local_activity_method(
             JobActivities.skip_step,
@@ -298,7 +310,6 @@ class AgentJob(ApprovalGateHost):
             summary=f"skip step {index + 1}",
         )
         self._results.append(skipped)
-        return False
 
     async def _close(self, outcome: JobOutcome, reason: str | None) -> None:
         """Release the browser, remember the outcome, persist the end. Runs on every path."""
@@ -319,7 +330,7 @@ class AgentJob(ApprovalGateHost):
                 # Best effort, like the memory: Steel ends an idle session at its timeout.
                 warning = (
                     f"browser session {self._session_id} was not released: "
-                    f"{_failure_reason(failure)}"
+                    f"{failure_reason(failure)}"
                 )
                 workflow.logger.warning(warning)
                 self._warnings.append(warning)
@@ -438,11 +449,11 @@ class AgentJob(ApprovalGateHost):
         )
 
 
-def _error_type(failure: ActivityError) -> str | None:
-    cause = failure.cause
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)
+def _not_approved(index: int, outcome: GateOutcome) -> str:
+    """Why a step does not run: who rejected it (with their note), or that it expired."""
+    why = f"step {index + 1} {outcome.status}" + (
+        f" by {outcome.decided_by}" if outcome.decided_by else ""
+    )
+    if outcome.note:
+        why += f": {outcome.note}"
+    return why

@@ -18,7 +18,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
-from workflows.ending import out_of_time
+from workflows.ending import failure_reason, out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import (
@@ -173,7 +173,7 @@ class ApprovalGate:
                 raise
             workflow.logger.warning(
                 "approval reminder not sent",
-                extra={"approval_id": str(self.approval_id), "reason": _cause(failure)},
+                extra={"approval_id": str(self.approval_id), "reason": failure_reason(failure)},
             )
 
     async def _close(
@@ -288,10 +288,5 @@ def _why_closed(failure: Exception) -> tuple[Literal["expired", "cancelled"], st
     if isinstance(failure, ActivityError):
         if out_of_time(failure):
             return "expired", "the approval email could not be sent before its deadline"
-        return "cancelled", f"the approval request could not be sent: {_cause(failure)}"
+        return "cancelled", f"the approval request could not be sent: {failure_reason(failure)}"
     return "cancelled", f"the approval gate failed: {failure}"
-
-
-def _cause(failure: ActivityError) -> str:
-    cause = failure.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)

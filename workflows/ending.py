@@ -1,5 +1,6 @@
 """How a run ends cleanly: its end written despite a late cancel, calls that ran out of
-their deadline recognised, and its handlers let finish before it completes."""
+their deadline recognised and failed calls put in words, and its handlers let finish
+before it completes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, RetryState
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, RetryState
 from temporalio.exceptions import TimeoutError as CallTimedOut
 
 T = TypeVar("T")
@@ -31,6 +32,19 @@ def out_of_time(failure: ActivityError) -> bool:
     """The call ran out of the time its schedule-to-close bound gave it, retries included
     (timed out, or a next attempt would have started past it)."""
     return isinstance(failure.cause, CallTimedOut) or failure.retry_state == RetryState.TIMEOUT
+
+
+def failure_reason(failure: ActivityError | ChildWorkflowError) -> str:
+    """What a failed call says went wrong: the message of the application error it raised,
+    else its cause (a timeout, a cancel) or itself."""
+    cause = failure.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)
+
+
+def error_type(failure: ActivityError) -> str | None:
+    """The type of the application error a failed call raised (None: it raised none)."""
+    cause = failure.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 async def handlers_done() -> None:

@@ -17,13 +17,14 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
-from workflows.ending import despite_cancel, handlers_done, out_of_time
+from workflows.ending import despite_cancel, failure_reason, handlers_done, out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.generation_slots import SlotActivities, WakeWaitersInput
     from activities.higgsfield import (
+        CancelResult,
         CreateGenerationInput,
         FinishInput,
         GenerationActivities,
@@ -128,7 +129,7 @@ class Generation:
                 if self._bounded and out_of_time(failure):  # the submit, at the deadline
                     why = f"did not finish within {request.deadline}"
                     return await self._finishing(self._give_up(why))
-                return await self._finishing(self._end("failed", _reason(failure)))
+                return await self._finishing(self._end("failed", failure_reason(failure)))
             return await self._cancel(deadline)
         await self._wake_waiters()
         assets: list[str] = []
@@ -282,22 +283,39 @@ class Generation:
         return True
 
     async def _cancel(self, deadline: datetime) -> GenerationResult:
-        why = "cancelled before submission"
-        if self._request_id is None and self._submitting is not None:
-            try:
-                submitted = await self._submitting
-            except ActivityError as failure:
-                submitted = SubmitResult(outcome="unknown")
-                why = f"cancelled; the submit failed: {_reason(failure)}"
-            else:
-                why = "cancelled while the submit's outcome was unknown"
-            if submitted.outcome == "submitted":
-                self._request_id = submitted.request_id
-                self._set_status("queued")
+        """A cancel was requested: end here if Higgsfield never got the request, else cancel
+        it there too, or, if Higgsfield refuses (it already runs), follow it to its end."""
+        why = await self._submit_settled()
         if self._request_id is None:
             return await self._end("cancelled", why)
+        outcome = await self._cancel_on_higgsfield(deadline)
+        if outcome.cancelled:
+            await self._end("cancelled", "cancelled on request (and on Higgsfield)")
+            raise asyncio.CancelledError
+        return await self._follow_uncancelled(deadline, outcome.reason)
+
+    async def _submit_settled(self) -> str:
+        """Let a submit in flight finish, so a request Higgsfield accepted is not lost;
+        why the generation ends if it still has no request id."""
+        if self._request_id is not None or self._submitting is None:
+            return "cancelled before submission"
         try:
-            outcome = await workflow.execute_activity_method(
+            submitted = await self._submitting
+        except ActivityError as failure:
+            submitted = SubmitResult(outcome="unknown")
+            why = f"cancelled; the submit failed: {failure_reason(failure)}"
+        else:
+            why = "cancelled while the submit's outcome was unknown"
+        if submitted.outcome == "submitted":
+            self._request_id = submitted.request_id
+            self._set_status("queued")
+        return why
+
+    async def _cancel_on_higgsfield(self, deadline: datetime) -> CancelResult:
+        """Ask Higgsfield to cancel the request; if that call fails for good, the
+        generation ends cancelled (runs before BOUNDED_BY_DEADLINE fail instead)."""
+        try:
+            return await workflow.execute_activity_method(
                 GenerationActivities.cancel_on_higgsfield,
                 self._ref(),
                 start_to_close_timeout=API_TIMEOUT,
@@ -308,18 +326,21 @@ class Generation:
         except ActivityError as failure:
             if not self._bounded:
                 raise
-            why = f"cancelled on request; cancelling it on Higgsfield failed: {_reason(failure)}"
+            failed = failure_reason(failure)
+            why = f"cancelled on request; cancelling it on Higgsfield failed: {failed}"
             await self._end("cancelled", why)
             raise asyncio.CancelledError from None
-        if outcome.cancelled:
-            await self._end("cancelled", "cancelled on request (and on Higgsfield)")
-            raise asyncio.CancelledError
+
+    async def _follow_uncancelled(
+        self, deadline: datetime, refused: str | None
+    ) -> GenerationResult:
+        """Higgsfield refused the cancel: say so on the row and follow it to its end."""
         await workflow.execute_local_activity_method(
             GenerationActivities.note_cancel_refused,
             FinishInput(
                 generation_id=self._request.generation_id,
                 status="cancelled",
-                error_message=f"cancel requested but Higgsfield refused it: {outcome.reason}",
+                error_message=f"cancel requested but Higgsfield refused it: {refused}",
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
@@ -332,13 +353,13 @@ class Generation:
         except ActivityError as failure:
             if not self._bounded:
                 raise
-            return await self._end("failed", _reason(failure))
+            return await self._end("failed", failure_reason(failure))
         await self._wake_waiters()
         return GenerationResult(
             generation_id=self._request.generation_id,
             status=self._status,
             request_id=self._request_id,
-            error=outcome.reason,
+            error=refused,
         )
 
     async def _give_up(self, why: str) -> GenerationResult:
@@ -356,7 +377,8 @@ class Generation:
                 if not self._bounded:
                     raise
                 return await self._end(
-                    "failed", f"{why}; cancelling it on Higgsfield failed: {_reason(failure)}"
+                    "failed",
+                    f"{why}; cancelling it on Higgsfield failed: {failure_reason(failure)}",
                 )
             why += (
                 "; cancelled on Higgsfield"
@@ -430,8 +452,3 @@ class Generation:
             status=self._status,
             request_id=self._request_id,
         )
-
-
-def _reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)

@@ -10,7 +10,6 @@ from uuid import UUID
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.exceptions import (
-    ApplicationError,
     ChildWorkflowError,
     TerminatedError,
     is_cancelled_exception,
@@ -18,7 +17,7 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as ChildTimedOut
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.ending import handlers_done
+from workflows.ending import failure_reason, handlers_done
 from workflows.generation import Generation
 
 with workflow.unsafe.imports_passed_through():
@@ -100,5 +99,5 @@ def _child_ended(generation_id: UUID, failure: BaseException) -> GenerationResul
         status, why = "failed", "timed out"
     else:
         status = "failed"
-        why = cause.message if isinstance(cause, ApplicationError) else str(cause or failure)
+        why = failure_reason(failure)
     return GenerationResult(generation_id=generation_id, status=status, request_id=None, error=why)

@@ -9,7 +9,7 @@ ScheduleReconcile keeps one schedule per connection in step with platform_connec
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 from temporalio import workflow
@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
-from workflows.ending import despite_cancel, handlers_done, out_of_time
+from workflows.ending import despite_cancel, failure_reason, handlers_done, out_of_time
 
 with workflow.unsafe.imports_passed_through():
     from activities.housekeeping_schedules import (
@@ -87,9 +87,31 @@ class MetricSync:
 
     async def _run(self, request: MetricSyncInput) -> MetricSyncResult:
         workflow.upsert_search_attributes([CONNECTION_ID.value_set(str(request.connection_id))])
-        closes_its_log = workflow.patched(SYNC_CLOSES_ITS_LOG)
+        self._closes_its_log = workflow.patched(SYNC_CLOSES_ITS_LOG)
         deadline = workflow.now() + request.deadline
-        cancelled = False
+        opened, cancelled = await self._open(request)
+        workflow.upsert_search_attributes([PLATFORM.value_set(opened.platform)])
+        self._show(opened, "pulling")
+        pulled: PullResult | None = None
+        error: str | None = "cancelled"
+        if not cancelled:
+            pulled, error, cancelled = await self._pull(request, opened, deadline)
+        status = _status(pulled, error)
+        await self._close(request, opened, status, pulled, error)
+        workflow.upsert_search_attributes([SYNC_OUTCOME.value_set(status)])
+        self._show(opened, status, pulled, error)
+        if cancelled:
+            raise asyncio.CancelledError
+        if error:
+            raise ApplicationError(
+                f"metric sync failed: {error}", type="MetricSyncFailed", non_retryable=True
+            )
+        assert pulled is not None
+        return _result(opened, status, pulled)
+
+    async def _open(self, request: MetricSyncInput) -> tuple[SyncOpened, bool]:
+        """Open the sync's log; and whether a cancel came meanwhile (runs that close their
+        log open it anyway, to close it as cancelled)."""
         opening = workflow.start_local_activity_method(
             MetricSyncActivities.open_metric_sync,
             OpenSyncInput(
@@ -102,58 +124,63 @@ class MetricSync:
             retry_policy=DB_RETRY,
             summary="open sync log",
         )
-        if closes_its_log:
-            try:  # a cancel while the log opens: the log is opened, then closed as cancelled
-                opened = await asyncio.shield(opening)
-            except asyncio.CancelledError:
-                opened, cancelled = await opening, True
-        else:
-            opened = await opening
-        workflow.upsert_search_attributes([PLATFORM.value_set(opened.platform)])
-        self._show(opened, "pulling")
-        pulled: PullResult | None = None
-        error: str | None = None
+        if not self._closes_its_log:
+            return await opening, False
+        try:  # a cancel while the log opens: the log is opened, then closed as cancelled
+            return await asyncio.shield(opening), False
+        except asyncio.CancelledError:
+            return await opening, True
+
+    async def _pull(
+        self, request: MetricSyncInput, opened: SyncOpened, deadline: datetime
+    ) -> tuple[PullResult | None, str | None, bool]:
+        """Pull the window (the activity upserts page by page): what it pulled, or why it
+        did not, and whether the sync was cancelled meanwhile."""
         left = deadline - workflow.now()
-        if cancelled:
-            error = "cancelled"
-        elif closes_its_log and left <= timedelta(0):
-            error = f"did not finish within {request.deadline}"
-        else:
-            try:
-                pulled = await workflow.execute_activity_method(
-                    MetricSyncActivities.pull_metrics,
-                    PullInput(
-                        sync_id=opened.sync_id,
-                        connection_id=request.connection_id,
-                        since=opened.since,
-                        until=opened.until,
-                    ),
-                    start_to_close_timeout=PULL_TIMEOUT,
-                    heartbeat_timeout=PULL_HEARTBEAT,
-                    # The deadline bounds every attempt and every wait between them.
-                    schedule_to_close_timeout=left if closes_its_log else None,
-                    retry_policy=PULL_RETRY,
-                    # A cancel waits for the pull to stop writing before the log is closed.
-                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-                    if closes_its_log
-                    else ActivityCancellationType.TRY_CANCEL,
-                    summary=f"pull {opened.platform} {opened.since}..{opened.until}",
-                )
-            except ActivityError as failure:
-                error = _failure_reason(failure)
-                if closes_its_log and is_cancelled_exception(failure):
-                    error, cancelled = "cancelled", True
-                elif closes_its_log and out_of_time(failure):
-                    error = f"did not finish within {request.deadline}"
-            except asyncio.CancelledError:
-                if not closes_its_log:
-                    raise
-                error, cancelled = "cancelled", True
-        status: SyncStatus = "success"
-        if error:
-            status = "failed"
-        elif pulled is not None and pulled.failures:
-            status = "partial"
+        if self._closes_its_log and left <= timedelta(0):
+            return None, f"did not finish within {request.deadline}", False
+        try:
+            pulled = await workflow.execute_activity_method(
+                MetricSyncActivities.pull_metrics,
+                PullInput(
+                    sync_id=opened.sync_id,
+                    connection_id=request.connection_id,
+                    since=opened.since,
+                    until=opened.until,
+                ),
+                start_to_close_timeout=PULL_TIMEOUT,
+                heartbeat_timeout=PULL_HEARTBEAT,
+                # The deadline bounds every attempt and every wait between them.
+                schedule_to_close_timeout=left if self._closes_its_log else None,
+                retry_policy=PULL_RETRY,
+                # A cancel waits for the pull to stop writing before the log is closed.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                if self._closes_its_log
+                else ActivityCancellationType.TRY_CANCEL,
+                summary=f"pull {opened.platform} {opened.since}..{opened.until}",
+            )
+        except ActivityError as failure:
+            if self._closes_its_log and is_cancelled_exception(failure):
+                return None, "cancelled", True
+            if self._closes_its_log and out_of_time(failure):
+                return None, f"did not finish within {request.deadline}", False
+            return None, failure_reason(failure), False
+        except asyncio.CancelledError:
+            if not self._closes_its_log:
+                raise
+            return None, "cancelled", True
+        return pulled, None, False
+
+    async def _close(
+        self,
+        request: MetricSyncInput,
+        opened: SyncOpened,
+        status: SyncStatus,
+        pulled: PullResult | None,
+        error: str | None,
+    ) -> None:
+        """Close the sync's log as the sync ended (runs that close their log do so even if
+        a cancel arrives meanwhile); a success advances last_synced_at over the window."""
         closing = workflow.start_local_activity_method(
             MetricSyncActivities.close_metric_sync,
             CloseSyncInput(
@@ -169,27 +196,7 @@ class MetricSync:
             retry_policy=DB_RETRY,
             summary=f"sync {status}",
         )
-        await (despite_cancel(closing) if closes_its_log else closing)
-        workflow.upsert_search_attributes([SYNC_OUTCOME.value_set(status)])
-        self._show(opened, status, pulled, error)
-        if cancelled:
-            raise asyncio.CancelledError
-        if error:
-            raise ApplicationError(
-                f"metric sync failed: {error}", type="MetricSyncFailed", non_retryable=True
-            )
-        assert pulled is not None
-        return MetricSyncResult(
-            sync_id=opened.sync_id,
-            status=status,
-            since=opened.since,
-            until=opened.until,
-            created=pulled.created,
-            updated=pulled.updated,
-            unchanged=pulled.unchanged,
-            pages=pulled.pages,
-            failed_pages=len(pulled.failures),
-        )
+        await (despite_cancel(closing) if self._closes_its_log else closing)
 
     def _show(
         self,
@@ -215,6 +222,29 @@ class MetricSync:
         if error:
             lines.append(f"Error: {error}")
         workflow.set_current_details("\n\n".join(lines))
+
+
+def _status(pulled: PullResult | None, error: str | None) -> SyncStatus:
+    """Failed with an error, partial with failed pages, else a success."""
+    if error:
+        return "failed"
+    if pulled is not None and pulled.failures:
+        return "partial"
+    return "success"
+
+
+def _result(opened: SyncOpened, status: SyncStatus, pulled: PullResult) -> MetricSyncResult:
+    return MetricSyncResult(
+        sync_id=opened.sync_id,
+        status=status,
+        since=opened.since,
+        until=opened.until,
+        created=pulled.created,
+        updated=pulled.updated,
+        unchanged=pulled.unchanged,
+        pages=pulled.pages,
+        failed_pages=len(pulled.failures),
+    )
 
 
 @workflow.defn(name="ScheduleReconcile", failure_exception_types=[ValidationError])
@@ -282,8 +312,3 @@ class ScheduleReconcile:
         except ActivityError as failure:
             workflow.logger.warning("sweep failed", exc_info=failure)
             return None
-
-
-def _failure_reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failure)

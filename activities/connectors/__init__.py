@@ -9,6 +9,7 @@ no URL, cursor or error message carries one.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -71,6 +72,23 @@ class Connector(Protocol):
     async def fetch_page(self, since: date, until: date, cursor: str | None) -> Page:
         """The page at ``cursor`` (None: the first) of the window ``since``..``until``."""
         ...
+
+
+async def answer_of(
+    platform: str,
+    sending: Awaitable[httpx.Response],
+    refusal: Callable[[httpx.Response, dict[str, Any]], ConnectorError],
+) -> dict[str, Any]:
+    """The JSON object the platform answered ``sending`` with. No answer fails the page
+    (retryable); an answer other than 200 raises what ``refusal`` makes of it."""
+    try:
+        response = await sending
+    except httpx.TransportError as exc:
+        raise PageFailedError(f"{platform} unreachable: {type(exc).__name__}") from None
+    body = json_body(response)
+    if response.status_code != 200:
+        raise refusal(response, body)
+    return body
 
 
 def json_body(response: httpx.Response) -> dict[str, object]:

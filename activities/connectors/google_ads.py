@@ -22,9 +22,9 @@ from activities.connectors import (
     Page,
     PageFailedError,
     ThrottledError,
+    answer_of,
     campaign_day_values,
     decimal_value,
-    json_body,
 )
 from db.metrics import MetricValue
 
@@ -76,13 +76,11 @@ class GoogleAdsConnector:
         body: dict[str, str] = {"query": QUERY.format(since=since, until=until)}
         if cursor:
             body["pageToken"] = cursor
-        try:
-            response = await self._http.post(self._url, json=body, headers=self._headers)
-        except httpx.TransportError as exc:
-            raise PageFailedError(f"Google Ads unreachable: {type(exc).__name__}") from None
-        answer = json_body(response)
-        if response.status_code != 200:
-            raise _classify(response, answer, self.api_version)
+        answer = await answer_of(
+            "Google Ads",
+            self._http.post(self._url, json=body, headers=self._headers),
+            lambda response, answer: _classify(response, answer, self.api_version),
+        )
         results = answer.get("results", [])
         if not isinstance(results, list):
             raise PageFailedError("Google Ads answered without a results list")

@@ -24,9 +24,9 @@ from activities.connectors import (
     Page,
     PageFailedError,
     ThrottledError,
+    answer_of,
     campaign_day_values,
     decimal_value,
-    json_body,
 )
 from db.metrics import MetricValue
 
@@ -133,14 +133,11 @@ class MetaConnector:
         }
         if after:
             params["after"] = after
-        try:
-            response = await self._http.get(self._url, params=params, headers=self._headers)
-        except httpx.TransportError as exc:
-            raise PageFailedError(f"Meta unreachable: {type(exc).__name__}") from None
-        body = json_body(response)
-        if response.status_code != 200:
-            raise _classify(response, body, self.api_version)
-        return body
+        return await answer_of(
+            "Meta",
+            self._http.get(self._url, params=params, headers=self._headers),
+            lambda response, body: _classify(response, body, self.api_version),
+        )
 
     def _page(self, body: dict[str, Any], since: date, until: date, last: date | None) -> Page:
         """The rows of ``body``; ``last`` is the window's last day when reading day by day."""

@@ -3,7 +3,7 @@
 
 -- name: user_api_keys_batch
 -- The next batch of users' encrypted API keys after id %(after)s (NULL: from the start).
-SELECT id, user_id, service, encrypted_api_key FROM public.user_api_keys
+SELECT id, user_id, service, encrypted_api_key AS ciphertext FROM public.user_api_keys
 WHERE %(after)s::uuid IS NULL OR id > %(after)s::uuid
 ORDER BY id
 LIMIT %(limit)s
@@ -28,7 +28,7 @@ WHERE id = %(id)s AND credentials->>'ciphertext' = %(old)s
 
 -- name: threads_tokens_batch
 -- The next batch of Threads accounts' encrypted tokens after id %(after)s (NULL: from the start).
-SELECT id, access_token FROM public.threads_accounts
+SELECT id, access_token AS ciphertext FROM public.threads_accounts
 WHERE %(after)s::uuid IS NULL OR id > %(after)s::uuid
 ORDER BY id
 LIMIT %(limit)s

@@ -113,3 +113,7 @@ UNION ALL
  WHERE cancel_delivered_at < now() - make_interval(secs => %(grace_seconds)s::float8)
    AND status IN ('pending', 'submitting', 'queued', 'in_progress')
  LIMIT %(limit)s)
+
+-- name: generation_batch
+-- Whether a generation belongs to a batch (the batch is dispatched as one).
+SELECT batch_id, batch_size FROM public.generations WHERE id = %(id)s

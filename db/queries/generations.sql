@@ -79,3 +79,15 @@ RETURNING id
 -- name: set_saved_assets
 -- The generation's copies in asset storage.
 UPDATE public.generations SET saved_asset_ids = %(asset_ids)s WHERE id = %(id)s
+
+-- name: waiting_generations
+-- The user's oldest generations still waiting for a concurrency slot.
+SELECT temporal_workflow_id FROM public.generations
+WHERE user_id = %(user_id)s AND status = 'pending' AND id <> %(generation_id)s
+  AND temporal_workflow_id IS NOT NULL
+ORDER BY created_at
+LIMIT %(limit)s
+
+-- name: note_error
+-- Say on the row why something asked of it could not happen (its status stays).
+UPDATE public.generations SET error_message = %(msg)s WHERE id = %(id)s

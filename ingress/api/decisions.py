@@ -25,10 +25,10 @@ from ingress.decisions import deliver_decision
 class ApprovalHandlers(Pipeline):
     """The handlers of ``/v1/approvals``."""
 
-    async def _approval_row(self, caller: Caller, approval_id: UUID) -> dict[str, Any]:
+    async def _approval_row(self, caller: Caller, approval_id: UUID) -> ApprovalRow:
         """The approval if the caller owns its job or is its approver."""
         async with app_api.as_user(self.pool, caller.claims) as conn:
-            row = await app_api.one(conn, "get_approval", id=approval_id)
+            row = await app_api.get_approval(conn, approval_id)
         if row is None:
             row = await app_api.approval_for_approver(self.pool, approval_id, caller.user_id)
         if row is None:
@@ -36,12 +36,13 @@ class ApprovalHandlers(Pipeline):
         return row
 
     async def approval(self, caller: Caller, approval_id: UUID) -> ApprovalView:
-        return ApprovalView.model_validate(await self._approval_row(caller, approval_id))
+        row = await self._approval_row(caller, approval_id)
+        return ApprovalView.model_validate(row, from_attributes=True)
 
     async def decide(
         self, caller: Caller, key: str, body: Decide, params: dict[str, Any]
     ) -> tuple[int, Any]:
-        approval = ApprovalRow.model_validate(await self._approval_row(caller, params["id"]))
+        approval = await self._approval_row(caller, params["id"])
         email = await app_api.user_email(self.pool, caller.user_id)
         update_id = f"app-{approval.id}-{idempotency.derived_id(caller.user_id, key, 'decide')}"
         try:

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from psycopg.types.json import Jsonb
-
 from db import app_api
 from db.pool import Pool
 from ingress.api.errors import ApiError
@@ -66,42 +64,33 @@ async def claim(pool: Pool, user_id: UUID, key: str, digest: str) -> Answer | No
     """Record the key; the stored answer if it was answered before (None: run it)."""
     async with pool.connection() as conn:
         for _ in range(2):
-            if await app_api.one(
-                conn, "claim_idempotency_key", user_id=user_id, key=key, request_hash=digest
-            ):
+            if await app_api.claim_idempotency_key(conn, user_id, key, digest):
                 return None
-            known = await app_api.one(conn, "get_idempotency_key", user_id=user_id, key=key)
+            known = await app_api.get_idempotency_key(conn, user_id, key)
             if known is None:
                 continue  # forgotten between the two statements
-            if known["expired"]:
-                await app_api.run(conn, "forget_idempotency_key", user_id=user_id, key=key)
+            if known.expired:
+                await app_api.forget_idempotency_key(conn, user_id, key)
                 continue
-            if known["request_hash"] != digest:
+            if known.request_hash != digest:
                 raise ApiError(
                     422,
                     "idempotency_key_reused",
                     f"this {HEADER} was used with another request; use a new key",
                 )
-            if known["response"] is None:
+            if known.response is None or known.status_code is None:
                 return None  # its first attempt is running, or died: run it again
-            return Answer(int(known["status_code"]), known["response"])
+            return Answer(known.status_code, known.response)
     return None
 
 
 async def store(pool: Pool, user_id: UUID, key: str, answer: Answer) -> None:
     """Keep the first answer to the key."""
     async with pool.connection() as conn:
-        await app_api.run(
-            conn,
-            "store_idempotency_response",
-            user_id=user_id,
-            key=key,
-            status_code=answer.status,
-            response=Jsonb(answer.body),
-        )
+        await app_api.store_idempotency_response(conn, user_id, key, answer.status, answer.body)
 
 
 async def release(pool: Pool, user_id: UUID, key: str) -> None:
     """Forget an unanswered key (its request was refused or failed)."""
     async with pool.connection() as conn:
-        await app_api.run(conn, "release_idempotency_key", user_id=user_id, key=key)
+        await app_api.release_idempotency_key(conn, user_id, key)

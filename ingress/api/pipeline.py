@@ -120,10 +120,9 @@ class Pipeline:
     async def _settled(self, entity: Entity, row_id: UUID) -> None:
         """Wait (briefly) for the dispatcher that holds the row to record what it did, so
         the answer shows the workflow it started."""
-        query = "job_settled" if entity == "jobs" else "generation_settled"
         for _ in range(SETTLE_POLLS):
             async with self.pool.connection() as conn:
-                if await app_api.one(conn, query, id=row_id):
+                if await app_api.settled(conn, entity, row_id):
                     return
             await asyncio.sleep(0.05)
 

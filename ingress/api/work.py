@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.types.json import Jsonb
 from temporalio.service import RPCError
 
 from db import app_api
@@ -47,15 +46,14 @@ class WorkHandlers(Pipeline):
         }
         try:
             async with app_api.as_user(self.pool, caller.claims) as conn:
-                await app_api.run(
+                await app_api.insert_job(
                     conn,
-                    "insert_job",
-                    id=job_id,
+                    job_id=job_id,
                     user_id=caller.user_id,
                     workspace_id=body.workspace_id,
                     title=body.title,
                     instruction=body.instruction,
-                    plan=Jsonb(plan),
+                    plan=plan,
                 )
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ForeignKeyViolation):
             raise ApiError(
@@ -66,16 +64,16 @@ class WorkHandlers(Pipeline):
 
     async def job(self, caller: Caller, job_id: UUID) -> JobView:
         async with app_api.as_user(self.pool, caller.claims) as conn:
-            row = await app_api.one(conn, "get_job", id=job_id)
+            row = await app_api.get_job(conn, job_id)
             if row is None:
                 raise ApiError(404, "not_found", f"no job {job_id} of yours")
-            steps = await app_api.all_rows(conn, "job_steps", job_id=job_id)
-            approvals = await app_api.all_rows(conn, "job_approvals", job_id=job_id)
+            steps = await app_api.job_steps(conn, job_id)
+            approvals = await app_api.job_approvals(conn, job_id)
         return JobView(
-            **row,
-            workflow_id=row["temporal_workflow_id"],
-            steps=[StepView.model_validate(s) for s in steps],
-            approvals=[ApprovalView.model_validate(a) for a in approvals],
+            **row.model_dump(),
+            workflow_id=row.temporal_workflow_id,
+            steps=[StepView.model_validate(s, from_attributes=True) for s in steps],
+            approvals=[ApprovalView.model_validate(a, from_attributes=True) for a in approvals],
         )
 
     async def cancel_job(
@@ -88,12 +86,16 @@ class WorkHandlers(Pipeline):
     async def _request_cancel(self, caller: Caller, entity: Entity, row_id: UUID) -> None:
         what = "job" if entity == "jobs" else "generation"
         async with app_api.as_user(self.pool, caller.claims) as conn:
-            row = await app_api.one(conn, f"get_{what}", id=row_id)
+            row = await (
+                app_api.get_job(conn, row_id)
+                if entity == "jobs"
+                else app_api.get_generation(conn, row_id)
+            )
             if row is None:
                 raise ApiError(404, "not_found", f"no {what} {row_id} of yours")
-            if row["status"] in FINISHED:
-                raise ApiError(409, "already_finished", f"the {what} is {row['status']}")
-            await app_api.run(conn, f"request_{what}_cancel", id=row_id)
+            if row.status in FINISHED:
+                raise ApiError(409, "already_finished", f"the {what} is {row.status}")
+            await app_api.request_cancel(conn, entity, row_id)
         await self.dispatch(entity, row_id)
 
     # --- generations --------------------------------------------------------------------
@@ -138,29 +140,28 @@ class WorkHandlers(Pipeline):
         batch_id: UUID | None,
         batch_size: int | None,
     ) -> None:
-        await app_api.run(
+        await app_api.insert_generation(
             conn,
-            "insert_generation",
-            id=generation_id,
+            generation_id=generation_id,
             user_id=caller.user_id,
             prompt_id=body.prompt_id,
             prompt_text=body.prompt_text or "",
             model=model,
-            settings=Jsonb(body.settings),
+            settings=body.settings,
             batch_id=batch_id,
             batch_size=batch_size,
         )
 
     async def generation(self, caller: Caller, generation_id: UUID) -> GenerationView:
         async with app_api.as_user(self.pool, caller.claims) as conn:
-            row = await app_api.one(conn, "get_generation", id=generation_id)
+            row = await app_api.get_generation(conn, generation_id)
         if row is None:
             raise ApiError(404, "not_found", f"no generation {generation_id} of yours")
         return _generation_view(row)
 
     async def batch(self, caller: Caller, batch_id: UUID) -> BatchView:
         async with app_api.as_user(self.pool, caller.claims) as conn:
-            rows = await app_api.all_rows(conn, "batch_generations", batch_id=batch_id)
+            rows = await app_api.batch_generations(conn, batch_id)
         if not rows:
             raise ApiError(404, "not_found", f"no batch {batch_id} of yours")
         return BatchView(
@@ -198,5 +199,5 @@ def _model(name: str) -> str:
         raise ApiError(422, "validation_failed", f"model: {exc}") from None
 
 
-def _generation_view(row: dict[str, Any]) -> GenerationView:
-    return GenerationView(**row, workflow_id=row["temporal_workflow_id"])
+def _generation_view(row: app_api.UserGeneration) -> GenerationView:
+    return GenerationView(**row.model_dump(), workflow_id=row.temporal_workflow_id)

@@ -71,7 +71,7 @@ async def sql_cmd(args: argparse.Namespace) -> None:
     """Run a statement as the user: role ``authenticated`` with the user's claims."""
     import psycopg
 
-    from db.app_api import as_user
+    from db.app_api import as_user, run_statement
 
     _, pool, _ = await operator_context()
     claims = {"sub": str(args.as_user), "role": "authenticated", "aud": "authenticated"}
@@ -79,10 +79,7 @@ async def sql_cmd(args: argparse.Namespace) -> None:
     async with pool:
         try:
             async with as_user(pool, claims) as conn:
-                cur = await conn.execute(args.statement)
-                if cur.description is not None:
-                    rows = await cur.fetchall()
-                count = cur.rowcount
+                rows, count = await run_statement(conn, args.statement)
         except psycopg.Error as exc:
             message = exc.diag.message_primary or str(exc)
             raise CliError(f"refused: {message}") from None

@@ -94,8 +94,7 @@ async def jobs_status(args: argparse.Namespace) -> None:
         if args.job_id == "latest":
             args.job_id = newest_id(await jobs.list_jobs(conn, limit=1), "no jobs yet")
         job = await get_or_fail(jobs.get_job(conn, args.job_id))
-        rows = await (await conn.execute(jobs.Q["list_steps"], {"job_id": args.job_id})).fetchall()
-    steps = [jobs.JobStepRow.model_validate(r) for r in rows]
+        steps = await jobs.list_steps(conn, args.job_id)
     text = [f"{job.id}  {job.status}  {job.title or ''}"]
     if job.error_message:
         text.append(f"reason: {job.error_message}")

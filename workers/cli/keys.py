@@ -39,7 +39,7 @@ def add_commands(sub: Any) -> None:
 async def keys_set(args: argparse.Namespace) -> None:
     """Encrypt and store a user's API key, read from stdin (never from the command line)."""
     from activities.higgsfield import key_context
-    from db.generations import Q
+    from db.generations import store_user_api_key
     from workers.keys import credential_box
 
     key = getpass.getpass("key: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
@@ -48,14 +48,8 @@ async def keys_set(args: argparse.Namespace) -> None:
     settings, pool, _ = await operator_context()
     box = credential_box(settings)
     async with pool, pool.connection() as conn:
-        await conn.execute(
-            Q["upsert_user_api_key"],
-            {
-                "user_id": args.user,
-                "service": args.service,
-                "encrypted_api_key": box.encrypt(key, key_context(args.user, args.service)),
-            },
-        )
+        sealed = box.encrypt(key, key_context(args.user, args.service))
+        await store_user_api_key(conn, args.user, args.service, sealed)
     emit(
         args,
         {"user_id": str(args.user), "service": args.service, "stored": True},

@@ -23,10 +23,9 @@ from collections.abc import AsyncIterator
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 from temporalio.client import Client
 
-from db.dispatch import NOTIFY_CHANNEL, Entity
+from db.dispatch import Entity, listen
 from db.pool import Pool
 from workers.dispatch.rows import RowDispatcher
 from workers.logging import get_logger
@@ -84,7 +83,7 @@ class Dispatcher:
                 async with await psycopg.AsyncConnection.connect(
                     self.listen_url, autocommit=True
                 ) as conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+                    await listen(conn)
                     self.listening.set()
                     self.connections += 1
                     self.sweep_soon()  # whatever was inserted while nobody listened

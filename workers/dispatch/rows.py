@@ -10,7 +10,7 @@ the row is marked as started all the same.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any, Literal
 from uuid import UUID
 
@@ -86,38 +86,49 @@ class RowDispatcher:
         return "started"
 
     async def _cancel_job(self, job_id: UUID) -> Outcome:
+        async def never_started(conn: Conn) -> None:
+            ctx = _ctx("cancelled before it started")
+            await jobs.mark_job_cancelled(conn, job_id, ctx, reason=_NEVER_STARTED)
+
+        return await self._deliver_cancel(
+            "jobs", job_id, job_workflow_id(job_id), _LIVE_JOB, never_started
+        )
+
+    async def _deliver_cancel(
+        self,
+        entity: Entity,
+        row_id: UUID,
+        default_workflow_id: str,
+        live: Collection[str],
+        never_started: Callable[[Conn], Awaitable[None]],
+    ) -> Outcome:
+        """Deliver a requested cancel to the row's workflow once: a row still pending
+        whose workflow never started is ended here (``never_started``)."""
         async with self.pool.connection() as conn, conn.transaction():
-            request = await dispatch.lock_cancel(conn, "jobs", job_id)
+            request = await dispatch.lock_cancel(conn, entity, row_id)
             if request is None:
                 return "nothing"
-            workflow_id = request.temporal_workflow_id or job_workflow_id(job_id)
+            workflow_id = request.temporal_workflow_id or default_workflow_id
             outcome: Outcome = "nothing"
-            if request.status not in _LIVE_JOB:
+            if request.status not in live:
                 pass  # it ended before the cancel came: nothing to do
             elif await self._cancel(workflow_id):
                 outcome = "cancel_delivered"
             elif request.status == "pending":  # it never started: end it here
-                await jobs.mark_job_cancelled(
-                    conn, job_id, _ctx("cancelled before it started"), reason=_NEVER_STARTED
-                )
+                await never_started(conn)
                 outcome = "cancelled"
-            await dispatch.mark_cancel_delivered(conn, "jobs", job_id, workflow_id)
+            await dispatch.mark_cancel_delivered(conn, entity, row_id, workflow_id)
         return outcome
 
     # --- generations --------------------------------------------------------------------
 
     async def _generation(self, generation_id: UUID) -> Outcome:
         async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT batch_id, batch_size FROM public.generations WHERE id = %(id)s",
-                    {"id": generation_id},
-                )
-            ).fetchone()
+            row = await dispatch.generation_batch(conn, generation_id)
         if row is None:
             return "nothing"
-        if row["batch_size"] is not None:
-            return await self.dispatch_batch(row["batch_id"])
+        if row.batch_size is not None and row.batch_id is not None:
+            return await self.dispatch_batch(row.batch_id)
         cancelled = await self._cancel_generation(generation_id)
         if cancelled != "nothing":
             return cancelled
@@ -146,23 +157,16 @@ class RowDispatcher:
         return "started"
 
     async def _cancel_generation(self, generation_id: UUID) -> Outcome:
-        async with self.pool.connection() as conn, conn.transaction():
-            request = await dispatch.lock_cancel(conn, "generations", generation_id)
-            if request is None:
-                return "nothing"
-            workflow_id = request.temporal_workflow_id or rules.generation_workflow_id(
-                generation_id
-            )
-            outcome: Outcome = "nothing"
-            if request.status not in _LIVE_GENERATION:
-                pass
-            elif await self._cancel(workflow_id):
-                outcome = "cancel_delivered"
-            elif request.status == "pending":
-                await _cancel_unstarted(conn, generation_id)
-                outcome = "cancelled"
-            await dispatch.mark_cancel_delivered(conn, "generations", generation_id, workflow_id)
-        return outcome
+        async def never_started(conn: Conn) -> None:
+            await _cancel_unstarted(conn, generation_id)
+
+        return await self._deliver_cancel(
+            "generations",
+            generation_id,
+            rules.generation_workflow_id(generation_id),
+            _LIVE_GENERATION,
+            never_started,
+        )
 
     async def dispatch_batch(self, batch_id: UUID) -> Outcome:
         """Start a complete batch as one GenerationBatch, cancel it, or refuse it whole.

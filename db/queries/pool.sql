@@ -1,0 +1,3 @@
+-- name: ping
+-- The database answers (the ingress's health check).
+SELECT 1
