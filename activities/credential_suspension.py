@@ -21,8 +21,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.email import classify_resend_error, send_email
-from activities.housekeeping_schedules import revoked_note, token_schedule_id
-from activities.metric_schedules import schedule_id
+from activities.housekeeping_schedules import token_schedule_id
+from activities.metric_schedules import revoked_note, schedule_id
 from db import tokens
 from db.pool import Pool
 from db.tokens import CredentialsState, Holder

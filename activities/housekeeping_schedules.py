@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -27,19 +26,23 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError, RPCStatusCode
 
-from db import dashboards, metrics, tokens
+from activities.metric_schedules import (
+    Change,
+    ReconcileResult,
+    converge,
+    delete_schedule_id,
+    listed_schedules,
+    revoked_note,
+)
+from db import dashboards, metrics, retention, tokens
 from db.dashboards import DashboardRow
 from db.metrics import ConnectionRow
 from db.pool import Pool
@@ -68,43 +71,22 @@ RETENTION_EVERY = timedelta(days=1)
 RETENTION_TIMEOUT = timedelta(hours=20)  # a stuck run must not block SKIP forever
 DASHBOARD_TIMEOUT = timedelta(hours=2)
 
-Change = Literal["created", "updated", "paused", "unpaused", "unchanged"]
 
+class HousekeepingResult(ReconcileResult):
+    """Which housekeeping schedules changed (by schedule id), and what was left out."""
 
-class HousekeepingResult(BaseModel):
-    """Which housekeeping schedules changed, by kind of change, and what was left out."""
-
-    created: list[str] = []
-    updated: list[str] = []
-    paused: list[str] = []
-    unpaused: list[str] = []
-    deleted: list[str] = []
-    unchanged: int = 0
     notes: list[str] = []  # e.g. a configured view that does not exist
-
-    def summary(self) -> str:
-        """One line for operators."""
-        parts = [
-            f"{len(ids)} {kind}"
-            for kind, ids in (
-                ("created", self.created),
-                ("updated", self.updated),
-                ("paused", self.paused),
-                ("unpaused", self.unpaused),
-                ("deleted", self.deleted),
-            )
-            if ids
-        ]
-        return ", ".join([*parts, f"{self.unchanged} unchanged"])
 
 
 @dataclass(frozen=True)
 class Desired:
-    """A schedule reconcile wants, with what it is stamped with."""
+    """A schedule reconcile wants, with what it is stamped with. ``follows_pause``: its
+    paused state is the row's (token refresh), not the operator's (retention, dashboards)."""
 
     id: str
     schedule: Schedule
     kind: str
+    follows_pause: bool = False
     search_attributes: TypedSearchAttributes = field(
         default_factory=lambda: TypedSearchAttributes([])
     )
@@ -118,15 +100,6 @@ def token_schedule_id(holder: Holder, holder_id: object) -> str:
 def dashboard_schedule_id(view_name: str) -> str:
     """``dashboard-refresh-<view>``."""
     return f"{DASHBOARD_PREFIX}{view_name}"
-
-
-def revoked_note(label: str, reason: str | None) -> str:
-    """The note of a schedule paused because its credentials failed for good."""
-    return (
-        f"Paused: the credentials of {label} stopped working ({reason or 'revoked'}). "
-        "Reconnect the account (orchestrator connections reconnect / threads reconnect) and "
-        "the next reconcile resumes it."
-    )[:1000]
 
 
 def _attributes(holder_id: UUID, platform: str) -> TypedSearchAttributes:
@@ -154,6 +127,7 @@ def _token_schedule(
         id=sid,
         kind="token-refresh",
         search_attributes=attributes,
+        follows_pause=True,
         schedule=Schedule(
             action=ScheduleActionStartWorkflow(
                 TOKEN_REFRESH_WORKFLOW,
@@ -283,7 +257,8 @@ async def desired_schedules(
         connections = await metrics.list_connections(conn)
         accounts = await tokens.list_threads_accounts(conn)
         views = await dashboards.list_dashboards(conn)
-    wanted = [retention_schedule(task_queue, retention_id)]
+        policies = await retention.policies(conn)
+    wanted = [retention_schedule(task_queue, retention_id)] if policies else []
     wanted += [d for r in connections if (d := connection_token_schedule(r, task_queue))]
     wanted += [threads_token_schedule(a, task_queue) for a in accounts]
     notes = []
@@ -297,56 +272,16 @@ async def desired_schedules(
     return wanted, notes
 
 
-def _differs(current: Schedule, desired: Schedule) -> bool:
-    """Whether the parts reconcile manages differ (spec, action, policy, note, pause)."""
-    action, wanted = current.action, desired.action
-    assert isinstance(wanted, ScheduleActionStartWorkflow)
-    if not isinstance(action, ScheduleActionStartWorkflow):
-        return True
-    return (
-        [i.every for i in current.spec.intervals] != [i.every for i in desired.spec.intervals]
-        or current.spec.jitter != desired.spec.jitter
-        or (action.workflow, action.id, action.task_queue, action.execution_timeout)
-        != (wanted.workflow, wanted.id, wanted.task_queue, wanted.execution_timeout)
-        or action.static_summary != wanted.static_summary
-        or current.policy.overlap != desired.policy.overlap
-        or current.policy.catchup_window != desired.policy.catchup_window
-        or current.state.note != desired.state.note
-        or current.state.paused != desired.state.paused
-    )
-
-
 async def apply_schedule(client: Client, desired: Desired, task_queue: str) -> Change:
-    """Create the schedule, or update it (paused state included, in one update) to match."""
-    handle = client.get_schedule_handle(desired.id)
-    try:
-        description: Any = await handle.describe()
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-        description = None
-    if description is None:
-        try:
-            await client.create_schedule(
-                desired.id,
-                desired.schedule,
-                memo={"task_queue": task_queue, KIND_MEMO: desired.kind},
-                search_attributes=desired.search_attributes,
-            )
-            return "created"
-        except ScheduleAlreadyRunningError:
-            description = await handle.describe()  # created concurrently: reconcile it
-    current: Schedule = description.schedule
-    if not _differs(current, desired.schedule):
-        return "unchanged"
-
-    def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=desired.schedule)
-
-    await handle.update(replace)
-    if current.state.paused == desired.schedule.state.paused:
-        return "updated"
-    return "paused" if desired.schedule.state.paused else "unpaused"
+    """Create the schedule, or update it to match (the metric syncs' converge sequence)."""
+    return await converge(
+        client,
+        desired.id,
+        desired.schedule,
+        memo={"task_queue": task_queue, KIND_MEMO: desired.kind},
+        search_attributes=desired.search_attributes,
+        follows_pause=desired.follows_pause,
+    )
 
 
 def _ours(schedule_id: str) -> bool:
@@ -368,19 +303,11 @@ async def reconcile_housekeeping(
             getattr(result, change).append(desired.id)
     keep = {d.id for d in wanted}
     # Listing is eventually consistent: an orphan created moments ago waits for the next run.
-    async for listed in await client.list_schedules():
-        if not _ours(listed.id) or listed.id in keep:
-            continue
-        memo = await listed.memo()
-        if memo.get("task_queue") != task_queue or KIND_MEMO not in memo:
-            continue  # another deployment's, or not one of ours
-        try:
-            await client.get_schedule_handle(listed.id).delete()
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-            continue
-        result.deleted.append(listed.id)
+    async for listed, memo in listed_schedules(client, task_queue, ""):
+        if not _ours(listed) or listed in keep or KIND_MEMO not in memo:
+            continue  # not a housekeeping schedule, or still called for
+        if await delete_schedule_id(client, listed):
+            result.deleted.append(listed)
     return result
 
 

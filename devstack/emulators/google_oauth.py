@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import secrets
 import threading
-from urllib.parse import parse_qsl
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
