@@ -167,21 +167,17 @@ async def exchange_meta_token(
             "META_APP_ID and META_APP_SECRET are not set: Meta tokens are exchanged with the "
             "app's id and secret"
         )
-    response = await _call(
+    return await _graph_token(
+        http,
         "Meta",
-        http.get(
-            f"{endpoints.meta_graph_url}/{endpoints.meta_api_version}/oauth/access_token",
-            params={
-                "grant_type": "fb_exchange_token",
-                "client_id": endpoints.meta_app_id,
-                "client_secret": endpoints.meta_app_secret,
-                "fb_exchange_token": token,
-            },
-        ),
+        f"{endpoints.meta_graph_url}/{endpoints.meta_api_version}/oauth/access_token",
+        {
+            "grant_type": "fb_exchange_token",
+            "client_id": endpoints.meta_app_id,
+            "client_secret": endpoints.meta_app_secret,
+            "fb_exchange_token": token,
+        },
     )
-    if response.status_code == 200:
-        return _issued(_json(response), "Meta")
-    raise _graph_error("Meta", response)
 
 
 async def exchange_threads_token(
@@ -192,33 +188,35 @@ async def exchange_threads_token(
         raise TokenRefused(
             "THREADS_APP_SECRET is not set: short-lived Threads tokens are exchanged with it"
         )
-    response = await _call(
+    return await _graph_token(
+        http,
         "Threads",
-        http.get(
-            f"{endpoints.threads_url}/access_token",
-            params={
-                "grant_type": "th_exchange_token",
-                "client_secret": endpoints.threads_app_secret,
-                "access_token": short_lived,
-            },
-        ),
+        f"{endpoints.threads_url}/access_token",
+        {
+            "grant_type": "th_exchange_token",
+            "client_secret": endpoints.threads_app_secret,
+            "access_token": short_lived,
+        },
     )
-    if response.status_code == 200:
-        return _issued(_json(response), "Threads")
-    raise _graph_error("Threads", response)
 
 
 async def refresh_threads_token(
     http: httpx.AsyncClient, endpoints: TokenEndpoints, long_lived: str
 ) -> IssuedToken:
     """A new long-lived Threads token (60 days from now) for an unexpired one >= 24 h old."""
-    response = await _call(
+    return await _graph_token(
+        http,
         "Threads",
-        http.get(
-            f"{endpoints.threads_url}/refresh_access_token",
-            params={"grant_type": "th_refresh_token", "access_token": long_lived},
-        ),
+        f"{endpoints.threads_url}/refresh_access_token",
+        {"grant_type": "th_refresh_token", "access_token": long_lived},
     )
+
+
+async def _graph_token(
+    http: httpx.AsyncClient, vendor: str, url: str, params: dict[str, str]
+) -> IssuedToken:
+    """GET a Graph token endpoint (Meta's, Threads'): the token, or the typed error."""
+    response = await _call(vendor, http.get(url, params=params))
     if response.status_code == 200:
-        return _issued(_json(response), "Threads")
-    raise _graph_error("Threads", response)
+        return _issued(_json(response), vendor)
+    raise _graph_error(vendor, response)

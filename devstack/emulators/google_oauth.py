@@ -125,8 +125,14 @@ class GoogleOAuthEmulator:
         if grant_type != "refresh_token":
             return _oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
         client_id = fields.get("client_id", "")
+        if not client_id:
+            return _oauth_error(
+                400, "invalid_request", "Could not determine client ID from request."
+            )
         if client_id not in self.clients:
             return _oauth_error(401, "invalid_client", "The OAuth client was not found.")
+        if not fields.get("client_secret"):
+            return _oauth_error(400, "invalid_request", "client_secret is missing.")
         if fields.get("client_secret") != self.clients[client_id]:
             return _oauth_error(401, "invalid_client", "Unauthorized")
         refresh_token = fields.get("refresh_token")

@@ -439,6 +439,8 @@ class MetaEmulator:
             return refused
         if params.get("grant_type") != "fb_exchange_token":
             return _error(400, "(#100) grant_type must be fb_exchange_token here", 100)
+        if not params.get("client_id"):
+            return _error(400, "Missing client_id parameter.", 101)
         if params.get("client_id") != self.app_id:
             return _error(400, "Error validating application. Invalid application ID.", 101)
         if params.get("client_secret") != self.app_secret:

@@ -119,9 +119,10 @@ async def test_a_revoked_grant_answers_invalid_grant_and_its_tokens_stop_working
         ({"grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
         ({"grant_type": "REFRESH_TOKEN"}, 400, "unsupported_grant_type"),
         ({"client_id": "someone-else.apps.googleusercontent.com"}, 401, "invalid_client"),
-        ({"client_id": None}, 401, "invalid_client"),
+        ({"client_id": None}, 400, "invalid_request"),
         ({"client_secret": "wrong"}, 401, "invalid_client"),
-        ({"client_secret": None}, 401, "invalid_client"),
+        ({"client_secret": None}, 400, "invalid_request"),  # "client_secret is missing."
+        ({"client_secret": ""}, 400, "invalid_request"),
         ({"refresh_token": None}, 400, "invalid_request"),
         ({"refresh_token": "1//0never-granted"}, 400, "invalid_grant"),
         ({"refresh_token": ""}, 400, "invalid_request"),
@@ -193,6 +194,9 @@ async def test_meta_exchanges_short_and_long_lived_tokens_for_60_days(
         ({"grant_type": "client_credentials"}, 100, None),
         ({"client_id": "999"}, 101, None),
         ({"client_secret": "not-it"}, 1, None),
+        ({"client_secret": ""}, 1, None),
+        ({"client_id": ""}, 101, None),  # "Missing client_id parameter."
+        ({"grant_type": ""}, 100, None),
         ({"fb_exchange_token": ""}, 100, None),
         ({"fb_exchange_token": "EAAB-never-issued"}, 190, None),
     ],
@@ -274,6 +278,9 @@ async def test_threads_exchanges_then_refreshes_a_day_old_token(
     [
         ("access_token", {"grant_type": "th_refresh_token"}, 100),
         ("access_token", {"client_secret": "wrong"}, 1),
+        ("access_token", {"client_secret": ""}, 1),
+        ("access_token", {"grant_type": "th_refresh_token"}, 100),
+        ("refresh_access_token", {"grant_type": ""}, 100),
         ("access_token", {"access_token": "THAA-never-issued"}, 190),
         ("access_token", {"access_token": "LONG"}, 100),  # only short-lived ones exchange
         ("refresh_access_token", {"grant_type": "ig_refresh_token"}, 100),
