@@ -2,7 +2,7 @@
 
 - ``token-refresh-connection-<id>``: daily, per Meta connection whose token expires;
 - ``token-refresh-threads-<id>``: daily, per Threads account (seed 003);
-- ``retention-daily``: the one daily retention run;
+- ``retention-<task queue>``: the deployment's one daily retention run;
 - ``dashboard-refresh-<view>``: per active ``dashboard_refreshes`` row whose materialized
   view exists, every ``every_minutes``.
 
@@ -62,7 +62,6 @@ DASHBOARD_REFRESH_WORKFLOW = "DashboardRefresh"
 TOKEN_PREFIX = "token-refresh-"  # noqa: S105 - a schedule id prefix
 DASHBOARD_PREFIX = "dashboard-refresh-"
 RETENTION_PREFIX = "retention-"
-RETENTION_SCHEDULE_ID = "retention-daily"
 KIND_MEMO = "housekeeping"  # memo key naming the kind of a housekeeping schedule
 TOKEN_CHECK_EVERY = timedelta(days=1)
 TOKEN_JITTER = timedelta(hours=1)  # spread the daily checks of many accounts
@@ -183,8 +182,14 @@ def threads_token_schedule(row: ThreadsAccountRow, task_queue: str) -> Desired:
     return _token_schedule("threads", row.id, row.label, "threads", task_queue, paused_note=note)
 
 
-def retention_schedule(task_queue: str, schedule_id: str = RETENTION_SCHEDULE_ID) -> Desired:
+def retention_schedule_id(task_queue: str) -> str:
+    """``retention-<task queue>``: one per deployment (several may share a namespace)."""
+    return f"{RETENTION_PREFIX}{task_queue}"
+
+
+def retention_schedule(task_queue: str) -> Desired:
     """The daily retention run."""
+    schedule_id = retention_schedule_id(task_queue)
     return Desired(
         id=schedule_id,
         kind="retention",
@@ -249,16 +254,14 @@ def dashboard_schedule(row: DashboardRow, task_queue: str) -> Desired:
     )
 
 
-async def desired_schedules(
-    pool: Pool, task_queue: str, retention_id: str = RETENTION_SCHEDULE_ID
-) -> tuple[list[Desired], list[str]]:
+async def desired_schedules(pool: Pool, task_queue: str) -> tuple[list[Desired], list[str]]:
     """Every housekeeping schedule the tables call for, and notes on what they leave out."""
     async with pool.connection() as conn:
         connections = await metrics.list_connections(conn)
         accounts = await tokens.list_threads_accounts(conn)
         views = await dashboards.list_dashboards(conn)
         policies = await retention.policies(conn)
-    wanted = [retention_schedule(task_queue, retention_id)] if policies else []
+    wanted = [retention_schedule(task_queue)] if policies else []
     wanted += [d for r in connections if (d := connection_token_schedule(r, task_queue))]
     wanted += [threads_token_schedule(a, task_queue) for a in accounts]
     notes = []
@@ -288,12 +291,9 @@ def _ours(schedule_id: str) -> bool:
     return schedule_id.startswith((RETENTION_PREFIX, TOKEN_PREFIX, DASHBOARD_PREFIX))
 
 
-async def reconcile_housekeeping(
-    client: Client, pool: Pool, task_queue: str, *, retention_id: str = RETENTION_SCHEDULE_ID
-) -> HousekeepingResult:
-    """Create, update, pause and delete this task queue's housekeeping schedules
-    (``retention_id``: another id for the retention schedule, for tests sharing a server)."""
-    wanted, notes = await desired_schedules(pool, task_queue, retention_id)
+async def reconcile_housekeeping(client: Client, pool: Pool, task_queue: str) -> HousekeepingResult:
+    """Create, update, pause and delete this task queue's housekeeping schedules."""
+    wanted, notes = await desired_schedules(pool, task_queue)
     result = HousekeepingResult(notes=notes)
     for desired in wanted:
         change = await apply_schedule(client, desired, task_queue)

@@ -12,6 +12,7 @@ names, not imported: they import this module's activity.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
@@ -178,18 +179,17 @@ def desired_schedule(row: ConnectionRow, task_queue: str) -> Schedule:
 
 
 def _differs(current: Schedule, desired: Schedule) -> bool:
-    """Whether the parts reconcile manages differ (spec, action target and summary, policy,
-    note)."""
+    """Whether the parts reconcile manages differ (spec, action target, policy, note; the
+    summary is stored encrypted, and every change of a label changes the note too)."""
     action, wanted = current.action, desired.action
     assert isinstance(wanted, ScheduleActionStartWorkflow)
     if not isinstance(action, ScheduleActionStartWorkflow):
         return True
     return (
         [i.every for i in current.spec.intervals] != [i.every for i in desired.spec.intervals]
-        or current.spec.jitter != desired.spec.jitter
+        or (current.spec.jitter or timedelta(0)) != (desired.spec.jitter or timedelta(0))
         or (action.workflow, action.id, action.task_queue, action.execution_timeout)
         != (wanted.workflow, wanted.id, wanted.task_queue, wanted.execution_timeout)
-        or action.static_summary != wanted.static_summary
         or current.policy.overlap != desired.policy.overlap
         or current.policy.catchup_window != desired.policy.catchup_window
         or current.state.note != desired.state.note
@@ -227,6 +227,10 @@ async def converge(
         except ScheduleAlreadyRunningError:
             description = await handle.describe()  # created concurrently: reconcile it
     current: Schedule = description.schedule
+    if not follows_pause and current.state.paused:
+        # The operator's pause, and the note they paused it with, stay as they are.
+        state = dataclasses.replace(desired.state, paused=True, note=current.state.note)
+        desired = dataclasses.replace(desired, state=state)
     pause_changes = follows_pause and current.state.paused != desired.state.paused
     if not (pause_changes or _differs(current, desired)):
         return "unchanged"

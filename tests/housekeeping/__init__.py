@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import uuid
 from datetime import datetime
+from typing import Any
+
+import pytest
 
 from activities.metric_sync import credentials_context
 from activities.token_refresh import threads_context
@@ -93,3 +97,44 @@ def seed_002_table(name: str) -> str:
     assert table, name
     indexes = re.findall(rf"CREATE INDEX \w+ ON public\.{name}\b[^;]*;", text)
     return table.group(0) + "\n".join(indexes)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from workers.cli.syncs import add_commands
+
+    parser = argparse.ArgumentParser(prog="orchestrator")
+    parser.add_argument("--json", action="store_true")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """Run ``orchestrator --json <argv>`` (the metric-sync commands) and parse its output."""
+    args = _parser().parse_args(["--json", *argv])
+    await args.run(args)
+    return json.loads(capsys.readouterr().out)
+
+
+def operator_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads its settings from the environment: the stack's."""
+    settings = stack.settings
+    assert settings.database_url and settings.encryption_master_key
+    env = {
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "ENCRYPTION_MASTER_KEY": settings.encryption_master_key.get_secret_value(),
+        "ORCHESTRATOR_HOME": "/nonexistent-orchestrator-home",
+        "META_GRAPH_URL": str(settings.meta_graph_url),
+        "META_APP_ID": settings.meta_app_id or "",
+        "META_APP_SECRET": settings.meta_app_secret.get_secret_value()
+        if settings.meta_app_secret
+        else "",
+        "GOOGLE_OAUTH_URL": str(settings.google_oauth_url),
+        "GOOGLE_OAUTH_CLIENT_ID": settings.google_oauth_client_id or "",
+        "GOOGLE_OAUTH_CLIENT_SECRET": settings.google_oauth_client_secret.get_secret_value()
+        if settings.google_oauth_client_secret
+        else "",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)

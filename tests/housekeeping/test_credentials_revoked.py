@@ -5,22 +5,30 @@ revoked grant suspends the connection the same way."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.housekeeping_schedules import reconcile_housekeeping, token_schedule_id
+from activities.housekeeping_schedules import (
+    reconcile_housekeeping,
+    retention_schedule_id,
+    token_schedule_id,
+)
 from activities.metric_schedules import reconcile_schedules, schedule_id
 from devstack.emulators.meta import LONG_LIVED
 from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
-from tests.housekeeping import add_owner, add_renewing_connection, stored_connection_secret
+from tests.housekeeping import (
+    add_owner,
+    add_renewing_connection,
+    operator_env,
+    run_cli,
+    stored_connection_secret,
+)
 from tests.metrics import SINCE, UNTIL, backfill, deleting_schedules, expected_google, stored_values
 from tests.waiting import eventually
 from workflows.models.housekeeping import TokenRefreshInput
@@ -36,46 +44,6 @@ async def _paused(stack: Stack, schedule: str) -> str | None:
 
 async def _running(stack: Stack, schedule: str) -> bool:
     return not (await stack.client.get_schedule_handle(schedule).describe()).schedule.state.paused
-
-
-def _parser() -> argparse.ArgumentParser:
-    from workers.cli.syncs import add_commands
-
-    parser = argparse.ArgumentParser(prog="orchestrator")
-    parser.add_argument("--json", action="store_true")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    args = _parser().parse_args(["--json", *argv])
-    await args.run(args)
-    return json.loads(capsys.readouterr().out)
-
-
-def _operator_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI reads its settings from the environment: the stack's."""
-    settings = stack.settings
-    assert settings.database_url and settings.encryption_master_key
-    env = {
-        "DATABASE_URL": settings.database_url.get_secret_value(),
-        "TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
-        "ENCRYPTION_MASTER_KEY": settings.encryption_master_key.get_secret_value(),
-        "ORCHESTRATOR_HOME": "/nonexistent-orchestrator-home",
-        "META_GRAPH_URL": str(settings.meta_graph_url),
-        "META_APP_ID": settings.meta_app_id or "",
-        "META_APP_SECRET": settings.meta_app_secret.get_secret_value()
-        if settings.meta_app_secret
-        else "",
-        "GOOGLE_OAUTH_URL": str(settings.google_oauth_url),
-        "GOOGLE_OAUTH_CLIENT_ID": settings.google_oauth_client_id or "",
-        "GOOGLE_OAUTH_CLIENT_SECRET": settings.google_oauth_client_secret.get_secret_value()
-        if settings.google_oauth_client_secret
-        else "",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
 
 
 async def test_a_revoked_meta_token_pauses_the_schedules_tells_the_owner_once_and_resumes(
@@ -99,12 +67,10 @@ async def test_a_revoked_meta_token_pauses_the_schedules_tells_the_owner_once_an
             owner=owner,
         )
         sync, refresh = schedule_id(row.id), token_schedule_id("connection", row.id)
-        retention = f"retention-test-{uuid.uuid4().hex[:8]}"
+        retention = retention_schedule_id(task_queue)
         async with deleting_schedules(stack.client, sync, refresh, retention):
             await reconcile_schedules(stack.client, stack.pool, task_queue)
-            made = await reconcile_housekeeping(
-                stack.client, stack.pool, task_queue, retention_id=retention
-            )
+            made = await reconcile_housekeeping(stack.client, stack.pool, task_queue)
             assert refresh in made.created
             meta.revoke("ana", 458)  # the owner removed the app
 
@@ -153,10 +119,10 @@ async def test_a_revoked_meta_token_pauses_the_schedules_tells_the_owner_once_an
             assert len(meta.requests()) == calls
 
             # Reconnecting with a new token (exchanged for a long-lived one) resumes both.
-            _operator_env(stack, monkeypatch)
+            operator_env(stack, monkeypatch)
             new = meta.issue_user_token("ana")  # she logged in again: a short-lived token
             monkeypatch.setattr("sys.stdin", _Stdin(new))
-            done = await _cli(capsys, "connections", "reconnect", str(row.id), "--token", "-")
+            done = await run_cli(capsys, "connections", "reconnect", str(row.id), "--token", "-")
             assert done["schedule"] == "unpaused" and done["token_refresh"] == "unpaused"
             for name in (sync, refresh):
                 await eventually(lambda n=name: _running(stack, n), what=f"{name} resumed")
