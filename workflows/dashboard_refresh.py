@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.ending import handlers_done
+from workflows.ending import failing_in_words, handlers_done
 
 with workflow.unsafe.imports_passed_through():
     from activities.dashboards import DashboardActivities
@@ -35,14 +35,15 @@ class DashboardRefresh:
     @workflow.run
     async def run(self, request: DashboardRefreshInput) -> DashboardRefreshResult:
         """Refresh (or skip); show how long it took."""
-        result = await workflow.execute_activity_method(
-            DashboardActivities.refresh_dashboard_view,
-            request,
-            start_to_close_timeout=REFRESH_TIMEOUT,
-            heartbeat_timeout=REFRESH_HEARTBEAT,
-            retry_policy=REFRESH_RETRY,
-            summary=f"refresh {request.view_name}",
-        )
+        with failing_in_words():
+            result = await workflow.execute_activity_method(
+                DashboardActivities.refresh_dashboard_view,
+                request,
+                start_to_close_timeout=REFRESH_TIMEOUT,
+                heartbeat_timeout=REFRESH_HEARTBEAT,
+                retry_policy=REFRESH_RETRY,
+                summary=f"refresh {request.view_name}",
+            )
         if result.skipped:
             details = f"**{result.view_name}**: skipped ({result.note})"
         else:

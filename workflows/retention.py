@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.ending import handlers_done
+from workflows.ending import failing_in_words, handlers_done
 
 with workflow.unsafe.imports_passed_through():
     from activities.retention import ApplyRetentionInput, ApplyRetentionResult, RetentionActivities
@@ -34,18 +34,19 @@ class Retention:
     async def run(self, request: RetentionInput) -> RetentionResult:
         """Archive and delete in batches; show the counts."""
         workflow.set_current_details("Archiving and deleting in batches…")
-        applied: ApplyRetentionResult = await workflow.execute_activity_method(
-            RetentionActivities.apply_retention,
-            ApplyRetentionInput(
-                as_of=workflow.now(),
-                batch_size=request.batch_size,
-                max_batches=request.max_batches,
-            ),
-            start_to_close_timeout=APPLY_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=APPLY_RETRY,
-            summary=f"archive and delete, {request.batch_size} rows a batch",
-        )
+        with failing_in_words():
+            applied: ApplyRetentionResult = await workflow.execute_activity_method(
+                RetentionActivities.apply_retention,
+                ApplyRetentionInput(
+                    as_of=workflow.now(),
+                    batch_size=request.batch_size,
+                    max_batches=request.max_batches,
+                ),
+                start_to_close_timeout=APPLY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=APPLY_RETRY,
+                summary=f"archive and delete, {request.batch_size} rows a batch",
+            )
         result = RetentionResult(targets=applied.targets)
         details = [f"{t.entity_type}: " + _counts(t) for t in applied.targets]
         details.append(

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.ending import handlers_done
+from workflows.ending import failing_in_words, handlers_done
 
 with workflow.unsafe.imports_passed_through():
     from activities.credential_suspension import SuspendInput
@@ -42,7 +42,8 @@ class TokenRefresh:
     @workflow.run
     async def run(self, request: TokenRefreshInput) -> TokenRefreshResult:
         """Refresh if due; on a revoked grant, pause and notify."""
-        result = await self._run(request)
+        with failing_in_words():
+            result = await self._run(request)
         await handlers_done()
         return result
 
