@@ -14,10 +14,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
+import psycopg
 from psycopg import errors
 from pydantic import BaseModel, Field
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities.failures import classified
 from activities.object_store import ObjectStore
 from db import retention
 from db.pool import Pool
@@ -70,7 +73,8 @@ class RetentionActivities:
         if details:
             progress = RetentionProgress.model_validate(details[0])
             progress.resumed += 1
-        return await self.run(request, progress, _beat)
+        with classified(psycopg.Error, classify_db_error):
+            return await self.run(request, progress, _beat)
 
     async def run(
         self, request: ApplyRetentionInput, progress: RetentionProgress, beat: Beat
@@ -156,6 +160,18 @@ class RetentionActivities:
         assert self.store is not None
         for key in keys:
             await self.store.delete(key)
+
+
+def classify_db_error(exc: psycopg.Error) -> Exception:
+    """A connection lost, a deadlock, a cancelled statement: retried (the next attempt
+    resumes from the heartbeat). Anything else (a statement the database refuses) would
+    fail every attempt the same way: not retried, with the database's words."""
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return exc
+    reason = exc.diag.message_primary or str(exc) or type(exc).__name__
+    return ApplicationError(
+        f"retention stopped: {reason}", type="RetentionRefused", non_retryable=True
+    )
 
 
 def _beat(progress: RetentionProgress) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
+from psycopg import sql
 from pydantic import BaseModel
 
 from db.queries import load_queries
@@ -25,58 +26,108 @@ Phase = Literal["archive", "purge"]
 
 
 @dataclass(frozen=True)
+class Archive:
+    """Where a kind's rows are archived, and what of them: the archive table, the row
+    columns it keeps (``id`` first), the time column the days count from, the id's type,
+    and the ``kind_keeps_*`` condition of rows that must stay."""
+
+    table: str
+    columns: tuple[str, ...]
+    ts: str = "created_at"
+    key: Literal["uuid", "bigint"] = "uuid"
+    keep: str = "kind_keeps_nothing"
+
+
+@dataclass(frozen=True)
 class Step:
-    """One step of one kind: its batch query, the table it reads, which days apply and
-    which stamp it sets on the policy when it is done."""
+    """One step of one kind: what it reads (``table``, which must exist, else the kind is
+    skipped), which days apply and which stamp it sets on the policy when it is done. An
+    archive step moves rows into ``archive``; a purge step of an archive deletes from it;
+    the other purges (``query``) have their own statement."""
 
     entity_type: str
     phase: Phase
-    query: str
-    table: str  # must exist, else the kind is skipped
+    table: str
     # Rows older than: the active days, the archive days (of the archive's own rows), or
     # both (kinds deleted without an archive).
     days: Literal["active", "archive", "both"]
+    archive: Archive | None = None
+    query: str | None = None
+
+    def statement(self) -> sql.SQL | sql.Composed:
+        """The batch statement of this step."""
+        if self.query is not None:
+            return sql.SQL(Q[self.query])
+        assert self.archive is not None
+        a = self.archive
+        if self.phase == "purge":
+            return sql.SQL(Q["purge_batch"]).format(archive=_name(self.table), key=sql.SQL(a.key))
+        return sql.SQL(Q["archive_batch"]).format(
+            table=_name(self.table),
+            archive=_name(a.table),
+            ts=sql.Identifier(a.ts),
+            key=sql.SQL(a.key),
+            keep=sql.SQL(Q[a.keep]),
+            columns=sql.SQL(", ").join(map(sql.Identifier, a.columns)),
+            returned=sql.SQL(", ").join(sql.Identifier("s", c) for c in a.columns),
+        )
 
 
+def _name(table: str) -> sql.Identifier:
+    schema, name = table.split(".")
+    return sql.Identifier(schema, name)
+
+
+FEED = Archive(
+    "public.archived_activity_log",
+    ("id", "user_id", "entity_type", "entity_id", "action", "details", "created_at"),
+)
+QUEUE = Archive(
+    "public.archived_notification_queue",
+    (
+        "id",
+        "config_id",
+        "entity_id",
+        "entity_type",
+        "event_data",
+        "is_processed",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+        "processed_at",
+    ),
+    keep="kind_keeps_unsent",
+)
+LOG = Archive(
+    "public.archived_status_transitions",
+    (
+        "id",
+        "entity",
+        "entity_id",
+        "from_status",
+        "to_status",
+        "at",
+        "reason",
+        "workflow_id",
+        "run_id",
+        "actor_role",
+        "actor_user_id",
+    ),
+    ts="at",
+    key="bigint",
+    keep="kind_keeps_open_work",
+)
 STEPS: tuple[Step, ...] = (
-    Step("activity_log", "archive", "archive_activity_log", "public.activity_log", "active"),
-    Step(
-        "activity_log",
-        "purge",
-        "purge_archived_activity_log",
-        "public.archived_activity_log",
-        "archive",
-    ),
-    Step(
-        "notification_queue",
-        "archive",
-        "archive_notification_queue",
-        "public.notification_queue",
-        "active",
-    ),
-    Step(
-        "notification_queue",
-        "purge",
-        "purge_archived_notification_queue",
-        "public.archived_notification_queue",
-        "archive",
-    ),
-    Step(
-        "status_transitions",
-        "archive",
-        "archive_status_transitions",
-        "public.status_transitions",
-        "active",
-    ),
-    Step(
-        "status_transitions",
-        "purge",
-        "purge_archived_status_transitions",
-        "public.archived_status_transitions",
-        "archive",
-    ),
-    Step("webhook_events", "purge", "delete_webhook_events", "public.webhook_events", "both"),
-    Step("blobs", "purge", "lock_blobs_of_finished_jobs", "public.blobs", "both"),
+    Step("activity_log", "archive", "public.activity_log", "active", FEED),
+    Step("activity_log", "purge", FEED.table, "archive", FEED),
+    Step("notification_queue", "archive", "public.notification_queue", "active", QUEUE),
+    Step("notification_queue", "purge", QUEUE.table, "archive", QUEUE),
+    Step("status_transitions", "archive", "public.status_transitions", "active", LOG),
+    Step("status_transitions", "purge", LOG.table, "archive", LOG),
+    Step("webhook_events", "purge", "public.webhook_events", "both", query="delete_webhook_events"),
+    Step("blobs", "purge", "public.blobs", "both", query="lock_blobs_of_finished_jobs"),
 )
 
 
@@ -150,12 +201,12 @@ async def run_batch(
     async with conn.transaction():
         await conn.execute(Q["tag_retention"])
         if step.entity_type != "blobs":
-            row = await (await conn.execute(Q[step.query], params)).fetchone()
+            row = await (await conn.execute(step.statement(), params)).fetchone()
             assert row is not None
             return Batch(
                 seen=row["seen"], moved=row["n"], last_ts=row["last_ts"], last_key=row["last_key"]
             )
-        blobs = await (await conn.execute(Q[step.query], params)).fetchall()
+        blobs = await (await conn.execute(step.statement(), params)).fetchall()
         if not blobs:
             return Batch(seen=0, moved=0, last_ts=None, last_key=None)
         # Without object storage, a blob whose bytes are in a bucket is kept (its object

@@ -33,157 +33,74 @@ UPDATE public.retention_policies SET last_archived_at = now() WHERE id = %(id)s
 -- The delete phase of a kind finished.
 UPDATE public.retention_policies SET last_purged_at = now() WHERE id = %(id)s
 
--- name: archive_activity_log
--- Seed 002's feed: rows past their active days move to archived_activity_log.
+-- name: archive_batch
+-- Template, composed per kind by db/retention.py (its placeholders are named in braces
+-- below only): one batch of the table's rows past the cutoff, oldest first from the
+-- cursor, moved into its archive with the kind's columns; rows that the kind's keep
+-- condition (a kind_keeps_* fragment, on `t`) says must stay are left where they are.
 WITH batch AS (
-    SELECT id, created_at FROM public.activity_log
-    WHERE created_at < %(cutoff)s
-      AND (created_at, id) > (coalesce(%(after_ts)s::timestamptz, '-infinity'),
-                              coalesce(%(after_key)s::uuid, '00000000-0000-0000-0000-000000000000'))
-    ORDER BY created_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), moved AS (
-    DELETE FROM public.activity_log a USING batch b WHERE a.id = b.id
-    RETURNING a.id, a.user_id, a.entity_type, a.entity_id, a.action, a.details, a.created_at
-), archived AS (
-    INSERT INTO public.archived_activity_log
-        (id, user_id, entity_type, entity_id, action, details, created_at, archived_at)
-    SELECT id, user_id, entity_type, entity_id, action, details, created_at, now() FROM moved
-    ON CONFLICT (id) DO NOTHING
-)
-SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM moved) AS n, last.created_at AS last_ts, last.id::text AS last_key
-FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (SELECT created_at, id FROM batch ORDER BY created_at DESC, id DESC LIMIT 1)
-    AS last ON true
-
--- name: purge_archived_activity_log
--- Archived feed rows past their archive days are deleted.
-WITH batch AS (
-    SELECT id, archived_at FROM public.archived_activity_log
-    WHERE archived_at < %(cutoff)s
-      AND (archived_at, id) > (coalesce(%(after_ts)s::timestamptz, '-infinity'),
-                               coalesce(%(after_key)s::uuid, '00000000-0000-0000-0000-000000000000'))
-    ORDER BY archived_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM public.archived_activity_log a USING batch b WHERE a.id = b.id RETURNING a.id
-)
-SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM gone) AS n, last.archived_at AS last_ts, last.id::text AS last_key
-FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (SELECT archived_at, id FROM batch ORDER BY archived_at DESC, id DESC LIMIT 1)
-    AS last ON true
-
--- name: archive_notification_queue
--- Seed 002's queue: rows done with (processed, or out of attempts) past their active days
--- move to archived_notification_queue; rows still to be sent stay.
-WITH batch AS (
-    SELECT id, created_at FROM public.notification_queue
-    WHERE created_at < %(cutoff)s
-      AND (is_processed OR attempts >= max_attempts)
-      AND (created_at, id) > (coalesce(%(after_ts)s::timestamptz, '-infinity'),
-                              coalesce(%(after_key)s::uuid, '00000000-0000-0000-0000-000000000000'))
-    ORDER BY created_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), moved AS (
-    DELETE FROM public.notification_queue q USING batch b WHERE q.id = b.id
-    RETURNING q.id, q.config_id, q.entity_id, q.entity_type, q.event_data, q.is_processed,
-              q.attempts, q.max_attempts, q.next_attempt_at, q.last_error, q.created_at,
-              q.processed_at
-), archived AS (
-    INSERT INTO public.archived_notification_queue
-        (id, config_id, entity_id, entity_type, event_data, is_processed, attempts,
-         max_attempts, next_attempt_at, last_error, created_at, processed_at, archived_at)
-    SELECT id, config_id, entity_id, entity_type, event_data, is_processed, attempts,
-           max_attempts, next_attempt_at, last_error, created_at, processed_at, now()
-    FROM moved
-    ON CONFLICT (id) DO NOTHING
-)
-SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM moved) AS n, last.created_at AS last_ts, last.id::text AS last_key
-FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (SELECT created_at, id FROM batch ORDER BY created_at DESC, id DESC LIMIT 1)
-    AS last ON true
-
--- name: purge_archived_notification_queue
--- Archived notifications past their archive days are deleted.
-WITH batch AS (
-    SELECT id, archived_at FROM public.archived_notification_queue
-    WHERE archived_at < %(cutoff)s
-      AND (archived_at, id) > (coalesce(%(after_ts)s::timestamptz, '-infinity'),
-                               coalesce(%(after_key)s::uuid, '00000000-0000-0000-0000-000000000000'))
-    ORDER BY archived_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM public.archived_notification_queue a USING batch b WHERE a.id = b.id
-    RETURNING a.id
-)
-SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM gone) AS n, last.archived_at AS last_ts, last.id::text AS last_key
-FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (SELECT archived_at, id FROM batch ORDER BY archived_at DESC, id DESC LIMIT 1)
-    AS last ON true
-
--- name: archive_status_transitions
--- The transition log: rows past their active days move to archived_status_transitions,
--- except those of a job, gate or generation still open (its workflow may still read them).
--- Needs tag_retention first in the same transaction (the log refuses deletes otherwise).
-WITH batch AS (
-    SELECT t.id, t.at FROM public.status_transitions t
-    WHERE t.at < %(cutoff)s
-      AND (t.at, t.id) > (coalesce(%(after_ts)s::timestamptz, '-infinity'),
-                          coalesce(%(after_key)s::bigint, 0))
-      AND NOT EXISTS (
-          SELECT 1 FROM public.jobs j
-          WHERE t.entity = 'jobs' AND j.id = t.entity_id
-            AND j.status IN ('pending', 'running', 'waiting_approval'))
-      AND NOT EXISTS (
-          SELECT 1 FROM public.approvals a LEFT JOIN public.jobs j ON j.id = a.job_id
-          WHERE t.entity = 'approvals' AND a.id = t.entity_id
-            AND (a.status = 'pending' OR j.status IN ('pending', 'running', 'waiting_approval')))
-      AND NOT EXISTS (
-          SELECT 1 FROM public.generations g
-          WHERE t.entity = 'generations' AND g.id = t.entity_id
-            AND g.status IN ('pending', 'submitting', 'queued', 'in_progress'))
-    ORDER BY t.at, t.id
+    SELECT t.id, t.{ts} AS ts FROM {table} t
+    WHERE t.{ts} < %(cutoff)s
+      AND (t.{ts}, t.id) > (coalesce(%(after_ts)s::timestamptz, '-infinity'), %(after_key)s::{key})
+      AND {keep}
+    ORDER BY t.{ts}, t.id
     LIMIT %(limit)s
     FOR UPDATE OF t SKIP LOCKED
 ), moved AS (
-    DELETE FROM public.status_transitions s USING batch b WHERE s.id = b.id
-    RETURNING s.id, s.entity, s.entity_id, s.from_status, s.to_status, s.at, s.reason,
-              s.workflow_id, s.run_id, s.actor_role, s.actor_user_id
+    DELETE FROM {table} s USING batch b WHERE s.id = b.id RETURNING {returned}
 ), archived AS (
-    INSERT INTO public.archived_status_transitions
-        (id, entity, entity_id, from_status, to_status, at, reason, workflow_id, run_id,
-         actor_role, actor_user_id, archived_at)
-    SELECT id, entity, entity_id, from_status, to_status, at, reason, workflow_id, run_id,
-           actor_role, actor_user_id, now()
-    FROM moved
+    INSERT INTO {archive} ({columns}, archived_at)
+    SELECT {columns}, now() FROM moved
     ON CONFLICT (id) DO NOTHING
 )
-SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM moved) AS n, last.at AS last_ts, last.id::text AS last_key
+SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM moved) AS n,
+       last.ts AS last_ts, last.id::text AS last_key
 FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (SELECT at, id FROM batch ORDER BY at DESC, id DESC LIMIT 1) AS last ON true
+LEFT JOIN LATERAL (SELECT ts, id FROM batch ORDER BY ts DESC, id DESC LIMIT 1) AS last ON true
 
--- name: purge_archived_status_transitions
--- Archived transitions past their archive days are deleted.
+-- name: purge_batch
+-- Template: one batch of an archive's rows archived before the cutoff, deleted. A NULL
+-- key in the cursor leaves the row comparison unknown only where the times are equal,
+-- and no archived_at equals '-infinity': the first batch starts at the first row.
 WITH batch AS (
-    SELECT id, archived_at FROM public.archived_status_transitions
-    WHERE archived_at < %(cutoff)s
-      AND (archived_at, id) > (coalesce(%(after_ts)s::timestamptz, '-infinity'),
-                               coalesce(%(after_key)s::bigint, 0))
-    ORDER BY archived_at, id
+    SELECT a.id, a.archived_at AS ts FROM {archive} a
+    WHERE a.archived_at < %(cutoff)s
+      AND (a.archived_at, a.id) > (coalesce(%(after_ts)s::timestamptz, '-infinity'), %(after_key)s::{key})
+    ORDER BY a.archived_at, a.id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), gone AS (
-    DELETE FROM public.archived_status_transitions a USING batch b WHERE a.id = b.id
-    RETURNING a.id
+    DELETE FROM {archive} a USING batch b WHERE a.id = b.id RETURNING a.id
 )
-SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM gone) AS n, last.archived_at AS last_ts, last.id::text AS last_key
+SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM gone) AS n,
+       last.ts AS last_ts, last.id::text AS last_key
 FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (SELECT archived_at, id FROM batch ORDER BY archived_at DESC, id DESC LIMIT 1)
-    AS last ON true
+LEFT JOIN LATERAL (SELECT ts, id FROM batch ORDER BY ts DESC, id DESC LIMIT 1) AS last ON true
+
+-- name: kind_keeps_nothing
+-- Seed 002's feed: every row past its days goes.
+true
+
+-- name: kind_keeps_unsent
+-- Seed 002's queue: rows still to be sent (not processed, attempts left) stay.
+(t.is_processed OR t.attempts >= t.max_attempts)
+
+-- name: kind_keeps_open_work
+-- The transition log: rows of a job, gate or generation still open stay (its workflow may
+-- still read them). Needs tag_retention first in the same transaction (the log refuses
+-- deletes otherwise).
+NOT EXISTS (
+    SELECT 1 FROM public.jobs j
+    WHERE t.entity = 'jobs' AND j.id = t.entity_id
+      AND j.status IN ('pending', 'running', 'waiting_approval'))
+AND NOT EXISTS (
+    SELECT 1 FROM public.approvals a LEFT JOIN public.jobs j ON j.id = a.job_id
+    WHERE t.entity = 'approvals' AND a.id = t.entity_id
+      AND (a.status = 'pending' OR j.status IN ('pending', 'running', 'waiting_approval')))
+AND NOT EXISTS (
+    SELECT 1 FROM public.generations g
+    WHERE t.entity = 'generations' AND g.id = t.entity_id
+      AND g.status IN ('pending', 'submitting', 'queued', 'in_progress'))
 
 -- name: delete_webhook_events
 -- Deliveries past their days are forgotten, except those about a gate or a generation

@@ -12,10 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.retention import ApplyRetentionInput, RetentionActivities, RetentionProgress
+from activities.retention import (
+    ApplyRetentionInput,
+    RetentionActivities,
+    RetentionProgress,
+    classify_db_error,
+)
 from db.pool import Pool
 from tests.db.factories import insert_user
 from tests.harness import running_stack
@@ -262,3 +268,23 @@ async def test_max_batches_stops_a_run_and_the_next_one_goes_on(pool: Pool) -> N
     )
     feed = next(t for t in second.targets if t.entity_type == "activity_log")
     assert not second.more and feed.archived == DUE - 20
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (errors.AdminShutdown("terminating connection"), True),
+        (errors.DeadlockDetected("deadlock detected"), True),
+        (errors.QueryCanceled("canceling statement"), True),
+        (errors.SyntaxError("syntax error at or near"), False),
+        (errors.InsufficientPrivilege("status_transitions is append-only"), False),
+        (errors.UndefinedTable("relation does not exist"), False),
+    ],
+)
+def test_a_statement_the_database_refuses_is_not_retried_forever(
+    error: Exception, retried: bool
+) -> None:
+    failure = classify_db_error(error)  # type: ignore[arg-type]
+    assert (failure is error) == retried
+    if not retried:
+        assert isinstance(failure, ApplicationError) and failure.non_retryable
