@@ -110,6 +110,48 @@ def _attributes(holder_id: UUID, platform: str) -> TypedSearchAttributes:
     )
 
 
+def _desired(
+    sid: str,
+    kind: str,
+    workflow: str,
+    arg: object,
+    task_queue: str,
+    *,
+    timeout: timedelta,
+    summary: str,
+    details: str,
+    every: timedelta,
+    note: str,
+    jitter: timedelta | None = None,
+    paused: bool = False,
+    attributes: TypedSearchAttributes | None = None,
+) -> Desired:
+    """A housekeeping schedule: its workflow with ``arg`` every ``every`` (a run still
+    going makes the next a skip), with a summary and details for the UI and a note."""
+    attributes = attributes or TypedSearchAttributes([])
+    return Desired(
+        id=sid,
+        kind=kind,
+        search_attributes=attributes,
+        follows_pause=kind == "token-refresh",
+        schedule=Schedule(
+            action=ScheduleActionStartWorkflow(
+                workflow,
+                arg,
+                id=sid,
+                task_queue=task_queue,
+                execution_timeout=timeout,
+                typed_search_attributes=attributes,
+                static_summary=summary[:200],
+                static_details=details,
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)], jitter=jitter),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=every),
+            state=ScheduleState(note=note[:1000], paused=paused),
+        ),
+    )
+
+
 def _token_schedule(
     holder: Holder,
     holder_id: UUID,
@@ -119,44 +161,29 @@ def _token_schedule(
     *,
     paused_note: str | None,
 ) -> Desired:
-    sid = token_schedule_id(holder, holder_id)
-    attributes = _attributes(holder_id, platform)
     what = "exchanges the Meta token again" if holder == "connection" else "refreshes the token"
-    return Desired(
-        id=sid,
-        kind="token-refresh",
-        search_attributes=attributes,
-        follows_pause=True,
-        schedule=Schedule(
-            action=ScheduleActionStartWorkflow(
-                TOKEN_REFRESH_WORKFLOW,
-                TokenRefreshInput(holder=holder, holder_id=holder_id),
-                id=sid,
-                task_queue=task_queue,
-                execution_timeout=TOKEN_TIMEOUT,
-                typed_search_attributes=attributes,
-                static_summary=f"Token refresh · {label}"[:200],
-                static_details=(
-                    f"Checks daily whether the long-lived token of {label} expires within a "
-                    f"week and, if so, {what}. A refresh that fails for good pauses the "
-                    "account's schedules and emails its owner."
-                ),
-            ),
-            spec=ScheduleSpec(
-                intervals=[ScheduleIntervalSpec(every=TOKEN_CHECK_EVERY)], jitter=TOKEN_JITTER
-            ),
-            policy=SchedulePolicy(
-                overlap=ScheduleOverlapPolicy.SKIP, catchup_window=TOKEN_CHECK_EVERY
-            ),
-            state=ScheduleState(
-                note=paused_note
-                or (
-                    f"Keeps the token of {label} fresh. Managed by `orchestrator schedules "
-                    "reconcile`: edit the account's row, not this schedule."
-                ),
-                paused=paused_note is not None,
-            ),
+    return _desired(
+        token_schedule_id(holder, holder_id),
+        "token-refresh",
+        TOKEN_REFRESH_WORKFLOW,
+        TokenRefreshInput(holder=holder, holder_id=holder_id),
+        task_queue,
+        timeout=TOKEN_TIMEOUT,
+        summary=f"Token refresh · {label}",
+        details=(
+            f"Checks daily whether the long-lived token of {label} expires within a week "
+            f"and, if so, {what}. A refresh that fails for good pauses the account's "
+            "schedules and emails its owner."
         ),
+        every=TOKEN_CHECK_EVERY,
+        jitter=TOKEN_JITTER,
+        note=paused_note
+        or (
+            f"Keeps the token of {label} fresh. Managed by `orchestrator schedules "
+            "reconcile`: edit the account's row, not this schedule."
+        ),
+        paused=paused_note is not None,
+        attributes=_attributes(holder_id, platform),
     )
 
 
@@ -189,67 +216,46 @@ def retention_schedule_id(task_queue: str) -> str:
 
 def retention_schedule(task_queue: str) -> Desired:
     """The daily retention run."""
-    schedule_id = retention_schedule_id(task_queue)
-    return Desired(
-        id=schedule_id,
-        kind="retention",
-        schedule=Schedule(
-            action=ScheduleActionStartWorkflow(
-                RETENTION_WORKFLOW,
-                RetentionInput(),
-                id=schedule_id,
-                task_queue=task_queue,
-                execution_timeout=RETENTION_TIMEOUT,
-                static_summary="Retention: archive and delete old rows",
-                static_details=(
-                    "Archives and deletes what retention_policies says (activity log, "
-                    "notifications, transition log, webhook deliveries, screenshots of "
-                    "finished jobs) in small batches; stamps last_archived_at / last_purged_at."
-                ),
-            ),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RETENTION_EVERY)]),
-            policy=SchedulePolicy(
-                overlap=ScheduleOverlapPolicy.SKIP, catchup_window=RETENTION_EVERY
-            ),
-            state=ScheduleState(
-                note=(
-                    "Daily. Edit retention_policies (days per kind), not this schedule. "
-                    "Managed by `orchestrator schedules reconcile`."
-                )
-            ),
+    return _desired(
+        retention_schedule_id(task_queue),
+        "retention",
+        RETENTION_WORKFLOW,
+        RetentionInput(),
+        task_queue,
+        timeout=RETENTION_TIMEOUT,
+        summary="Retention: archive and delete old rows",
+        details=(
+            "Archives and deletes what retention_policies says (activity log, "
+            "notifications, transition log, webhook deliveries, screenshots of finished "
+            "jobs) in small batches; stamps last_archived_at / last_purged_at."
+        ),
+        every=RETENTION_EVERY,
+        note=(
+            "Daily. Edit retention_policies (days per kind), not this schedule. Managed by "
+            "`orchestrator schedules reconcile`."
         ),
     )
 
 
 def dashboard_schedule(row: DashboardRow, task_queue: str) -> Desired:
     """The refresh schedule of a configured materialized view."""
-    sid = dashboard_schedule_id(row.view_name)
-    every = timedelta(minutes=row.every_minutes)
-    return Desired(
-        id=sid,
-        kind="dashboard-refresh",
-        schedule=Schedule(
-            action=ScheduleActionStartWorkflow(
-                DASHBOARD_REFRESH_WORKFLOW,
-                DashboardRefreshInput(view_name=row.view_name),
-                id=sid,
-                task_queue=task_queue,
-                execution_timeout=DASHBOARD_TIMEOUT,
-                static_summary=f"Dashboard refresh · {row.view_name}"[:200],
-                static_details=(
-                    f"REFRESH MATERIALIZED VIEW (CONCURRENTLY when it has a unique index) "
-                    f"{row.view_name}, every {row.every_minutes} min; a run still going "
-                    "makes the next one a skip."
-                ),
-            ),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=every),
-            state=ScheduleState(
-                note=(
-                    f"Refreshes {row.view_name} every {row.every_minutes} min (replaces "
-                    "seed 002's pg_cron job). Edit dashboard_refreshes, not this schedule."
-                )
-            ),
+    return _desired(
+        dashboard_schedule_id(row.view_name),
+        "dashboard-refresh",
+        DASHBOARD_REFRESH_WORKFLOW,
+        DashboardRefreshInput(view_name=row.view_name),
+        task_queue,
+        timeout=DASHBOARD_TIMEOUT,
+        summary=f"Dashboard refresh · {row.view_name}",
+        details=(
+            f"REFRESH MATERIALIZED VIEW (CONCURRENTLY when it has a unique index) "
+            f"{row.view_name}, every {row.every_minutes} min; a run still going makes the "
+            "next one a skip."
+        ),
+        every=timedelta(minutes=row.every_minutes),
+        note=(
+            f"Refreshes {row.view_name} every {row.every_minutes} min (replaces seed 002's "
+            "pg_cron job). Edit dashboard_refreshes, not this schedule."
         ),
     )
 

@@ -319,13 +319,7 @@ class MetricSyncActivities:
                         connector.use_token(auth.token)
                     continue
                 reason = f"access token expired or revoked ({exc})"
-                await self._suspend(row, reason)
-                raise ApplicationError(
-                    f"{row.label}: {reason}; reconnect the account with `orchestrator "
-                    f"connections reconnect {row.id}`",
-                    type="AuthExpired",
-                    non_retryable=True,
-                ) from None
+                raise await self._give_up(row, reason, "AuthExpired") from None
             except ConnectorError as exc:
                 raise ApplicationError(
                     f"{row.label}: {exc}", type="PlatformRefused", non_retryable=True
@@ -371,12 +365,9 @@ class MetricSyncActivities:
             return await self.google_tokens.access_token(row.id, refresh_token, refused=refused)
         except TokenRevoked as exc:
             self.google_tokens.forget(row.id)
-            await self._suspend(row, f"refresh token revoked or expired ({exc})")
-            raise ApplicationError(
-                f"{row.label}: the Google refresh token stopped working ({exc}); reconnect the "
-                f"account with `orchestrator connections reconnect {row.id} --refresh-token -`",
-                type="CredentialsRevoked",
-                non_retryable=True,
+            reason = f"the Google refresh token stopped working ({exc})"
+            raise await self._give_up(
+                row, reason, "CredentialsRevoked", flag=" --refresh-token -"
             ) from None
         except TokenRefused as exc:
             raise ApplicationError(
@@ -384,6 +375,19 @@ class MetricSyncActivities:
             ) from None
         except TokenUnavailable as exc:
             raise ApplicationError(f"{row.label}: {exc}", type="TokenUnavailable") from None
+
+    async def _give_up(
+        self, row: ConnectionRow, reason: str, kind: str, *, flag: str = ""
+    ) -> ApplicationError:
+        """Credentials that failed for good: suspend the connection; the failure to raise,
+        saying how to reconnect it."""
+        await self._suspend(row, reason)
+        return ApplicationError(
+            f"{row.label}: {reason}; reconnect the account with `orchestrator connections "
+            f"reconnect {row.id}{flag}`",
+            type=kind,
+            non_retryable=True,
+        )
 
     async def _suspend(self, row: ConnectionRow, reason: str) -> None:
         """Mark the connection revoked, pause its schedules, tell its owner."""

@@ -101,15 +101,9 @@ class TokenRefreshActivities:
     async def _connection(
         self, row: ConnectionRow, request: RefreshTokenInput
     ) -> TokenRefreshResult:
-        result = TokenRefreshResult(
-            holder="connection",
-            holder_id=row.id,
-            label=row.label,
-            outcome="not_due",
-            expires_at=row.token_expires_at,
-        )
-        if settled := _settled(result, row.credentials_status, row.is_active):
-            return settled
+        result = _checked("connection", row)
+        if result.outcome != "not_due":
+            return result
         if row.platform != "meta" or row.token_expires_at is None:
             result.outcome = "never_expires"  # system-user tokens; Google mints per sync
             return result
@@ -131,22 +125,14 @@ class TokenRefreshActivities:
             stored = await tokens.store_connection_token(
                 conn, row.id, old_ciphertext=sealed, new_ciphertext=new, expires_at=expires_at
             )
-        result.outcome = "refreshed" if stored else "changed_meanwhile"
-        result.expires_at = expires_at if stored else row.token_expires_at
-        return result
+        return _stored(result, stored, expires_at)
 
     async def _threads(
         self, account: ThreadsAccountRow, request: RefreshTokenInput
     ) -> TokenRefreshResult:
-        result = TokenRefreshResult(
-            holder="threads",
-            holder_id=account.id,
-            label=account.label,
-            outcome="not_due",
-            expires_at=account.token_expires_at,
-        )
-        if settled := _settled(result, account.credentials_status, account.is_active):
-            return settled
+        result = _checked("threads", account)
+        if result.outcome != "not_due":
+            return result
         expires_at = account.token_expires_at
         if expires_at is None or expires_at - request.as_of > REFRESH_BEFORE:
             result.reason = None if expires_at else "no token_expires_at on the row"
@@ -172,9 +158,7 @@ class TokenRefreshActivities:
             stored = await tokens.store_threads_token(
                 conn, account.id, old=sealed, new=new, expires_at=new_expiry
             )
-        result.outcome = "refreshed" if stored else "changed_meanwhile"
-        result.expires_at = new_expiry if stored else account.token_expires_at
-        return result
+        return _stored(result, stored, new_expiry)
 
     def _open(self, sealed: str, context: str) -> dict[str, Any]:
         """The decrypted secret of a connection (never leaves this process)."""
@@ -188,17 +172,32 @@ class TokenRefreshActivities:
         return dict(secret)
 
 
-def _settled(
-    result: TokenRefreshResult, status: str, is_active: bool | None
-) -> TokenRefreshResult | None:
-    """The result when there is nothing to refresh: revoked already, or inactive."""
-    if status == "revoked":
+def _checked(holder: Holder, row: ConnectionRow | ThreadsAccountRow) -> TokenRefreshResult:
+    """The result so far: ``not_due`` unless there is nothing to refresh (revoked already:
+    ``awaiting_reconnect``; inactive)."""
+    result = TokenRefreshResult(
+        holder=holder,
+        holder_id=row.id,
+        label=row.label,
+        outcome="not_due",
+        expires_at=row.token_expires_at,
+    )
+    if row.credentials_status == "revoked":
         result.outcome = "awaiting_reconnect"
-        return result
-    if is_active is False:
+    elif row.is_active is False:
         result.outcome = "inactive"
-        return result
-    return None
+    return result
+
+
+def _stored(
+    result: TokenRefreshResult, stored: bool, expires_at: datetime | None
+) -> TokenRefreshResult:
+    """Refreshed, or (the credentials changed while the platform answered) left as the
+    reconnect or rotation made them."""
+    result.outcome = "refreshed" if stored else "changed_meanwhile"
+    if stored:
+        result.expires_at = expires_at
+    return result
 
 
 def _revoked(result: TokenRefreshResult, exc: TokenRevoked) -> TokenRefreshResult:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
@@ -65,8 +66,6 @@ class CredentialsState(BaseModel):
 
 
 _STATE = {"connection": "connection_credentials_state", "threads": "threads_credentials_state"}
-_REVOKE = {"connection": "mark_connection_revoked", "threads": "mark_threads_revoked"}
-_NOTIFIED = {"connection": "mark_connection_notified", "threads": "mark_threads_notified"}
 _TABLE = {"connection": "platform_connections", "threads": "threads_accounts"}
 
 
@@ -116,13 +115,13 @@ async def credentials_state(conn: Conn, holder: Holder, holder_id: UUID) -> Cred
 
 async def mark_revoked(conn: Conn, holder: Holder, holder_id: UUID, error: str) -> CredentialsState:
     """ok → revoked with the reason; a holder already revoked keeps its first reason."""
-    await conn.execute(Q[_REVOKE[holder]], {"id": holder_id, "error": error[:1000]})
+    await conn.execute(_for(holder, "mark_revoked"), {"id": holder_id, "error": error[:1000]})
     return await credentials_state(conn, holder, holder_id)
 
 
 async def mark_notified(conn: Conn, holder: Holder, holder_id: UUID, failed_at: datetime) -> None:
     """Record that the owner was told of the failure of ``failed_at``."""
-    await conn.execute(Q[_NOTIFIED[holder]], {"id": holder_id, "failed_at": failed_at})
+    await conn.execute(_for(holder, "mark_notified"), {"id": holder_id, "failed_at": failed_at})
 
 
 async def reconnect_connection(
@@ -193,3 +192,8 @@ async def reconnect_threads(
     row = await (await conn.execute(Q["reconnect_threads"], params)).fetchone()
     if row is None:
         raise RowNotFound("threads_accounts", account_id)
+
+
+def _for(holder: Holder, query: str) -> sql.Composed:
+    """A template of tokens.sql on the holder's table."""
+    return sql.SQL(Q[query]).format(table=sql.Identifier("public", _TABLE[holder]))

@@ -10,14 +10,6 @@ SET credentials = %(credentials)s, token_expires_at = %(expires_at)s, token_refr
 WHERE id = %(id)s AND credentials->>'ciphertext' = %(old)s
 RETURNING id
 
--- name: mark_connection_revoked
--- The credentials failed for good: revoked, with the reason (once: a retry keeps the first).
-UPDATE public.platform_connections
-SET credentials_status = 'revoked', credentials_error = %(error)s,
-    credentials_failed_at = now(), credentials_notified_at = NULL
-WHERE id = %(id)s AND credentials_status = 'ok'
-RETURNING id
-
 -- name: connection_credentials_state
 -- Whether a connection's credentials work, since when not, whether its owner was told, and
 -- the owner's address.
@@ -27,11 +19,6 @@ SELECT c.id, c.platform, c.account_id, c.account_name, c.credentials_status,
 FROM public.platform_connections c
 LEFT JOIN public.profiles p ON p.id = c.created_by
 WHERE c.id = %(id)s
-
--- name: mark_connection_notified
--- The owner was told of this failure (the one that happened at failed_at).
-UPDATE public.platform_connections SET credentials_notified_at = now()
-WHERE id = %(id)s AND credentials_failed_at = %(failed_at)s
 
 -- name: reconnect_connection
 -- New credentials: they work until shown otherwise; the schedules resume.
@@ -71,14 +58,6 @@ SET access_token = %(access_token)s, token_expires_at = %(expires_at)s,
 WHERE id = %(id)s AND access_token = %(old)s
 RETURNING id
 
--- name: mark_threads_revoked
--- The account's token failed for good: revoked, with the reason (once).
-UPDATE public.threads_accounts
-SET credentials_status = 'revoked', credentials_error = %(error)s,
-    credentials_failed_at = now(), credentials_notified_at = NULL
-WHERE id = %(id)s AND credentials_status = 'ok'
-RETURNING id
-
 -- name: threads_credentials_state
 -- Whether an account's token works, since when not, whether its owner was told, and the
 -- owner's address.
@@ -89,11 +68,6 @@ FROM public.threads_accounts t
 LEFT JOIN public.profiles p ON p.id = t.user_id
 WHERE t.id = %(id)s
 
--- name: mark_threads_notified
--- The owner was told of this failure.
-UPDATE public.threads_accounts SET credentials_notified_at = now()
-WHERE id = %(id)s AND credentials_failed_at = %(failed_at)s
-
 -- name: reconnect_threads
 -- A new token for the account: it works until shown otherwise.
 UPDATE public.threads_accounts
@@ -102,3 +76,17 @@ SET access_token = %(access_token)s, token_expires_at = %(expires_at)s,
     credentials_failed_at = NULL, credentials_notified_at = NULL, is_active = true
 WHERE id = %(id)s
 RETURNING id
+
+-- name: mark_revoked
+-- Template (db/tokens.py names the holder's table): its credentials failed for good:
+-- revoked, with the reason (once: a retry keeps the first).
+UPDATE {table}
+SET credentials_status = 'revoked', credentials_error = %(error)s,
+    credentials_failed_at = now(), credentials_notified_at = NULL
+WHERE id = %(id)s AND credentials_status = 'ok'
+RETURNING id
+
+-- name: mark_notified
+-- Template: the owner was told of this failure (the one that happened at failed_at).
+UPDATE {table} SET credentials_notified_at = now()
+WHERE id = %(id)s AND credentials_failed_at = %(failed_at)s
