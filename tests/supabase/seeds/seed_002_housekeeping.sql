@@ -3,7 +3,7 @@
 -- with the seed's own indexes ("Indexes & Performance Optimization"), run as the
 -- project's role. notification_queue.config_id stays a plain id (notification_config is
 -- not part of this system); activity_log.user_id references the acting user (auth.users).
--- tests/housekeeping/test_seed_housekeeping.py checks every column against the seed file.
+-- tests/housekeeping/ lays these tables down (seed_002_table) where a test needs the app's.
 
 CREATE TABLE public.notification_queue (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
