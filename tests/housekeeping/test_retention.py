@@ -288,3 +288,51 @@ def test_a_statement_the_database_refuses_is_not_retried_forever(
     assert (failure is error) == retried
     if not retried:
         assert isinstance(failure, ApplicationError) and failure.non_retryable
+
+
+async def test_screenshots_go_with_jobs_finished_long_ago_and_stay_with_open_ones(
+    pool: Pool,
+) -> None:
+    old = datetime.now(UTC) - timedelta(days=120)
+    async with pool.connection() as conn:
+        user = await insert_user(conn)
+        finished = await _job(conn, user, "running", "completed")
+        recent = await _job(conn, user, "running", "completed")
+        running = await _job(conn, user, "running")
+        await conn.execute(
+            "UPDATE jobs SET completed_at = %s WHERE id = %s", (old + timedelta(days=1), finished)
+        )
+        blobs = {}
+        for name, job in (("finished", finished), ("recent", recent), ("running", running)):
+            blob = await (
+                await conn.execute(
+                    "INSERT INTO blobs (content_type, data, created_at) "
+                    "VALUES ('image/png', '\\x89504e47', %s) RETURNING id",
+                    (old,),
+                )
+            ).fetchone()
+            assert blob is not None
+            blobs[name] = blob["id"]
+            await conn.execute(
+                "INSERT INTO job_steps (job_id, step_index, action, screenshot_ref) "
+                "VALUES (%s, 0, '{}', %s)",
+                (job, f"blob:{blob['id']}"),
+            )
+        orphan = await (
+            await conn.execute(
+                "INSERT INTO blobs (content_type, data, created_at) "
+                "VALUES ('image/png', '\\x00', %s) RETURNING id",
+                (old,),
+            )
+        ).fetchone()
+        assert orphan is not None
+    done = await ActivityEnvironment().run(
+        RetentionActivities(pool).apply_retention,
+        ApplyRetentionInput(as_of=datetime.now(UTC), batch_size=2),
+    )
+    assert next(t for t in done.targets if t.entity_type == "blobs").purged == 1
+    async with pool.connection() as conn:
+        left = {r["id"] for r in await (await conn.execute("SELECT id FROM blobs")).fetchall()}
+    # The finished job's screenshot goes; one of a job finished lately, of a running job,
+    # or that no job names yet (a step about to record it) stays.
+    assert left == {blobs["recent"], blobs["running"], orphan["id"]}
