@@ -12,7 +12,9 @@ names, not imported: they import this module's activity.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -120,7 +122,18 @@ def _connection_of(schedule: str) -> uuid.UUID | None:
         return None  # the reconcile schedule, or not ours
 
 
+def revoked_note(label: str, reason: str | None) -> str:
+    """The note of a schedule paused because its credentials failed for good."""
+    return (
+        f"Paused: the credentials of {label} stopped working ({reason or 'revoked'}). "
+        "Reconnect the account (orchestrator connections reconnect / threads reconnect) and "
+        "the next reconcile resumes it."
+    )[:1000]
+
+
 def _note(row: ConnectionRow) -> str:
+    if row.credentials_status == "revoked":
+        return revoked_note(row.label, row.credentials_error)
     if not row.is_active:
         return f"Paused: {row.label} is inactive (platform_connections.is_active = false)."
     return (
@@ -159,20 +172,24 @@ def desired_schedule(row: ConnectionRow, task_queue: str) -> Schedule:
         policy=SchedulePolicy(
             overlap=ScheduleOverlapPolicy.SKIP, catchup_window=min(every, MAX_CATCHUP_WINDOW)
         ),
-        state=ScheduleState(note=_note(row), paused=not row.is_active),
+        state=ScheduleState(
+            note=_note(row), paused=not row.is_active or row.credentials_status == "revoked"
+        ),
     )
 
 
 def _differs(current: Schedule, desired: Schedule) -> bool:
-    """Whether the parts reconcile manages differ (spec, action target, policy, note)."""
+    """Whether the parts reconcile manages differ (spec, action target, policy, note; the
+    summary is stored encrypted, and every change of a label changes the note too)."""
     action, wanted = current.action, desired.action
     assert isinstance(wanted, ScheduleActionStartWorkflow)
     if not isinstance(action, ScheduleActionStartWorkflow):
         return True
     return (
         [i.every for i in current.spec.intervals] != [i.every for i in desired.spec.intervals]
-        or (action.workflow, action.id, action.task_queue)
-        != (wanted.workflow, wanted.id, wanted.task_queue)
+        or (current.spec.jitter or timedelta(0)) != (desired.spec.jitter or timedelta(0))
+        or (action.workflow, action.id, action.task_queue, action.execution_timeout)
+        != (wanted.workflow, wanted.id, wanted.task_queue, wanted.execution_timeout)
         or current.policy.overlap != desired.policy.overlap
         or current.policy.catchup_window != desired.policy.catchup_window
         or current.state.note != desired.state.note
@@ -188,7 +205,7 @@ async def _describe(handle: ScheduleHandle) -> Any:
         raise
 
 
-async def _converge(
+async def converge(
     client: Client,
     schedule: str,
     desired: Schedule,
@@ -210,6 +227,10 @@ async def _converge(
         except ScheduleAlreadyRunningError:
             description = await handle.describe()  # created concurrently: reconcile it
     current: Schedule = description.schedule
+    if not follows_pause and current.state.paused:
+        # The operator's pause, and the note they paused it with, stay as they are.
+        state = dataclasses.replace(desired.state, paused=True, note=current.state.note)
+        desired = dataclasses.replace(desired, state=state)
     pause_changes = follows_pause and current.state.paused != desired.state.paused
     if not (pause_changes or _differs(current, desired)):
         return "unchanged"
@@ -230,7 +251,7 @@ async def _converge(
 
 async def reconcile_connection(client: Client, row: ConnectionRow, task_queue: str) -> Change:
     """Make one connection's schedule match its row."""
-    return await _converge(
+    return await converge(
         client,
         schedule_id(row.id),
         desired_schedule(row, task_queue),
@@ -254,21 +275,37 @@ async def reconcile_schedules(client: Client, pool: Pool, task_queue: str) -> Re
     wanted = {row.id for row in rows}
     # Listing is eventually consistent: a schedule created moments ago may be missing
     # here, which only delays the deletion of an orphan to the next reconcile.
-    async for listed in await client.list_schedules():
-        connection_id = _connection_of(listed.id) if listed.id.startswith(SCHEDULE_PREFIX) else None
+    async for listed, _ in listed_schedules(client, task_queue, SCHEDULE_PREFIX):
+        connection_id = _connection_of(listed)
         if connection_id is None or connection_id in wanted:
             continue
-        if (await listed.memo()).get("task_queue") != task_queue:
-            continue  # another deployment's schedule
         if await delete_schedule(client, connection_id):
             result.deleted.append(str(connection_id))
     return result
 
 
+async def listed_schedules(
+    client: Client, task_queue: str, prefix: str
+) -> AsyncIterator[tuple[str, Mapping[str, Any]]]:
+    """This task queue's schedules (by the memo) whose ids start with ``prefix``, with
+    their memo; another deployment's schedules sharing the namespace are left out."""
+    async for listed in await client.list_schedules():
+        if not listed.id.startswith(prefix):
+            continue
+        memo = await listed.memo()
+        if memo.get("task_queue") == task_queue:
+            yield listed.id, memo
+
+
 async def delete_schedule(client: Client, connection_id: object) -> bool:
     """Delete a connection's schedule; False if there was none."""
+    return await delete_schedule_id(client, schedule_id(connection_id))
+
+
+async def delete_schedule_id(client: Client, schedule: str) -> bool:
+    """Delete a schedule; False if there was none."""
     try:
-        await client.get_schedule_handle(schedule_id(connection_id)).delete()
+        await client.get_schedule_handle(schedule).delete()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return False
@@ -297,7 +334,7 @@ async def ensure_reconcile_schedule(
         state=ScheduleState(note="Keeps one metric-sync schedule per platform connection."),
     )
     # Its paused state is the operator's: a paused reconcile schedule stays paused.
-    return await _converge(
+    return await converge(
         client, schedule, desired, memo={"task_queue": task_queue}, follows_pause=False
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -31,7 +32,10 @@ from activities.connectors import (
 from activities.connectors.google_ads import GoogleAdsConnector
 from activities.connectors.meta import MetaConnector
 from activities.context import heartbeating, transition_context
+from activities.credential_suspension import CredentialSuspension, SuspendInput
 from activities.credentials import CredentialBox, DecryptionError
+from activities.google_tokens import GoogleAccessTokens
+from activities.platform_tokens import TokenRefused, TokenRevoked, TokenUnavailable
 from db import metrics
 from db.metrics import ConnectionRow, UpsertCounts
 from db.pool import Pool
@@ -139,11 +143,18 @@ class MetricSyncActivities:
         credentials: CredentialBox,
         http: httpx.AsyncClient,
         config: AdPlatformConfig,
+        *,
+        google_tokens: GoogleAccessTokens | None = None,
+        suspension: CredentialSuspension | None = None,
     ) -> None:
         self.pool = pool
         self.credentials = credentials
         self.http = http
         self.config = config
+        # Google Ads connections that keep a refresh token mint access tokens through it.
+        self.google_tokens = google_tokens
+        # Credentials that fail for good: mark, pause, notify (None: only fail the sync).
+        self.suspension = suspension
 
     @activity.defn
     async def open_metric_sync(self, request: OpenSyncInput) -> SyncOpened:
@@ -206,14 +217,15 @@ class MetricSyncActivities:
             progress.resumed += 1
         async with self.pool.connection() as conn:
             row = await _connection(conn, request.connection_id)
-        connector = self._connector(row)
+        auth = await self._auth(row)
+        connector = self._connector(row, auth.token)
         slices = _slices(request.since, request.until)
         # While waiting on the platform (throttles, slow pages); each beat carries the
         # whole progress, since a heartbeat replaces the details of the last.
         async with heartbeating(lambda: _beat(progress), every=HEARTBEAT_EVERY):
             while progress.slice_index < len(slices):
                 since, until = slices[progress.slice_index]
-                await self._pull_slice(request, row, connector, since, until, progress)
+                await self._pull_slice(request, row, connector, auth, since, until, progress)
                 progress.slice_index += 1
                 progress.cursor, progress.page_index = None, 0
                 _beat(progress)
@@ -224,13 +236,14 @@ class MetricSyncActivities:
         request: PullInput,
         row: ConnectionRow,
         connector: Connector,
+        auth: _Auth,
         since: date,
         until: date,
         progress: PullProgress,
     ) -> None:
         while True:
             try:
-                page = await self._fetch(row, connector, since, until, progress.cursor)
+                page = await self._fetch(row, connector, auth, since, until, progress.cursor)
             except PageFailedError as exc:
                 if len(progress.failures) < MAX_RECORDED_FAILURES:
                     progress.failures.append(
@@ -269,12 +282,15 @@ class MetricSyncActivities:
         self,
         row: ConnectionRow,
         connector: Connector,
+        auth: _Auth,
         since: date,
         until: date,
         cursor: str | None,
     ) -> Page:
-        """One page, waiting out short throttles and retrying transient failures."""
+        """One page, waiting out short throttles and retrying transient failures; a Google
+        access token refused early is minted again once."""
         failures = throttles = 0
+        reminted = False
         while True:
             try:
                 return await connector.fetch_page(since, until, cursor)
@@ -296,30 +312,96 @@ class MetricSyncActivities:
                     raise
                 await asyncio.sleep(PAGE_RETRY_DELAY * 2 ** (failures - 1))
             except AuthExpiredError as exc:
-                raise ApplicationError(
-                    f"{row.label}: access token expired or revoked ({exc}); reconnect the "
-                    f"account with `orchestrator connections add`",
-                    type="AuthExpired",
-                    non_retryable=True,
-                ) from None
+                if auth.refresh_token is not None and not reminted and self.google_tokens:
+                    reminted = True  # expired early or revoked since it was minted
+                    auth.token = await self._mint(row, auth.refresh_token, refused=auth.token)
+                    if isinstance(connector, GoogleAdsConnector):
+                        connector.use_token(auth.token)
+                    continue
+                reason = f"access token expired or revoked ({exc})"
+                raise await self._give_up(row, reason, "AuthExpired") from None
             except ConnectorError as exc:
                 raise ApplicationError(
                     f"{row.label}: {exc}", type="PlatformRefused", non_retryable=True
                 ) from None
 
-    def _connector(self, row: ConnectionRow) -> Connector:
-        """The platform's connector with the decrypted token (it never leaves this process)."""
+    async def _auth(self, row: ConnectionRow) -> _Auth:
+        """The access token to use: the stored one, or (Google Ads with a refresh token) one
+        minted from the refresh token. Secrets never leave this process."""
+        if row.credentials_status == "revoked":
+            raise ApplicationError(
+                f"{row.label}: its credentials stopped working ({row.credentials_error}); "
+                f"reconnect the account with `orchestrator connections reconnect {row.id}`",
+                type="AuthExpired",
+                non_retryable=True,
+            )
         try:
             sealed = str(row.credentials["ciphertext"])
             secret = json.loads(self.credentials.decrypt(sealed, credentials_context(row.id)))
-            token = str(secret["access_token"])
-        except (KeyError, TypeError, ValueError, DecryptionError) as exc:
+            refresh = secret.get("refresh_token") if row.platform == "google_ads" else None
+            if refresh is not None:
+                refresh = str(refresh)
+                return _Auth(await self._mint(row, refresh), refresh)
+            return _Auth(str(secret["access_token"]))
+        except (KeyError, TypeError, ValueError, AttributeError, DecryptionError) as exc:
             reason = exc if isinstance(exc, DecryptionError) else "no access token stored"
             raise ApplicationError(
                 f"credentials of connection {row.id} are unusable: {reason}",
                 type="CredentialsUnusable",
                 non_retryable=True,
             ) from None
+
+    async def _mint(
+        self, row: ConnectionRow, refresh_token: str, refused: str | None = None
+    ) -> str:
+        """An access token from Google's token endpoint (cached per process)."""
+        if self.google_tokens is None:
+            raise ApplicationError(
+                f"{row.label}: this worker cannot mint Google access tokens",
+                type="PlatformRefused",
+                non_retryable=True,
+            )
+        try:
+            return await self.google_tokens.access_token(row.id, refresh_token, refused=refused)
+        except TokenRevoked as exc:
+            self.google_tokens.forget(row.id)
+            reason = f"the Google refresh token stopped working ({exc})"
+            raise await self._give_up(
+                row, reason, "CredentialsRevoked", flag=" --refresh-token -"
+            ) from None
+        except TokenRefused as exc:
+            raise ApplicationError(
+                f"{row.label}: {exc}", type="PlatformRefused", non_retryable=True
+            ) from None
+        except TokenUnavailable as exc:
+            raise ApplicationError(f"{row.label}: {exc}", type="TokenUnavailable") from None
+
+    async def _give_up(
+        self, row: ConnectionRow, reason: str, kind: str, *, flag: str = ""
+    ) -> ApplicationError:
+        """Credentials that failed for good: suspend the connection; the failure to raise,
+        saying how to reconnect it."""
+        await self._suspend(row, reason)
+        return ApplicationError(
+            f"{row.label}: {reason}; reconnect the account with `orchestrator connections "
+            f"reconnect {row.id}{flag}`",
+            type=kind,
+            non_retryable=True,
+        )
+
+    async def _suspend(self, row: ConnectionRow, reason: str) -> None:
+        """Mark the connection revoked, pause its schedules, tell its owner."""
+        if self.suspension is None:
+            return
+        request = SuspendInput(holder="connection", holder_id=row.id, reason=reason)
+        done = await self.suspension.suspend(activity.client(), request)
+        activity.logger.warning(
+            "credentials revoked; schedules paused",
+            extra={"paused": done.paused, "notified": done.notified, "note": done.note},
+        )
+
+    def _connector(self, row: ConnectionRow, token: str) -> Connector:
+        """The platform's connector with the access token (it never leaves this process)."""
         if row.platform == "meta":
             return MetaConnector(
                 self.http,
@@ -384,6 +466,14 @@ class MetricSyncActivities:
                 )
             row = await metrics.get_connection(conn, request.connection_id)
         return SyncClosed(sync_id=log.id, status=log.status, last_synced_at=row.last_synced_at)
+
+
+@dataclass
+class _Auth:
+    """The access token in use and, for Google Ads, the refresh token it came from."""
+
+    token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
 
 
 async def _connection(conn: Any, connection_id: UUID) -> ConnectionRow:

@@ -132,6 +132,9 @@ class ObjectStore(Protocol):
     async def signed_url(self, key: str, expires_in: int = 300) -> str:
         """A URL that reads the object for ``expires_in`` seconds."""
 
+    async def delete(self, key: str) -> None:
+        """Delete the object; deleting one that is not there succeeds (retention)."""
+
 
 class LocalFolderStore:
     """Objects as files under a folder (``ASSET_STORAGE_DIR``); ``orchestrator dev``'s store."""
@@ -163,6 +166,10 @@ class LocalFolderStore:
     async def signed_url(self, key: str, expires_in: int = 300) -> str:
         """A file URL: a local folder has no signing (the dev stack runs on one machine)."""
         return self._path(key).resolve().as_uri()
+
+    async def delete(self, key: str) -> None:
+        """Remove the file, if it is there."""
+        self._path(key).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -235,6 +242,11 @@ class S3Store:
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
             )
         )
+
+    async def delete(self, key: str) -> None:
+        """DeleteObject (S3 answers success for a key that is not there)."""
+        check_key(key)
+        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every key under ``prefix`` (operators' checks and tests)."""

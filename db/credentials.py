@@ -12,13 +12,15 @@ from db.queries import load_queries
 from db.transitions import Conn
 
 Q = load_queries("credentials")
-Table = Literal["user_api_keys", "platform_connections"]
+Table = Literal["user_api_keys", "threads_accounts", "platform_connections"]
 _BATCH = {
     "user_api_keys": "user_api_keys_batch",
+    "threads_accounts": "threads_tokens_batch",
     "platform_connections": "connection_credentials_batch",
 }
 _REPLACE = {
     "user_api_keys": "replace_user_api_key",
+    "threads_accounts": "replace_threads_token",
     "platform_connections": "replace_connection_credentials",
 }
 

@@ -45,6 +45,10 @@ class ConnectionRow(BaseModel):
     created_at: datetime
     created_by: UUID | None
     updated_at: datetime
+    # Renewing credentials (0023): when the stored token expires, and whether they work.
+    token_expires_at: datetime | None = None
+    credentials_status: Literal["ok", "revoked"] = "ok"
+    credentials_error: str | None = None
 
     @property
     def label(self) -> str:

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import httpx
 from temporalio.client import Client
 
+from activities.housekeeping_schedules import reconcile_housekeeping
 from activities.metric_schedules import (
     ensure_reconcile_schedule,
     reconcile_connection,
@@ -55,6 +56,8 @@ async def seed_demo_connection(pool: Pool, client: Client, settings: Settings) -
         )
     change = await reconcile_connection(client, row, settings.temporal_task_queue)
     await ensure_reconcile_schedule(client, settings.temporal_task_queue)
+    # Token refresh, retention and dashboard schedules, at once rather than in 10 minutes.
+    await reconcile_housekeeping(client, pool, settings.temporal_task_queue)
     if change == "created":
         await trigger_sync(client, row.id)
     return schedule_id(row.id)

@@ -85,6 +85,8 @@ def _start_emulators(cleanups: list[Cleanup], ingress_url: str) -> str | None:
         if service.key_setting:
             os.environ[service.key_setting] = service.dev_key
         os.environ[service.url_setting] = f"{stack.url}{service.prefix}"
+        for name, value in service.extra:
+            os.environ.setdefault(name, value)
     return stack.url
 
 

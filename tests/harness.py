@@ -14,8 +14,13 @@ from typing import Any
 from temporalio.client import Client
 
 from db.pool import Pool, open_pool
+from devstack.emulators.google_oauth import DEV_CLIENT_ID as GOOGLE_CLIENT_ID
+from devstack.emulators.google_oauth import DEV_CLIENT_SECRET as GOOGLE_CLIENT_SECRET
+from devstack.emulators.meta import DEV_APP_ID as META_APP_ID
+from devstack.emulators.meta import DEV_APP_SECRET as META_APP_SECRET
 from devstack.emulators.runner import free_port
 from devstack.emulators.server import EmulatorStack, start_emulators
+from devstack.emulators.threads import DEV_APP_SECRET as THREADS_APP_SECRET
 from tests.encryption import TEST_MASTER_KEY
 from workers.processes import serving_ingress
 from workers.settings import Settings, load_settings, settings_env
@@ -69,6 +74,14 @@ def stack_settings(
         "higgsfield_base_url": f"{emulators_url}/higgsfield",
         "meta_graph_url": f"{emulators_url}/meta",
         "google_ads_url": f"{emulators_url}/google-ads",
+        # Token endpoints and the emulated apps' credentials (issue 28).
+        "google_oauth_url": f"{emulators_url}/google-oauth",
+        "google_oauth_client_id": GOOGLE_CLIENT_ID,
+        "google_oauth_client_secret": GOOGLE_CLIENT_SECRET,
+        "meta_app_id": META_APP_ID,
+        "meta_app_secret": META_APP_SECRET,
+        "threads_graph_url": f"{emulators_url}/threads",
+        "threads_app_secret": THREADS_APP_SECRET,
         "metrics_bind_address": None,
         "ingress_metrics_bind_address": None,  # no fixed port: tests run side by side
         "worker_graceful_shutdown_seconds": 2,

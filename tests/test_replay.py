@@ -64,6 +64,15 @@ EXPECTED = {
     "metric_sync_deadline",
     "schedule_reconcile",
     "schedule_reconcile_sweep",
+    "schedule_reconcile_before_housekeeping_patch",
+    # Housekeeping (issue 28).
+    "token_refresh_not_due",
+    "token_refresh_refreshed",
+    "token_refresh_threads",
+    "token_refresh_revoked",
+    "retention",
+    "dashboard_refresh",
+    "dashboard_refresh_skipped",
 }
 
 

@@ -212,6 +212,17 @@ class Settings(BaseSettings):
     google_ads_developer_token: SecretStr | None = None
     metric_sync_lookback: timedelta = timedelta(days=3)
 
+    # Renewing credentials (issue 28): Google's OAuth token endpoint and the OAuth client
+    # Google Ads refresh tokens were granted to; Meta's app (exchanges long-lived tokens);
+    # Threads (refreshes need no secret; exchanging a short-lived token does).
+    google_oauth_url: AnyHttpUrl = AnyHttpUrl("https://oauth2.googleapis.com")
+    google_oauth_client_id: str | None = None
+    google_oauth_client_secret: SecretStr | None = None
+    meta_app_id: str | None = None
+    meta_app_secret: SecretStr | None = None
+    threads_graph_url: AnyHttpUrl = AnyHttpUrl("https://graph.threads.net")
+    threads_app_secret: SecretStr | None = None
+
     @field_validator(
         "worker_activity_cpu_target",
         "worker_idle_eviction_seconds",
@@ -232,6 +243,11 @@ class Settings(BaseSettings):
         "worker_build_id",
         "metrics_bind_address",
         "ingress_metrics_bind_address",
+        "google_oauth_client_id",
+        "google_oauth_client_secret",
+        "meta_app_id",
+        "meta_app_secret",
+        "threads_app_secret",
         mode="before",
     )
     @classmethod

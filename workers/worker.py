@@ -39,9 +39,11 @@ from activities.approvals import ApprovalActivities
 from activities.browser import BrowserActivities
 from activities.connectors import AdPlatformConfig
 from activities.connectors.versions import check_configured_versions, log_version_checks
+from activities.credential_suspension import CredentialSuspension
 from activities.credentials import CredentialBox
 from activities.email import EmailActivities, EmailConfig, configure_resend
 from activities.generation_slots import SlotActivities
+from activities.google_tokens import GoogleAccessTokens
 from activities.higgsfield import GenerationActivities, HiggsfieldConfig
 from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
@@ -50,6 +52,7 @@ from activities.metric_sync import MetricSyncActivities
 from activities.object_store import (
     ObjectStore,
 )
+from activities.platform_tokens import TokenEndpoints
 from activities.sweep import SweepActivities
 from db.migrate import migrate
 from db.pool import Pool, open_pool
@@ -57,6 +60,12 @@ from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
 from workers.dispatch.loop import running_dispatcher
 from workers.families import FamilyStatus, family_statuses, refusing_activity, status_of
+from workers.housekeeping import (
+    credential_suspension,
+    google_access_tokens,
+    housekeeping_activities,
+    token_endpoints,
+)
 from workers.idle_eviction import CachedRuns, EvictingWorker, TrackingRunner
 from workers.keys import Keyring, Use
 from workers.logging import configure_logging, get_logger, register_secrets
@@ -68,15 +77,27 @@ from workers.telemetry import telemetry_runtime as _runtime
 from workers.telemetry_metrics import BusinessMetrics, collecting_gauges
 from workers.temporal import connect_client
 from workflows.agent_job import AgentJob
+from workflows.dashboard_refresh import DashboardRefresh
 from workflows.generation import Generation
 from workflows.generation_batch import GenerationBatch
 from workflows.metric_sync import MetricSync, ScheduleReconcile
+from workflows.retention import Retention
 from workflows.task_queues import AGENT_JOBS, EMAIL, GENERATIONS, SYNCS, Family, family_queue
+from workflows.token_refresh import TokenRefresh
 from workflows.versioned import VERSIONED_WORKFLOWS
 
 log = get_logger("workers.worker")
 
-ALL_WORKFLOWS: list[type] = [AgentJob, Generation, GenerationBatch, MetricSync, ScheduleReconcile]
+ALL_WORKFLOWS: list[type] = [
+    AgentJob,
+    Generation,
+    GenerationBatch,
+    MetricSync,
+    ScheduleReconcile,
+    TokenRefresh,
+    Retention,
+    DashboardRefresh,
+]
 
 
 class _ActivityContext(ActivityInboundInterceptor):
@@ -122,6 +143,10 @@ class Services:
     supermemory_http: httpx.AsyncClient  # the Supermemory client's connections
     # Object storage for results and screenshots (None: the local folder and Postgres).
     objects: ObjectStore | None = None
+    # Renewing credentials (issue 28): token endpoints, Google's token cache, suspensions.
+    token_endpoints: TokenEndpoints | None = None
+    google_tokens: GoogleAccessTokens | None = None
+    suspension: CredentialSuspension | None = None
 
     async def aclose(self) -> None:
         """Close the clients' connections (the pool is its owner's to close).
@@ -186,6 +211,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             timeout=supermemory_timeout,
             httpx_client=supermemory_http,
         )
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+    endpoints = token_endpoints(settings)
     return Services(
         pool=pool,
         agent_jobs=agent_jobs,
@@ -198,7 +225,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             token_secret=keyring.signing_keys(Use.APPROVAL_TOKENS),
         ),
         credentials=keyring.credential_box(),
-        http=httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)),
+        http=http,
         higgsfield=HiggsfieldConfig(
             base_url=str(settings.higgsfield_base_url).rstrip("/"),
             ingress_url=settings.ingress_url,
@@ -207,6 +234,9 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         ),
         ad_platforms=ad_platform_config(settings),
         supermemory_http=supermemory_http,
+        token_endpoints=endpoints,
+        google_tokens=google_access_tokens(http, endpoints),
+        suspension=credential_suspension(settings, pool),
     )
 
 
@@ -256,6 +286,14 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         metric_sync.close_metric_sync,
         schedules.reconcile_metric_schedules,
         sweep.sweep_ended_workflows,
+        *housekeeping_activities(
+            services.pool,
+            services.credentials,
+            services.http,
+            services.token_endpoints or TokenEndpoints(google_oauth_url=""),
+            services.suspension or CredentialSuspension(services.pool, sender=None),
+            services.objects,
+        ),
     ]
 
 
@@ -269,7 +307,12 @@ def generation_activities(services: Services) -> GenerationActivities:
 def metric_sync_activities(services: Services) -> MetricSyncActivities:
     """The ad platforms' activities' class."""
     return MetricSyncActivities(
-        services.pool, services.credentials, services.http, services.ad_platforms
+        services.pool,
+        services.credentials,
+        services.http,
+        services.ad_platforms,
+        google_tokens=services.google_tokens,
+        suspension=services.suspension,
     )
 
 

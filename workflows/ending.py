@@ -5,7 +5,8 @@ before it completes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from temporalio import workflow
@@ -45,6 +46,17 @@ def error_type(failure: ActivityError) -> str | None:
     """The type of the application error a failed call raised (None: it raised none)."""
     cause = failure.cause
     return cause.type if isinstance(cause, ApplicationError) else None
+
+
+@contextmanager
+def failing_in_words() -> Iterator[None]:
+    """A run that fails because a call failed shows why in its details (the UI's first
+    view), then fails as it would have."""
+    try:
+        yield
+    except (ActivityError, ChildWorkflowError) as failure:
+        workflow.set_current_details(f"**Failed:** {failure_reason(failure)}")
+        raise
 
 
 async def handlers_done() -> None:

@@ -22,6 +22,11 @@ from workflows.task_queues import SYNCS, activity_queue
 from workflows.visibility import ONE_UPSERT_PER_CHANGE, upsert_changes
 
 with workflow.unsafe.imports_passed_through():
+    from activities.housekeeping_schedules import (
+        HousekeepingReconcileInput,
+        HousekeepingResult,
+        HousekeepingScheduleActivities,
+    )
     from activities.metric_schedules import ReconcileInput, ReconcileResult, ScheduleActivities
     from activities.metric_sync import (
         CloseSyncInput,
@@ -66,6 +71,8 @@ SWEEP_RETRY = RetryPolicy(maximum_attempts=2)
 SYNC_CLOSES_ITS_LOG = "sync-closes-its-log"
 # The reconcile also sweeps the rows of workflows that ended without closing them.
 RECONCILE_SWEEPS = "reconcile-sweeps"
+# The reconcile also keeps the housekeeping schedules (token refresh, retention, dashboards).
+RECONCILE_HOUSEKEEPING = "reconcile-housekeeping"
 
 
 @workflow.defn(name="MetricSync", failure_exception_types=[ValidationError])
@@ -273,11 +280,34 @@ class ScheduleReconcile:
             summary="reconcile metric-sync schedules",
         )
         details = f"Schedules: {result.summary()}"
+        if workflow.patched(RECONCILE_HOUSEKEEPING):
+            housekeeping = await self._housekeeping(request)
+            details += "\n\nHousekeeping schedules: " + (
+                housekeeping.summary() if housekeeping else "failed; next run retries"
+            )
+            if housekeeping and housekeeping.notes:
+                details += "\n\n" + "\n".join(f"- {note}" for note in housekeeping.notes[:10])
         if workflow.patched(RECONCILE_SWEEPS):
             swept = await self._sweep()
             details += f"\n\nSweep: {swept.summary() if swept else 'failed; next run retries'}"
         workflow.set_current_details(details)
         return result
+
+    async def _housekeeping(self, request: ScheduleReconcileInput) -> HousekeepingResult | None:
+        """Token-refresh, retention and dashboard-refresh schedules: like the metric syncs'."""
+        try:
+            return await workflow.execute_activity_method(
+                HousekeepingScheduleActivities.reconcile_housekeeping_schedules,
+                HousekeepingReconcileInput(
+                    task_queue=request.task_queue or workflow.info().task_queue
+                ),
+                start_to_close_timeout=RECONCILE_TIMEOUT,
+                retry_policy=RECONCILE_RETRY,
+                summary="reconcile housekeeping schedules",
+            )
+        except ActivityError as failure:
+            workflow.logger.warning("housekeeping reconcile failed", exc_info=failure)
+            return None
 
     async def _sweep(self) -> SweepResult | None:
         """Close the rows of workflows that ended without closing them (terminated, timed

@@ -21,15 +21,26 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 from workflows.agent_job import AgentJob
+from workflows.dashboard_refresh import DashboardRefresh
 from workflows.generation import Generation
 from workflows.generation_batch import GenerationBatch
 from workflows.metric_sync import MetricSync, ScheduleReconcile
+from workflows.retention import Retention
+from workflows.token_refresh import TokenRefresh
 
 with workflow.unsafe.imports_passed_through():
     from activities.metric_schedules import ReconcileResult
     from workflows.models.agent_job import AgentJobInput, AgentJobResult
     from workflows.models.generation import GenerationInput, GenerationResult
     from workflows.models.generation_batch import GenerationBatchInput, GenerationBatchResult
+    from workflows.models.housekeeping import (
+        DashboardRefreshInput,
+        DashboardRefreshResult,
+        RetentionInput,
+        RetentionResult,
+        TokenRefreshInput,
+        TokenRefreshResult,
+    )
     from workflows.models.metric_sync import (
         MetricSyncInput,
         MetricSyncResult,
@@ -99,10 +110,47 @@ class VersionedScheduleReconcile(ScheduleReconcile):
         return await super().run(request)
 
 
+@workflow.defn(
+    name="TokenRefresh", failure_exception_types=FAILS_ON, versioning_behavior=AUTO_UPGRADE
+)
+class VersionedTokenRefresh(TokenRefresh):
+    """``TokenRefresh``, moved to the current build at its next task."""
+
+    @workflow.run
+    async def run(self, request: TokenRefreshInput) -> TokenRefreshResult:
+        """As ``TokenRefresh.run``."""
+        return await super().run(request)
+
+
+@workflow.defn(name="Retention", failure_exception_types=FAILS_ON, versioning_behavior=AUTO_UPGRADE)
+class VersionedRetention(Retention):
+    """``Retention``, moved to the current build at its next task."""
+
+    @workflow.run
+    async def run(self, request: RetentionInput) -> RetentionResult:
+        """As ``Retention.run``."""
+        return await super().run(request)
+
+
+@workflow.defn(
+    name="DashboardRefresh", failure_exception_types=FAILS_ON, versioning_behavior=AUTO_UPGRADE
+)
+class VersionedDashboardRefresh(DashboardRefresh):
+    """``DashboardRefresh``, moved to the current build at its next task."""
+
+    @workflow.run
+    async def run(self, request: DashboardRefreshInput) -> DashboardRefreshResult:
+        """As ``DashboardRefresh.run``."""
+        return await super().run(request)
+
+
 VERSIONED_WORKFLOWS: list[type] = [
     VersionedAgentJob,
     VersionedGeneration,
     VersionedGenerationBatch,
     VersionedMetricSync,
     VersionedScheduleReconcile,
+    VersionedTokenRefresh,
+    VersionedRetention,
+    VersionedDashboardRefresh,
 ]

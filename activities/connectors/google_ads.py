@@ -67,6 +67,10 @@ class GoogleAdsConnector:
         if login_customer_id:
             self._headers["login-customer-id"] = login_customer_id.replace("-", "")
 
+    def use_token(self, token: str) -> None:
+        """Send another access token from the next request on (one minted anew)."""
+        self._headers["Authorization"] = f"Bearer {token}"
+
     async def fetch_page(self, since: date, until: date, cursor: str | None) -> Page:
         """One page of campaign x day rows; the next cursor is ``nextPageToken``."""
         body: dict[str, str] = {"query": QUERY.format(since=since, until=until)}

@@ -25,3 +25,15 @@ LIMIT %(limit)s
 UPDATE public.platform_connections
 SET credentials = jsonb_set(credentials, '{ciphertext}', to_jsonb(%(new)s::text))
 WHERE id = %(id)s AND credentials->>'ciphertext' = %(old)s
+
+-- name: threads_tokens_batch
+-- The next batch of Threads accounts' encrypted tokens after id %(after)s (NULL: from the start).
+SELECT id, access_token AS ciphertext FROM public.threads_accounts
+WHERE %(after)s::uuid IS NULL OR id > %(after)s::uuid
+ORDER BY id
+LIMIT %(limit)s
+
+-- name: replace_threads_token
+-- Swap in a re-encrypted token, unless the stored one changed since it was read.
+UPDATE public.threads_accounts SET access_token = %(new)s
+WHERE id = %(id)s AND access_token = %(old)s

@@ -139,6 +139,9 @@ class GoogleAdsEmulator:
         today: Callable[[], date] = date.today,
     ) -> None:
         self.valid_tokens = valid_tokens  # None accepts any bearer token not marked expired
+        # The OAuth emulator's view of the tokens it minted (expired, revoked); set by the
+        # emulator stack. Tokens it did not mint follow the rules above.
+        self.token_state: Callable[[str], str | None] | None = None
         # A developer-token header is always required; None accepts any non-empty one.
         self.developer_token = developer_token
         self.today = today  # which versions are served depends on the date
@@ -281,9 +284,13 @@ class GoogleAdsEmulator:
             message = "Request is missing required authentication credential."
             code = {"authenticationError": "OAUTH_TOKEN_HEADER_INVALID"}
             return _error(401, message, code, version)
-        if token in self._expired:
+        minted = self.token_state(token) if self.token_state is not None else None
+        if token in self._expired or minted == "expired":
             message = "Request had invalid authentication credentials: the access token expired."
             return _error(401, message, {"authenticationError": "OAUTH_TOKEN_EXPIRED"}, version)
+        if minted == "revoked":
+            message = "Request had invalid authentication credentials: the token was revoked."
+            return _error(401, message, {"authenticationError": "OAUTH_TOKEN_REVOKED"}, version)
         if self.valid_tokens is not None and token not in self.valid_tokens:
             message = "Request had invalid authentication credentials."
             return _error(401, message, {"authenticationError": "OAUTH_TOKEN_INVALID"}, version)

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devstack.emulators.faults import Faults
+from devstack.emulators.tokens import Clock, TokenStore
 
 Record = dict[str, Any]
 DEFAULT_LIMIT = 25
@@ -49,6 +50,19 @@ VERSIONS: dict[str, tuple[date, date | None]] = {
     "v27.0": (date(2026, 11, 4), None),
 }
 REDUCE_DATA = "Please reduce the amount of data you're asking for, then retry your request"
+# The emulated Meta app long-lived tokens are exchanged with (oauth/access_token).
+DEV_APP_ID = "100000000000001"
+DEV_APP_SECRET = "dev-emulator-meta-app-secret"
+SHORT_LIVED = timedelta(hours=2)
+LONG_LIVED = timedelta(seconds=5183944)  # "expires_in": 5183944, as Meta's docs show it
+# Error 190's subcodes (Graph API "Handling Errors"): 458 app not installed (access
+# removed), 460 password changed, 463 expired, 467 invalid token.
+REVOKED_MESSAGES = {
+    458: "Error validating access token: The user has not authorized application {app}.",
+    460: "Error validating access token: The session has been invalidated because the user "
+    "changed their password or Facebook has changed the session for security reasons.",
+    467: "Error validating access token: Invalid OAuth access token.",
+}
 
 
 def synthetic_metrics(entity: str, day: str, revision: int = 0) -> dict[str, int]:
@@ -166,8 +180,13 @@ class MetaEmulator:
         seed: int = 0,
         today: Callable[[], date] = date.today,
         max_rows_per_call: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.valid_tokens = valid_tokens  # None accepts any token not marked expired
+        # User tokens issued here (exchange): they expire on the clock and can be revoked.
+        self.clock = clock or Clock()
+        self.tokens = TokenStore(self.clock, "EAAB")
+        self.app_id, self.app_secret = DEV_APP_ID, DEV_APP_SECRET
         self.today = today  # which versions are served depends on the date
         # Meta's data-per-call limit: a query whose result has more rows answers error 1.
         self.max_rows_per_call = max_rows_per_call
@@ -180,6 +199,9 @@ class MetaEmulator:
         self._page_failures: dict[tuple[str, int], int] = {}
         self._requests: list[Record] = []
         routes = [
+            Route("/{version}/oauth/access_token", self._exchange, methods=["GET"]),
+            Route("/_emulator/tokens", self._http_issue, methods=["POST"]),
+            Route("/_emulator/revoke", self._http_revoke, methods=["POST"]),
             Route("/{version}/act_{account_id}/insights", self._insights, methods=["GET"]),
             Route("/{version}/{ig_user_id}/insights", self._ig_insights, methods=["GET"]),
             Route("/_emulator/requests", self._http_requests, methods=["GET"]),
@@ -211,6 +233,17 @@ class MetaEmulator:
         with self._lock:
             self._expired.add(token)
 
+    def issue_user_token(self, user: str = "user-1", *, long_lived: bool = False) -> str:
+        """A user access token as Facebook Login gives it: short-lived (about two hours),
+        or long-lived (~60 days) as an exchange gives it."""
+        kind, lifetime = ("long", LONG_LIVED) if long_lived else ("short", SHORT_LIVED)
+        return self.tokens.issue(user, kind, lifetime).token
+
+    def revoke(self, token_or_user: str, subcode: int = 458) -> int:
+        """The user removed the app (458), changed their password (460), ...: their tokens
+        answer error 190 with that subcode from now on."""
+        return self.tokens.revoke(token_or_user, subcode)
+
     def served_versions(self) -> list[str]:
         """The versions served on the emulator's date, oldest first."""
         today = self.today()
@@ -239,6 +272,7 @@ class MetaEmulator:
                 store.clear()
             self._throttles.clear()
             self._requests.clear()
+        self.tokens.clear()
         self.faults.reset()
 
     # -- inspection ----------------------------------------------------------------------
@@ -330,6 +364,8 @@ class MetaEmulator:
         if not token:
             return _error(400, "An access token is required to request this resource.", 104)
         header = {"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'}
+        if (refused := self._token_refused(token)) is not None:
+            return refused
         if token in self._expired:
             message = "Error validating access token: Session has expired."
             return _error(400, message, 190, error_subcode=463, headers=header)
@@ -361,6 +397,69 @@ class MetaEmulator:
             )
             return _error(400, message, 2635)
         return _error(400, f"Unknown path components: {path}", 2500)
+
+    def _token_refused(self, token: str, *, unknown_too: bool = False) -> JSONResponse | None:
+        """Error 190 for a token issued here that expired or was revoked (and, with
+        ``unknown_too``, for one never issued here)."""
+        issued = self.tokens.get(token)
+        header = {"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'}
+        if issued is None:
+            if not unknown_too:
+                return None
+            message = "Invalid OAuth access token - Cannot parse access token"
+            return _error(400, message, 190, headers=header)
+        if issued.revoked is not None:
+            message = REVOKED_MESSAGES.get(issued.revoked, REVOKED_MESSAGES[467])
+            message = message.format(app=self.app_id)
+            return _error(400, message, 190, error_subcode=issued.revoked, headers=header)
+        now = self.clock.now()
+        if issued.expires_at is not None and now >= issued.expires_at:
+            message = (
+                f"Error validating access token: Session has expired on "
+                f"{issued.expires_at:%A, %d-%b-%y %H:%M:%S} UTC. The current time is "
+                f"{now:%A, %d-%b-%y %H:%M:%S} UTC."
+            )
+            return _error(400, message, 190, error_subcode=463, headers=header)
+        return None
+
+    async def _exchange(self, request: Request) -> Response:
+        """``GET /{version}/oauth/access_token?grant_type=fb_exchange_token``: a long-lived
+        user token (~60 days) for a valid short- or long-lived one of the same user."""
+        log: Record = {"path": request.url.path, "account_id": None, "page_index": None}
+        response = self._exchanged(request)
+        log["status"] = response.status_code
+        with self._lock:
+            self._requests.append(log)
+        return response
+
+    def _exchanged(self, request: Request) -> JSONResponse:
+        params = request.query_params
+        version = request.path_params["version"]
+        if (refused := self._version_error(version, request.url.path)) is not None:
+            return refused
+        if params.get("grant_type") != "fb_exchange_token":
+            return _error(400, "(#100) grant_type must be fb_exchange_token here", 100)
+        if not params.get("client_id"):
+            return _error(400, "Missing client_id parameter.", 101)
+        if params.get("client_id") != self.app_id:
+            return _error(400, "Error validating application. Invalid application ID.", 101)
+        if params.get("client_secret") != self.app_secret:
+            return _error(400, "Error validating client secret.", 1)
+        token = params.get("fb_exchange_token", "")
+        if not token:
+            return _error(400, "(#100) Missing parameter fb_exchange_token", 100)
+        if (refused := self._token_refused(token, unknown_too=True)) is not None:
+            return refused
+        issued = self.tokens.get(token)
+        assert issued is not None
+        fresh = self.tokens.issue(issued.subject, "long", LONG_LIVED)
+        return JSONResponse(
+            {
+                "access_token": fresh.token,
+                "token_type": "bearer",
+                "expires_in": int(LONG_LIVED.total_seconds()),
+            }
+        )
 
     async def _insights(self, request: Request) -> Response:
         account_id = request.path_params["account_id"]
@@ -482,3 +581,15 @@ class MetaEmulator:
     async def _http_reset(self, request: Request) -> Response:
         self.reset()
         return JSONResponse({"reset": True})
+
+    async def _http_issue(self, request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        token = self.issue_user_token(
+            str(body.get("user", "user-1")), long_lived=bool(body.get("long_lived"))
+        )
+        return JSONResponse({"access_token": token})
+
+    async def _http_revoke(self, request: Request) -> Response:
+        body = await request.json()
+        count = self.revoke(str(body["token"]), int(body.get("subcode", 458)))
+        return JSONResponse({"revoked": count})

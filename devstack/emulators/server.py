@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from devstack.emulators.google_ads import GoogleAdsEmulator
+from devstack.emulators.google_oauth import DEV_CLIENT_ID as GOOGLE_CLIENT_ID
+from devstack.emulators.google_oauth import DEV_CLIENT_SECRET as GOOGLE_CLIENT_SECRET
+from devstack.emulators.google_oauth import GoogleOAuthEmulator
 from devstack.emulators.higgsfield import HiggsfieldEmulator
+from devstack.emulators.meta import DEV_APP_ID as META_APP_ID
+from devstack.emulators.meta import DEV_APP_SECRET as META_APP_SECRET
 from devstack.emulators.meta import MetaEmulator
 from devstack.emulators.resend import ResendEmulator
 from devstack.emulators.runner import ThreadedServer, serve_in_thread
 from devstack.emulators.steel import SteelEmulator
 from devstack.emulators.supermemory import SupermemoryEmulator
+from devstack.emulators.threads import DEV_APP_SECRET as THREADS_APP_SECRET
+from devstack.emulators.threads import ThreadsEmulator
+from devstack.emulators.tokens import Clock
 
 
 @dataclass(frozen=True)
 class EmulatedService:
-    """How the settings point a service at its emulator."""
+    """How the settings point a service at its emulator (``extra``: more settings the
+    emulator needs, such as an OAuth client's id and secret)."""
 
     name: str
     prefix: str
     key_setting: str
     url_setting: str
     dev_key: str
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 EMULATED_SERVICES = (
@@ -40,14 +50,34 @@ EMULATED_SERVICES = (
     # Higgsfield keys are per user (user_api_keys); only the base URL is global.
     EmulatedService("higgsfield", "/higgsfield", "", "HIGGSFIELD_BASE_URL", ""),
     # Ad-platform tokens are per connection (platform_connections.credentials); Google Ads
-    # also needs the app's developer token on every request.
-    EmulatedService("meta", "/meta", "", "META_GRAPH_URL", ""),
+    # also needs the app's developer token on every request. Meta's emulated app exchanges
+    # long-lived tokens.
+    EmulatedService(
+        "meta",
+        "/meta",
+        "",
+        "META_GRAPH_URL",
+        "",
+        extra=(("META_APP_ID", META_APP_ID), ("META_APP_SECRET", META_APP_SECRET)),
+    ),
     EmulatedService(
         "google-ads",
         "/google-ads",
         "GOOGLE_ADS_DEVELOPER_TOKEN",
         "GOOGLE_ADS_URL",
         "dev-emulator-developer-token",
+    ),
+    # Google's OAuth token endpoint (refresh tokens -> access tokens) and its client.
+    EmulatedService(
+        "google-oauth",
+        "/google-oauth",
+        "GOOGLE_OAUTH_CLIENT_SECRET",
+        "GOOGLE_OAUTH_URL",
+        GOOGLE_CLIENT_SECRET,
+        extra=(("GOOGLE_OAUTH_CLIENT_ID", GOOGLE_CLIENT_ID),),
+    ),
+    EmulatedService(
+        "threads", "/threads", "THREADS_APP_SECRET", "THREADS_GRAPH_URL", THREADS_APP_SECRET
     ),
 )
 
@@ -64,6 +94,9 @@ class EmulatorStack:
     meta: MetaEmulator
     google_ads: GoogleAdsEmulator
     server: ThreadedServer
+    google_oauth: GoogleOAuthEmulator = field(default_factory=GoogleOAuthEmulator)
+    threads: ThreadsEmulator = field(default_factory=ThreadsEmulator)
+    clock: Clock = field(default_factory=Clock)  # the token emulators' shared clock
 
     def stop(self) -> None:
         """Stop serving."""
@@ -78,8 +111,12 @@ def start_emulators(
     steel = SteelEmulator()
     supermemory = SupermemoryEmulator()
     higgsfield = HiggsfieldEmulator()
-    meta = MetaEmulator()
+    clock = Clock()  # one clock for every token: tests move it to expire them
+    meta = MetaEmulator(clock=clock)
     google_ads = GoogleAdsEmulator()
+    google_oauth = GoogleOAuthEmulator(clock=clock)
+    google_ads.token_state = google_oauth.access_token_state
+    threads = ThreadsEmulator(clock=clock)
     if resend_webhook_url and resend_webhook_secret:
         resend.configure_webhook(resend_webhook_url, resend_webhook_secret)
     app = Starlette(
@@ -90,6 +127,8 @@ def start_emulators(
             Mount("/higgsfield", app=higgsfield.app),
             Mount("/meta", app=meta.app),
             Mount("/google-ads", app=google_ads.app),
+            Mount("/google-oauth", app=google_oauth.app),
+            Mount("/threads", app=threads.app),
         ]
     )
     server = serve_in_thread(app)
@@ -102,4 +141,7 @@ def start_emulators(
         meta=meta,
         google_ads=google_ads,
         server=server,
+        google_oauth=google_oauth,
+        threads=threads,
+        clock=clock,
     )

@@ -14,6 +14,7 @@ from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from activities.housekeeping_schedules import retention_schedule_id
 from activities.metric_schedules import (
     METRIC_SYNC_WORKFLOW,
     RECONCILE_WORKFLOW,
@@ -185,7 +186,10 @@ async def test_the_reconcile_workflow_runs_on_its_own_schedule(
     reconcile_id = f"metric-sync-reconcile-test-{uuid.uuid4().hex[:8]}"
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         connection = await add_connection(stack, account_id="444", frequency=45)
-        async with deleting_schedules(stack.client, reconcile_id, connection_schedule(connection)):
+        retention = retention_schedule_id(task_queue)  # the reconcile keeps housekeeping too
+        async with deleting_schedules(
+            stack.client, reconcile_id, connection_schedule(connection), retention
+        ):
             assert (
                 await ensure_reconcile_schedule(stack.client, task_queue, schedule=reconcile_id)
                 == "created"
@@ -213,6 +217,7 @@ async def test_the_reconcile_workflow_runs_on_its_own_schedule(
                 await stack.client.get_schedule_handle(connection_schedule(connection)).describe()
             ).schedule
             assert [i.every for i in schedule.spec.intervals] == [timedelta(minutes=45)]
+            assert (await stack.client.get_schedule_handle(retention).describe()).schedule
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.housekeeping_schedules import retention_schedule_id
 from activities.sweep import ended_reason
 from db.sweep import OpenRow, close_row
 from db.transitions import TransitionContext
@@ -78,7 +79,8 @@ async def test_sweep_closes_rows_of_terminated_workflows_once(
         for handle in (job_handle, generation_handle, sync_handle):
             await handle.terminate("stuck, says the operator")
 
-        async with deleting_schedules(stack.client, connection_schedule(connection)):
+        retention = retention_schedule_id(task_queue)  # the reconcile keeps housekeeping too
+        async with deleting_schedules(stack.client, connection_schedule(connection), retention):
             reconcile = await _reconcile(stack, task_queue)
             await record_history(reconcile, "schedule_reconcile_sweep")
 

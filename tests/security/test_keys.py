@@ -22,7 +22,8 @@ from activities.approval_tokens import InvalidToken, Purpose
 from activities.credentials import DecryptionError
 from activities.higgsfield import key_context, webhook_token
 from activities.metric_sync import credentials_context
-from db import metrics
+from activities.token_refresh import threads_context
+from db import metrics, tokens
 from db.generations import Q
 from ingress.inbound_higgsfield import WebhookRefused, parse_hint
 from tests.db.factories import insert_user
@@ -275,9 +276,13 @@ async def _stored(pool: AsyncConnectionPool) -> dict[str, str]:
             "SELECT id, credentials->>'ciphertext' AS c FROM platform_connections"
         )
         conns = await cur.fetchall()
-    return {str(r["user_id"]): r["encrypted_api_key"] for r in keys} | {
-        str(r["id"]): r["c"] for r in conns
-    }
+        cur = await conn.execute("SELECT id, access_token FROM threads_accounts")
+        accounts = await cur.fetchall()
+    return (
+        {str(r["user_id"]): r["encrypted_api_key"] for r in keys}
+        | {str(r["id"]): r["c"] for r in conns}
+        | {str(r["id"]): r["access_token"] for r in accounts}
+    )
 
 
 async def test_keys_rotate_reencrypts_every_credential_once_and_can_be_run_again(
@@ -320,21 +325,39 @@ async def test_keys_rotate_reencrypts_every_credential_once_and_can_be_run_again
                 created_by=None,
             )
             plain[str(connection_id)], contexts[str(connection_id)] = token, context
+            account_id = uuid.uuid4()  # seed 003's Threads accounts (issue 28)
+            threads = f"THAA-{era}-{uuid.uuid4().hex}"
+            context = threads_context(account_id)
+            sealed = (
+                v1_ciphertext(box_or_key, threads, context)
+                if isinstance(box_or_key, str)
+                else box_or_key.credential_box().encrypt(threads, context)
+            )
+            await tokens.insert_threads_account(
+                conn,
+                account_id=account_id,
+                user_id=user,
+                threads_user_id=f"th-{era}",
+                username="",
+                access_token=sealed,
+                expires_at=datetime.now(UTC) + timedelta(days=60),
+            )
+            plain[str(account_id)], contexts[str(account_id)] = threads, context
     before = await _stored(pool)
 
     # Without the earlier master key, its rows cannot be read: the others are still done,
     # each on its own, and the run names what it could not read (and exits non-zero).
     first = _rotate(db_url, B, credentials_encryption_key=C)
     assert first.returncode == 1, first.stderr
-    assert "2 credentials could not be read" in first.stderr
-    for table in ("user_api_keys", "platform_connections"):
+    assert "3 credentials could not be read" in first.stderr
+    for table in ("user_api_keys", "threads_accounts", "platform_connections"):
         counts = "1 re-encrypted, 1 already current, 0 changed meanwhile, 1 unreadable"
         assert f"{table}: {counts}" in first.stdout
 
     # With it, the run finishes the job; a further run changes nothing.
     second = _rotate(db_url, B, A, credentials_encryption_key=C)
     assert second.returncode == 0, second.stderr
-    for table in ("user_api_keys", "platform_connections"):
+    for table in ("user_api_keys", "threads_accounts", "platform_connections"):
         counts = "1 re-encrypted, 2 already current, 0 changed meanwhile, 0 unreadable"
         assert f"{table}: {counts}" in second.stdout
     third = _rotate(db_url, B, A, credentials_encryption_key=C)

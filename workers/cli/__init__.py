@@ -26,6 +26,7 @@ from workers.cli import (
     processes,
     search_attributes,
     syncs,
+    threads,
 )
 from workers.cli.common import CliError, exit_without_teardown
 from workers.settings import SettingsError
@@ -40,6 +41,7 @@ COMMAND_MODULES = (
     generations,
     keys,
     syncs,
+    threads,
 )
 
 

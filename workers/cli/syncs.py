@@ -54,32 +54,67 @@ def _token(value: str) -> str:
 # --- connections ------------------------------------------------------------------------
 
 
+async def _secret(args: argparse.Namespace, settings: Any) -> tuple[dict[str, str], Any]:
+    """The secret to store (access token, or Google refresh token) and when the access
+    token expires: a Meta user token is exchanged for a long-lived one (known expiry) when
+    the worker has the Meta app's credentials; a Google refresh token is tried once."""
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from activities.platform_tokens import (
+        TokenError,
+        exchange_meta_token,
+        mint_google_access_token,
+    )
+    from workers.housekeeping import token_endpoints
+
+    if args.refresh_token is not None and args.platform != "google_ads":
+        raise CliError("--refresh-token is for Google Ads connections only")
+    if args.system_user and args.platform != "meta":
+        raise CliError("--system-user is for Meta connections only")
+    value = _token(args.refresh_token if args.refresh_token is not None else args.token)
+    if not value:
+        raise CliError("empty token: pass the token, or - to read it from stdin")
+    endpoints = token_endpoints(settings)
+    async with httpx.AsyncClient(timeout=30) as http:
+        try:
+            if args.refresh_token is not None:
+                await mint_google_access_token(http, endpoints, value)  # the grant works
+                return {"refresh_token": value}, None
+            if args.platform == "meta" and not args.system_user and endpoints.meta_app_secret:
+                issued = await exchange_meta_token(http, endpoints, value)
+                expires = datetime.now(UTC) + issued.expires_in if issued.expires_in else None
+                return {"access_token": issued.access_token}, expires
+        except TokenError as exc:
+            raise CliError(f"the platform refused the credentials: {exc}") from None
+    return {"access_token": value}, None
+
+
 async def connections_add(args: argparse.Namespace) -> None:
     from psycopg import errors
 
+    from activities.housekeeping_schedules import reconcile_holder
     from activities.metric_schedules import reconcile_connection
     from activities.metric_sync import credentials_context
-    from db import metrics
+    from db import metrics, tokens
     from workers.keys import credential_box
 
     if args.login_customer_id and args.platform != "google_ads":
         raise CliError("--login-customer-id is for Google Ads connections only")
-    token = _token(args.token)
-    if not token:
-        raise CliError("empty token: pass --token TOKEN or --token - to read it from stdin")
     settings, pool, client = await operator_context()
+    secret, expires_at = await _secret(args, settings)
     box = credential_box(settings)
     connection_id = uuid.uuid4()
-    secret = json.dumps({"access_token": token})
-    sealed = {"ciphertext": box.encrypt(secret, credentials_context(connection_id))}
+    ciphertext = box.encrypt(json.dumps(secret), credentials_context(connection_id))
     async with pool:
-        async with pool.connection() as conn:
+        async with pool.connection() as conn, conn.transaction():
             try:
                 row = await metrics.insert_connection(
                     conn,
                     connection_id=connection_id,
                     platform=args.platform,
-                    credentials=sealed,
+                    credentials={"ciphertext": ciphertext},
                     account_id=args.account_id,
                     account_name=args.account_name,
                     sync_frequency=args.frequency,
@@ -88,9 +123,56 @@ async def connections_add(args: argparse.Namespace) -> None:
                 )
             except errors.ForeignKeyViolation:
                 raise CliError(f"no profile with id {args.created_by}") from None
+            if expires_at is not None:
+                await tokens.reconnect_connection(
+                    conn, row.id, ciphertext=ciphertext, expires_at=expires_at
+                )
         change = await reconcile_connection(client, row, settings.temporal_task_queue)
-    data = {"connection_id": str(row.id), "schedule": f"metric-sync-{row.id}", "change": change}
-    emit(args, data, f"{row.id}  {row.label}, every {row.sync_frequency} min ({change})")
+        refresh = await reconcile_holder(
+            client, pool, settings.temporal_task_queue, "connection", row.id
+        )
+    data = {
+        "connection_id": str(row.id),
+        "schedule": f"metric-sync-{row.id}",
+        "change": change,
+        "token_expires_at": expires_at.isoformat() if expires_at else None,
+        "token_refresh": refresh,
+    }
+    renews = f"; token renewed before {expires_at:%Y-%m-%d}" if expires_at else ""
+    emit(args, data, f"{row.id}  {row.label}, every {row.sync_frequency} min ({change}){renews}")
+
+
+async def connections_reconnect(args: argparse.Namespace) -> None:
+    from activities.housekeeping_schedules import reconcile_holder
+    from activities.metric_schedules import reconcile_connection
+    from activities.metric_sync import credentials_context
+    from db import metrics, tokens
+    from db.transitions import RowNotFound
+    from workers.keys import credential_box
+
+    settings, pool, client = await operator_context()
+    async with pool:
+        async with pool.connection() as conn:
+            try:
+                row = await metrics.get_connection(conn, args.connection_id)
+            except RowNotFound:
+                raise CliError(f"no connection with id {args.connection_id}") from None
+        args.platform = row.platform
+        secret, expires_at = await _secret(args, settings)
+        ciphertext = credential_box(settings).encrypt(
+            json.dumps(secret), credentials_context(row.id)
+        )
+        async with pool.connection() as conn:
+            await tokens.reconnect_connection(
+                conn, row.id, ciphertext=ciphertext, expires_at=expires_at
+            )
+            row = await metrics.get_connection(conn, row.id)
+        change = await reconcile_connection(client, row, settings.temporal_task_queue)
+        refresh = await reconcile_holder(
+            client, pool, settings.temporal_task_queue, "connection", row.id
+        )
+    data = {"connection_id": str(row.id), "schedule": change, "token_refresh": refresh}
+    emit(args, data, f"{row.id}  {row.label}: reconnected (schedule {change})")
 
 
 async def connections_list(args: argparse.Namespace) -> None:
@@ -112,14 +194,25 @@ async def connections_list(args: argparse.Namespace) -> None:
 
 
 async def schedules_reconcile(args: argparse.Namespace) -> None:
+    from activities.housekeeping_schedules import reconcile_housekeeping
     from activities.metric_schedules import ensure_reconcile_schedule, reconcile_schedules
 
     settings, pool, client = await operator_context()
     async with pool:
         result = await reconcile_schedules(client, pool, settings.temporal_task_queue)
+        housekeeping = await reconcile_housekeeping(client, pool, settings.temporal_task_queue)
     reconciler = await ensure_reconcile_schedule(client, settings.temporal_task_queue)
-    data = result.model_dump(mode="json") | {"reconcile_schedule": reconciler}
-    emit(args, data, f"{result.summary()}; metric-sync-reconcile {reconciler}")
+    data = result.model_dump(mode="json") | {
+        "reconcile_schedule": reconciler,
+        "housekeeping": housekeeping.model_dump(mode="json"),
+    }
+    notes = "".join(f"\nnote: {n}" for n in housekeeping.notes)
+    emit(
+        args,
+        data,
+        f"metric syncs: {result.summary()}; housekeeping: {housekeeping.summary()}; "
+        f"metric-sync-reconcile {reconciler}{notes}",
+    )
 
 
 # --- syncs ------------------------------------------------------------------------------
@@ -196,6 +289,21 @@ async def syncs_list(args: argparse.Namespace) -> None:
     emit(args, rows, "\n".join(lines))
 
 
+def _credential_arguments(parser: argparse.ArgumentParser) -> None:
+    secret = parser.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--token", help="access token; '-' reads it from stdin")
+    secret.add_argument(
+        "--refresh-token",
+        help="Google Ads: the OAuth refresh token (access tokens are minted from it); "
+        "'-' reads it from stdin",
+    )
+    parser.add_argument(
+        "--system-user",
+        action="store_true",
+        help="Meta: a system user's token, which never expires (not exchanged or renewed)",
+    )
+
+
 def add_commands(sub: Any) -> None:
     """Add the ``connections``, ``schedules`` and ``syncs`` command groups."""
     conns = sub.add_parser("connections", help="ad-platform connections (Meta, Google Ads)")
@@ -206,7 +314,7 @@ def add_commands(sub: Any) -> None:
     )
     add.add_argument("--account-id", required=True, help="ad account (Meta) or customer id")
     add.add_argument("--account-name", help="how operators recognise the account")
-    add.add_argument("--token", required=True, help="access token; '-' reads it from stdin")
+    _credential_arguments(add)
     add.add_argument(
         "--login-customer-id",
         type=_customer_id,
@@ -216,11 +324,19 @@ def add_commands(sub: Any) -> None:
     add.add_argument("--created-by", type=_uuid, help="profile id of the connecting user")
     add.set_defaults(run=connections_add)
     conns_sub.add_parser("list", help="every connection").set_defaults(run=connections_list)
+    again = conns_sub.add_parser(
+        "reconnect", help="new credentials for a connection; resumes its paused schedules"
+    )
+    again.add_argument("connection_id", type=_uuid, help=CONNECTION_ID_HELP)
+    _credential_arguments(again)
+    again.set_defaults(run=connections_reconnect)
 
-    sched = sub.add_parser("schedules", help="metric-sync schedules")
+    sched = sub.add_parser("schedules", help="metric-sync and housekeeping schedules")
     sched_sub = sched.add_subparsers(dest="action", required=True, metavar="ACTION")
     sched_sub.add_parser(
-        "reconcile", help="make the schedules match platform_connections (and keep them so)"
+        "reconcile",
+        help="make the schedules match platform_connections, threads_accounts, "
+        "retention_policies and dashboard_refreshes (and keep them so)",
     ).set_defaults(run=schedules_reconcile)
 
     syncs = sub.add_parser("syncs", help="run and follow metric syncs")

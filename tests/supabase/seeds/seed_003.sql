@@ -83,6 +83,20 @@ CREATE TABLE public.generations (
     created_at TIMESTAMPTZ DEFAULT now(),
     updated_at TIMESTAMPTZ DEFAULT now()
 );
+CREATE TABLE public.threads_accounts (
+    id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+    user_id UUID REFERENCES public.users (id) ON DELETE CASCADE,
+    threads_user_id TEXT,
+    username TEXT DEFAULT '',
+    profile_pic_url TEXT DEFAULT '',
+    access_token TEXT,
+    token_expires_at TIMESTAMPTZ,
+    is_active BOOLEAN DEFAULT true,
+    created_at TIMESTAMPTZ DEFAULT now(),
+    updated_at TIMESTAMPTZ DEFAULT now(),
+    UNIQUE (user_id, threads_user_id)
+);
+
 CREATE INDEX idx_generations_user_id ON public.generations (user_id);
 CREATE INDEX idx_generations_user_status ON public.generations (user_id, status);
 CREATE INDEX idx_generations_user_created ON public.generations (user_id, created_at DESC);
@@ -117,6 +131,8 @@ CREATE TRIGGER update_prompts_updated_at BEFORE UPDATE ON public.prompts
     FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
 CREATE TRIGGER update_generations_updated_at BEFORE UPDATE ON public.generations
     FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
+CREATE TRIGGER update_threads_accounts_updated_at BEFORE UPDATE ON public.threads_accounts
+    FOR EACH ROW EXECUTE FUNCTION public.update_updated_at();
 
 -- RLS on every table; users reach their own rows only.
 ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;
@@ -138,4 +154,7 @@ CREATE POLICY "Users own their prompts" ON public.prompts
     FOR ALL USING (auth.uid() = user_id) WITH CHECK (auth.uid() = user_id);
 ALTER TABLE public.generations ENABLE ROW LEVEL SECURITY;
 CREATE POLICY "Users own their generations" ON public.generations
+    FOR ALL USING (auth.uid() = user_id) WITH CHECK (auth.uid() = user_id);
+ALTER TABLE public.threads_accounts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "Users own their threads accounts" ON public.threads_accounts
     FOR ALL USING (auth.uid() = user_id) WITH CHECK (auth.uid() = user_id);
