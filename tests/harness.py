@@ -69,6 +69,7 @@ def stack_settings(
         "higgsfield_base_url": f"{emulators_url}/higgsfield",
         "meta_graph_url": f"{emulators_url}/meta",
         "google_ads_url": f"{emulators_url}/google-ads",
+        "slack_api_url": f"{emulators_url}/slack/api/",
         "metrics_bind_address": None,
         "worker_graceful_shutdown_seconds": 2,
     }

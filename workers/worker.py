@@ -42,6 +42,7 @@ from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
 from activities.metric_schedules import ScheduleActivities
 from activities.metric_sync import MetricSyncActivities
+from activities.notifications import NotificationActivities, NotificationConfig
 from activities.object_store import (
     ObjectStore,
 )
@@ -63,10 +64,18 @@ from workflows.agent_job import AgentJob
 from workflows.generation import Generation
 from workflows.generation_batch import GenerationBatch
 from workflows.metric_sync import MetricSync, ScheduleReconcile
+from workflows.notification_delivery import NotificationDelivery
 
 log = get_logger("workers.worker")
 
-ALL_WORKFLOWS: list[type] = [AgentJob, Generation, GenerationBatch, MetricSync, ScheduleReconcile]
+ALL_WORKFLOWS: list[type] = [
+    AgentJob,
+    Generation,
+    GenerationBatch,
+    MetricSync,
+    ScheduleReconcile,
+    NotificationDelivery,
+]
 
 
 class _ActivityContext(ActivityInboundInterceptor):
@@ -110,6 +119,7 @@ class Services:
     higgsfield: HiggsfieldConfig
     ad_platforms: AdPlatformConfig  # Meta / Google Ads URLs, developer token, lookback
     supermemory_http: httpx.AsyncClient  # the Supermemory client's connections
+    notifications: NotificationConfig  # email (Resend) and Slack notifications
     # Object storage for results and screenshots (None: the local folder and Postgres).
     objects: ObjectStore | None = None
 
@@ -197,6 +207,11 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         ),
         ad_platforms=ad_platform_config(settings),
         supermemory_http=supermemory_http,
+        notifications=NotificationConfig(
+            sender=settings.email_from,
+            email_enabled=settings.resend_api_key is not None,
+            slack_api_url=str(settings.slack_api_url),
+        ),
     )
 
 
@@ -224,6 +239,9 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
     schedules = ScheduleActivities(services.pool)
     slots = SlotActivities(services.pool)
     sweep = SweepActivities(services.pool)
+    notifications = NotificationActivities(
+        services.pool, services.credentials, services.notifications
+    )
     return [
         jobs.create_job,
         jobs.add_job_steps,
@@ -249,6 +267,10 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
         metric_sync.close_metric_sync,
         schedules.reconcile_metric_schedules,
         sweep.sweep_ended_workflows,
+        notifications.notify,
+        notifications.reserve_send_slot,
+        notifications.deliver_notification,
+        notifications.close_notification,
     ]
 
 

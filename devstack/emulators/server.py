@@ -12,6 +12,7 @@ from devstack.emulators.higgsfield import HiggsfieldEmulator
 from devstack.emulators.meta import MetaEmulator
 from devstack.emulators.resend import ResendEmulator
 from devstack.emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.slack import SlackEmulator
 from devstack.emulators.steel import SteelEmulator
 from devstack.emulators.supermemory import SupermemoryEmulator
 
@@ -49,6 +50,8 @@ EMULATED_SERVICES = (
         "GOOGLE_ADS_URL",
         "dev-emulator-developer-token",
     ),
+    # Slack tokens and webhook URLs are per notification channel; only the API URL is global.
+    EmulatedService("slack", "/slack/api/", "", "SLACK_API_URL", ""),
 )
 
 
@@ -63,6 +66,7 @@ class EmulatorStack:
     higgsfield: HiggsfieldEmulator
     meta: MetaEmulator
     google_ads: GoogleAdsEmulator
+    slack: SlackEmulator
     server: ThreadedServer
 
     def stop(self) -> None:
@@ -80,6 +84,7 @@ def start_emulators(
     higgsfield = HiggsfieldEmulator()
     meta = MetaEmulator()
     google_ads = GoogleAdsEmulator()
+    slack = SlackEmulator()
     if resend_webhook_url and resend_webhook_secret:
         resend.configure_webhook(resend_webhook_url, resend_webhook_secret)
     app = Starlette(
@@ -90,6 +95,7 @@ def start_emulators(
             Mount("/higgsfield", app=higgsfield.app),
             Mount("/meta", app=meta.app),
             Mount("/google-ads", app=google_ads.app),
+            Mount("/slack", app=slack.app),
         ]
     )
     server = serve_in_thread(app)
@@ -101,5 +107,6 @@ def start_emulators(
         higgsfield=higgsfield,
         meta=meta,
         google_ads=google_ads,
+        slack=slack,
         server=server,
     )
