@@ -60,6 +60,17 @@ EXPECTED = {
     "metric_sync_deadline",
     "schedule_reconcile",
     "schedule_reconcile_sweep",
+    # Notifications (issue 27): the runs that raise events (patch notifies-on-events; the
+    # histories recorded before it above replay without them), and each delivery path.
+    "agent_job_failed_notified",
+    "agent_job_rejected_notified",
+    "generation_nsfw_notified",
+    "metric_sync_partial_notified",
+    "notification_sent",
+    "notification_refused",
+    "notification_retried",
+    "notification_unknown",
+    "notification_rate_limited",
 }
 
 

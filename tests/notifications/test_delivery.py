@@ -5,6 +5,7 @@ outcome are handled as Slack means them."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -37,6 +38,15 @@ async def deliveries(stack: Stack, user_id: uuid.UUID) -> list[dict[str, Any]]:
 async def all_final(stack: Stack, user_id: uuid.UUID, count: int) -> list[dict[str, Any]] | None:
     rows = await deliveries(stack, user_id)
     return rows if len(rows) == count and all(r["is_processed"] for r in rows) else None
+
+
+async def finished(stack: Stack, row: dict[str, Any]) -> Any:
+    """The handle of a delivery's workflow, once it has ended."""
+    handle = stack.client.get_workflow_handle(row["temporal_workflow_id"])
+    run_id = (await handle.describe()).run_id
+    handle = stack.client.get_workflow_handle(row["temporal_workflow_id"], run_id=run_id)
+    await handle.result()
+    return handle
 
 
 def event(user_id: uuid.UUID, **fields: Any) -> NotificationEvent:
@@ -90,6 +100,7 @@ async def test_failed_job_tells_its_owner_once_on_slack_and_by_email(
         handle = await start_job(stack, request)
         with pytest.raises(WorkflowFailureError):
             await handle.result()
+        await record_history(handle, "agent_job_failed_notified")
 
         rows = await eventually(lambda: all_final(stack, request.user_id, 3), what="deliveries")
         assert [(r["kind"], r["outcome"], r["attempts"]) for r in rows] == [
@@ -135,10 +146,7 @@ async def test_failed_job_tells_its_owner_once_on_slack_and_by_email(
             ).fetch_history()
             text = await readable_history(history)
             assert webhook not in text and BOT_TOKEN not in text
-        await record_history(
-            stack.client.get_workflow_handle(rows[2]["temporal_workflow_id"]),
-            "notification_sent",
-        )
+        await record_history(await finished(stack, rows[2]), "notification_sent")
 
 
 @pytest.mark.parametrize(
@@ -179,6 +187,8 @@ async def test_slack_refusal_ends_the_delivery_failed_without_retrying(
         (row,) = await eventually(lambda: all_final(stack, user_id, 1), what="delivery")
         assert row["outcome"] == "failed" and row["attempts"] == 1
         assert error in row["last_error"] and row["next_attempt_at"] is None
+        if error == "invalid_auth":
+            await record_history(await finished(stack, row), "notification_refused")
         assert row["processed_at"] is not None and row["send_claimed_at"] is None
         assert slack.messages() == []
 
@@ -202,6 +212,7 @@ async def test_rate_limited_post_waits_for_retry_after_and_posts_once(
         await raise_event(stack.pool, stack.client, event(user_id), task_queue=task_queue)
         (row,) = await eventually(lambda: all_final(stack, user_id, 1), what="delivery")
         assert row["outcome"] == "sent" and row["attempts"] == 2
+        await record_history(await finished(stack, row), "notification_retried")
         assert "ratelimited" in row["last_error"]
         assert [m["text"] for m in slack.messages()] == [
             "🚫 Generation *A cat in a hat* status changed from `in_progress` to `nsfw`"
@@ -231,6 +242,7 @@ async def test_a_claimed_post_of_unknown_outcome_is_never_posted_again(
         await raise_event(stack.pool, stack.client, event(user_id), task_queue=task_queue)
         (row,) = await eventually(lambda: all_final(stack, user_id, 1), what="delivery")
         assert row["outcome"] == "unknown" and row["attempts"] == 1
+        await record_history(await finished(stack, row), "notification_unknown")
         assert "not posted again" in row["last_error"]
         assert slack.messages() == []
 
@@ -258,3 +270,42 @@ async def test_hostile_titles_cannot_mention_or_link(
             in (message["text"])
         )
         assert message["text"].count("\n") == 1  # the reason's line, no forged one
+
+
+async def test_a_channel_gets_at_most_its_rate_and_every_message_in_time(
+    db_url: str, time_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """Three events on a channel of one message a minute: sent a minute apart, each once
+    (the waits are Temporal timers: skipped here)."""
+    async with running_stack(db_url, time_env.client, task_queue) as stack:
+        slack = stack.emulators.slack
+        user_id = await new_user(stack)
+        webhook = slack.add_webhook(f"{stack.emulators.url}/slack")
+        await store_channel(
+            stack.pool, BOX, kind="slack_webhook", user_id=user_id, secret=webhook, per_minute=1
+        )
+        titles = ["first", "second", "third"]
+        for title in titles:
+            await raise_event(
+                stack.pool, stack.client, event(user_id, title=title), task_queue=task_queue
+            )
+        rows = await deliveries(stack, user_id)
+        assert len(rows) == 3
+        # Only a handle from start_workflow skips time while awaited; these were started
+        # by the activity: skip past the last slot explicitly.
+        await time_env.sleep(timedelta(minutes=3))
+        waits = []
+        for row in rows:
+            history = await (await finished(stack, row)).fetch_history()
+            timers = [
+                e.timer_started_event_attributes
+                for e in history.events
+                if e.HasField("timer_started_event_attributes")
+            ]
+            waits += [round(t.start_to_fire_timeout.ToTimedelta().total_seconds()) for t in timers]
+            if timers:
+                await record_history(await finished(stack, row), "notification_rate_limited")
+        assert sorted(waits) == [60, 120]  # slots a minute apart; the first sent at once
+        final = await all_final(stack, user_id, 3)
+        assert final is not None and {r["outcome"] for r in final} == {"sent"}
+        assert sorted(m["text"].split("*")[1] for m in slack.messages()) == sorted(titles)
