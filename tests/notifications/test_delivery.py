@@ -309,3 +309,28 @@ async def test_a_channel_gets_at_most_its_rate_and_every_message_in_time(
         final = await all_final(stack, user_id, 3)
         assert final is not None and {r["outcome"] for r in final} == {"sent"}
         assert sorted(m["text"].split("*")[1] for m in slack.messages()) == sorted(titles)
+
+
+async def test_a_server_error_from_slack_is_not_posted_again(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """A 5xx may come after Slack posted: the delivery ends unknown, with no second post;
+    an email's 5xx is retried (its idempotency key makes that safe) and sent."""
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        slack = stack.emulators.slack
+        user_id = await new_user(stack)
+        webhook = slack.add_webhook(f"{stack.emulators.url}/slack")
+        await store_channel(stack.pool, BOX, kind="slack_webhook", user_id=user_id, secret=webhook)
+        await store_channel(stack.pool, BOX, kind="email", user_id=user_id)
+        slack.faults.fail_next(1, status=503, path_prefix="/services/")
+        stack.emulators.resend.faults.fail_next(1, status=503, path_prefix="/emails")
+        await raise_event(stack.pool, stack.client, event(user_id), task_queue=task_queue)
+        rows = await eventually(lambda: all_final(stack, user_id, 2), timeout=60, what="final")
+        by_kind = {r["kind"]: r for r in rows}
+        assert (by_kind["slack_webhook"]["outcome"], by_kind["slack_webhook"]["attempts"]) == (
+            "unknown",
+            1,
+        )
+        assert slack.messages() == []
+        assert (by_kind["email"]["outcome"], by_kind["email"]["attempts"]) == ("sent", 2)
+        assert by_kind["email"]["last_error"]  # the first attempt's error is kept
