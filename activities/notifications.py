@@ -326,9 +326,11 @@ async def store_channel(
     email_to: str | None = None,
     events: list[str] | None = None,
     per_minute: int = 20,
+    channel_id: UUID | None = None,
 ) -> UUID:
-    """Store a notification channel, its secret (webhook URL or bot token) encrypted."""
-    channel_id = uuid4()
+    """Store a notification channel, its secret (webhook URL or bot token) encrypted; a
+    ``channel_id`` already stored is replaced."""
+    channel_id = channel_id or uuid4()
     async with pool.connection() as conn:
         await notifications.insert_channel(
             conn,

@@ -207,3 +207,9 @@ async def list_deliveries(conn: Conn, *, user_id: UUID | None, limit: int) -> li
     params = {"user_id": user_id, "limit": limit}
     rows = await (await conn.execute(Q["list_deliveries"], params)).fetchall()
     return [DeliveryRow.model_validate(r) for r in rows]
+
+
+async def abandon_delivery(conn: Conn, delivery_id: UUID, reason: str) -> bool:
+    """Close a delivery whose workflow ended without closing it; False if it was closed."""
+    cur = await conn.execute(Q["abandon_delivery"], {"id": delivery_id, "reason": reason})
+    return cur.rowcount == 1

@@ -1,6 +1,7 @@
 """`orchestrator keys rotate`: re-encrypt every stored credential under the current key.
 
-Stored credentials are users' API keys (``user_api_keys``) and ad-platform connection
+Stored credentials are users' API keys (``user_api_keys``), notification channels' secrets
+(``notification_channels.secret``) and ad-platform connection
 tokens (``platform_connections.credentials``). Each value not yet under the current key
 id is decrypted (with the key its id names, or the legacy key for ``v1`` values) and
 encrypted again; the row is updated only if it still holds the value that was read, and
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 from activities.credentials import CredentialBox, DecryptionError
 from activities.higgsfield import key_context
 from activities.metric_sync import credentials_context
+from activities.notifications import channel_context
 from db import credentials
 from db.credentials import StoredCredential
 from db.pool import Pool
@@ -51,6 +53,7 @@ def _user_key_context(row: StoredCredential) -> str:
 TABLES = [
     _Table("user_api_keys", context=_user_key_context),
     _Table("platform_connections", context=lambda row: credentials_context(row.id)),
+    _Table("notification_channels", context=lambda row: channel_context(row.id)),
 ]
 
 

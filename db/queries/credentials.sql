@@ -25,3 +25,15 @@ LIMIT %(limit)s
 UPDATE public.platform_connections
 SET credentials = jsonb_set(credentials, '{ciphertext}', to_jsonb(%(new)s::text))
 WHERE id = %(id)s AND credentials->>'ciphertext' = %(old)s
+
+-- name: notification_channel_secrets_batch
+-- The next batch of notification channels' encrypted secrets (webhook URLs, bot tokens).
+SELECT id, secret AS ciphertext FROM public.notification_channels
+WHERE secret IS NOT NULL AND (%(after)s::uuid IS NULL OR id > %(after)s::uuid)
+ORDER BY id
+LIMIT %(limit)s
+
+-- name: replace_notification_channel_secret
+-- Swap in a re-encrypted secret, unless the stored one changed since it was read.
+UPDATE public.notification_channels SET secret = %(new)s
+WHERE id = %(id)s AND secret = %(old)s

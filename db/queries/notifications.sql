@@ -113,11 +113,16 @@ SET outcome = %(outcome)s, last_error = coalesce(%(error)s, last_error),
 WHERE id = %(id)s AND NOT is_processed
 
 -- name: insert_channel
--- A notification channel (its secret already encrypted, or NULL for email).
+-- A notification channel (its secret already encrypted, or NULL for email); the same id
+-- again replaces it (the dev stack's demo channel points at a new emulator each start).
 INSERT INTO public.notification_channels
     (id, user_id, org_id, kind, events, email_to, slack_channel, secret, per_minute)
 VALUES (%(id)s, %(user_id)s, %(org_id)s, %(kind)s, %(events)s, %(email_to)s,
         %(slack_channel)s, %(secret)s, %(per_minute)s)
+ON CONFLICT (id) DO UPDATE SET
+    kind = EXCLUDED.kind, events = EXCLUDED.events, email_to = EXCLUDED.email_to,
+    slack_channel = EXCLUDED.slack_channel, secret = EXCLUDED.secret,
+    per_minute = EXCLUDED.per_minute, is_active = true
 
 -- name: list_deliveries
 -- Deliveries of a user's events, newest first (the dashboard's and the CLI's view).
@@ -129,3 +134,11 @@ LEFT JOIN public.notification_channels c ON c.id = q.channel_id
 WHERE (%(user_id)s::uuid IS NULL OR q.user_id = %(user_id)s)
 ORDER BY q.created_at DESC, q.id
 LIMIT %(limit)s
+
+-- name: abandon_delivery
+-- The sweep: the delivery's workflow ended without closing its row. A claimed Slack post
+-- may have been made: unknown; anything else: failed.
+UPDATE public.notification_queue
+SET outcome = CASE WHEN send_claimed_at IS NOT NULL THEN 'unknown' ELSE 'failed' END,
+    last_error = %(reason)s, is_processed = true, processed_at = now(), next_attempt_at = NULL
+WHERE id = %(id)s AND NOT is_processed

@@ -46,6 +46,7 @@ class SlackEmulator:
             Route("/services/{team}/{bot}/{secret}", self._webhook, methods=["POST"]),
             Route("/api/chat.postMessage", self._post_message, methods=["POST"]),
             Route("/_emulator/messages", self._http_messages, methods=["GET"]),
+            Route("/_emulator/webhooks", self._http_add_webhook, methods=["POST"]),
             Route("/_emulator/reset", self._http_reset, methods=["POST"]),
             self.faults.control_route(),
         ]
@@ -161,6 +162,12 @@ class SlackEmulator:
 
     async def _http_messages(self, request: Request) -> JSONResponse:
         return JSONResponse({"messages": self.messages()})
+
+    async def _http_add_webhook(self, request: Request) -> JSONResponse:
+        body = await request.json() if await request.body() else {}
+        channel = str(body.get("channel") or "#alerts")
+        base = str(request.url).split("?")[0].removesuffix("/_emulator/webhooks")
+        return JSONResponse({"url": self.add_webhook(base, channel)})
 
     async def _http_reset(self, request: Request) -> JSONResponse:
         self.reset()

@@ -121,3 +121,12 @@ def test_form_encoded_token_is_accepted(slack: tuple[SlackEmulator, str]) -> Non
         f"{url}/api/chat.postMessage", data={"token": TOKEN, "channel": "C0ALERTS", "text": "x"}
     )
     assert response.json()["ok"] is True
+
+
+def test_a_webhook_made_over_http_takes_posts(slack: tuple[SlackEmulator, str]) -> None:
+    emulator, url = slack
+    made = httpx.post(f"{url}/_emulator/webhooks", json={"channel": "#agency-alerts"}).json()
+    assert made["url"].startswith(f"{url}/services/T")
+    response = WebhookClient(made["url"], retry_handlers=[]).send(text="over http")
+    assert (response.status_code, response.body) == (200, "ok")
+    assert emulator.messages()[0]["channel"] == "#agency-alerts"
