@@ -6,7 +6,7 @@ first). Every answer is put in one of three kinds: ``SlackRefused`` (Slack said 
 was posted; a retry cannot help, except ``ratelimited``, which names its wait),
 ``SlackUnknown`` (no answer, or a server error: it may have been posted) or a success.
 The SDK's own retries are off (a retry after a lost answer could post twice), and its
-logger is kept above debug, where it would print the token and the webhook URL.
+logger is silenced: it would print the token and the webhook URL.
 """
 
 from __future__ import annotations
@@ -22,8 +22,22 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 SLACK_TIMEOUT_S = 10
-_QUIET = logging.getLogger("activities.slack.sdk")
-_QUIET.setLevel(logging.WARNING)  # the SDK logs request headers and URLs at debug
+
+
+# The SDK logs request headers (the token) at debug and the URL (the webhook's secret) in
+# its errors: its logger is silenced; its errors reach us as exceptions, classified below.
+class _Silent(logging.Logger):
+    """A logger that drops every record; not registered, so no logging configuration
+    (``dictConfig``, a level set on the root) turns it back on."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return False
+
+    def handle(self, record: logging.LogRecord) -> None:
+        return None
+
+
+_QUIET = _Silent("activities.slack.sdk")
 
 
 class SlackRefused(Exception):

@@ -209,7 +209,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         supermemory_http=supermemory_http,
         notifications=NotificationConfig(
             sender=settings.email_from,
-            email_enabled=settings.resend_api_key is not None,
+            email_enabled=status_of(settings, "email_notifications").enabled,
             slack_api_url=str(settings.slack_api_url),
         ),
     )
