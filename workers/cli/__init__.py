@@ -23,6 +23,7 @@ from workers.cli import (
     jobs,
     keys,
     migrate,
+    notifications,
     processes,
     search_attributes,
     syncs,
@@ -40,6 +41,7 @@ COMMAND_MODULES = (
     generations,
     keys,
     syncs,
+    notifications,
 )
 
 
