@@ -22,6 +22,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 SLACK_TIMEOUT_S = 10
+# Web API errors after which "it's possible some aspect of the operation succeeded"
+# (Slack's words): the message may have been posted.
+_MAYBE_POSTED = frozenset(
+    {"internal_error", "fatal_error", "request_timeout", "service_unavailable"}
+)
 
 
 # The SDK logs request headers (the token) at debug and the URL (the webhook's secret) in
@@ -108,6 +113,8 @@ def _post_message(api_url: str, token: str, channel: str, text: str) -> str | No
             raise SlackUnknown(f"Slack answered {status}") from None
         data = exc.response.data if isinstance(exc.response.data, dict) else {}
         error = str(data.get("error") or "no_error_named")[:100]
+        if error in _MAYBE_POSTED:
+            raise SlackUnknown(f"Slack answered {error}") from None
         retry = _retry_after(exc.response.headers) if status == 429 else None
         if error == "ratelimited" and retry is None:
             retry = 60.0

@@ -40,6 +40,7 @@ class SlackEmulator:
         self._channels: set[str] = set()
         self._messages: list[Record] = []
         self._rate_limited: list[float] = []  # Retry-After of the next refused posts
+        self._errors: list[str] = []  # errors of the next posts, answered after posting
         self._seq = 0
         self.answer_delay_s = 0.0  # after recording a message, before answering
         routes = [
@@ -67,6 +68,12 @@ class SlackEmulator:
             self._tokens.add(token)
             self._channels.update(channels)
 
+    def error_next(self, error: str) -> None:
+        """Answer the next chat.postMessage with ``{"ok": false, "error": error}`` after
+        posting it, as Slack's ``internal_error`` may (it says the post may have happened)."""
+        with self._lock:
+            self._errors.append(error)
+
     def rate_limit_next(self, n: int = 1, retry_after: float = 30) -> None:
         """Refuse the next ``n`` chat.postMessage calls with 429 ``ratelimited``."""
         with self._lock:
@@ -80,6 +87,7 @@ class SlackEmulator:
             self._channels.clear()
             self._messages.clear()
             self._rate_limited.clear()
+            self._errors.clear()
         self.answer_delay_s = 0.0
         self.faults.reset()
 
@@ -135,6 +143,10 @@ class SlackEmulator:
             return _fail("no_text")
         record = self._record("chat.postMessage", str(args["channel"]), args)
         await self._delay()
+        with self._lock:
+            error = self._errors.pop(0) if self._errors else None
+        if error:
+            return _fail(error)
         return JSONResponse(
             {
                 "ok": True,

@@ -334,3 +334,23 @@ async def test_a_server_error_from_slack_is_not_posted_again(
         assert slack.messages() == []
         assert (by_kind["email"]["outcome"], by_kind["email"]["attempts"]) == ("sent", 2)
         assert by_kind["email"]["last_error"]  # the first attempt's error is kept
+
+
+async def test_an_internal_error_from_slack_is_not_posted_again(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """Slack says an internal_error may come after the post: unknown, no second post."""
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        slack = stack.emulators.slack
+        user_id = await new_user(stack)
+        slack.add_bot(BOT_TOKEN, "C0ALERTS")
+        slack.error_next("internal_error")
+        await store_channel(
+            stack.pool, BOX, kind="slack_bot", user_id=user_id, secret=BOT_TOKEN,
+            slack_channel="C0ALERTS",
+        )  # fmt: skip
+        await raise_event(stack.pool, stack.client, event(user_id), task_queue=task_queue)
+        (row,) = await eventually(lambda: all_final(stack, user_id, 1), what="delivery")
+        assert (row["outcome"], row["attempts"]) == ("unknown", 1)
+        assert "internal_error" in row["last_error"]
+        assert len(slack.messages()) == 1
