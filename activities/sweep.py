@@ -22,7 +22,8 @@ from db import sweep
 from db.pool import Pool
 from db.sweep import OpenRow
 
-OWNERS = ("AgentJob", "Generation", "MetricSync")  # the workflow types that own rows
+# The workflow types that own rows.
+OWNERS = ("AgentJob", "Generation", "MetricSync", "NotificationDelivery")
 RUNNING_QUERY = (
     "ExecutionStatus = 'Running' AND WorkflowType IN ("
     + ", ".join(f"'{name}'" for name in OWNERS)

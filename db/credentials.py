@@ -12,16 +12,20 @@ from db.queries import load_queries
 from db.transitions import Conn
 
 Q = load_queries("credentials")
-Table = Literal["user_api_keys", "threads_accounts", "platform_connections"]
+Table = Literal[
+    "user_api_keys", "threads_accounts", "platform_connections", "notification_channels"
+]
 _BATCH = {
     "user_api_keys": "user_api_keys_batch",
     "threads_accounts": "threads_tokens_batch",
     "platform_connections": "connection_credentials_batch",
+    "notification_channels": "notification_channel_secrets_batch",
 }
 _REPLACE = {
     "user_api_keys": "replace_user_api_key",
     "threads_accounts": "replace_threads_token",
     "platform_connections": "replace_connection_credentials",
+    "notification_channels": "replace_notification_channel_secret",
 }
 
 

@@ -11,12 +11,14 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from db import approvals, generations, jobs, metrics
+from db import approvals, generations, jobs, metrics, notifications
 from db.queries import load_queries
 from db.transitions import Conn, InvalidTransition, RowNotFound, TransitionContext
 
 Q = load_queries("sweep")
-Entity = Literal["jobs", "approvals", "job_steps", "generations", "metric_sync_logs"]
+Entity = Literal[
+    "jobs", "approvals", "job_steps", "generations", "metric_sync_logs", "notification_queue"
+]
 # A job first: closing it closes its steps and gates too.
 ORDER: dict[str, int] = {
     "jobs": 0,
@@ -24,6 +26,7 @@ ORDER: dict[str, int] = {
     "job_steps": 2,
     "generations": 3,
     "metric_sync_logs": 4,
+    "notification_queue": 5,
 }
 
 
@@ -58,6 +61,8 @@ async def close_row(conn: Conn, row: OpenRow, reason: str, ctx: TransitionContex
             elif row.entity == "generations":
                 values: dict[str, object] = {"error_message": reason}
                 await generations.move(conn, row.id, "failed", ctx, values=values)
+            elif row.entity == "notification_queue":
+                return await notifications.abandon_delivery(conn, row.id, reason)
             else:
                 await metrics.abandon_sync_log(conn, row.id, ctx, reason=reason)
     except (InvalidTransition, RowNotFound):

@@ -155,9 +155,13 @@ async def _serve(
         if settings.metrics_bind_address:
             print(f"metrics: http://{settings.metrics_bind_address}/metrics", flush=True)
         if emulators_url:
+            from devstack.demo_notifications import seed_demo_slack_channel
+
+            slack = await seed_demo_slack_channel(pool, settings, emulators_url)
             os.environ["EMULATORS_URL"] = emulators_url
             print(f"emulators: {emulators_url}", flush=True)
             print(f"outbox: {emulators_url}/resend/_outbox", flush=True)
+            print(f"slack: {slack} (orchestrator outbox slack)", flush=True)
         print(f"demo-job: {demo}", flush=True)
         print(f"demo-metric-sync: {metric_sync}", flush=True)
         write_runtime()

@@ -1,4 +1,5 @@
-"""`orchestrator outbox`: the local Resend emulator's outbox, for the keyless dev stack.
+"""`orchestrator outbox`: the local Resend emulator's outbox, for the keyless dev stack;
+the messages the Slack emulator received; and a refused browser step, to see a job fail.
 
 Replies go through the same path as real ones: the emulator posts a Svix-signed
 ``email.received`` webhook to the ingress.
@@ -22,9 +23,15 @@ def add_commands(sub: Any) -> None:
     reply.add_argument("email_id", help="a sent email's id, or 'latest'")
     reply.add_argument("text", help="the reply, e.g. APPROVE or 'REJECT not now'")
     reply.set_defaults(run=outbox_reply)
+    slack = box_sub.add_parser("slack", help="messages posted to Slack (the emulator)")
+    slack.set_defaults(run=outbox_slack)
+    fail = box_sub.add_parser(
+        "fail-next-step", help="the Steel emulator refuses the next session call (422)"
+    )
+    fail.set_defaults(run=outbox_fail_next_step)
 
 
-def _emulators() -> str:
+def _emulators(service: str = "resend") -> str:
     from workers.cli.common import CliError
     from workers.runtime_file import apply_runtime
 
@@ -32,7 +39,7 @@ def _emulators() -> str:
     url = os.environ.get("EMULATORS_URL")
     if not url:
         raise CliError("no local outbox: start the stack with `./run demo` (orchestrator dev)")
-    return f"{url}/resend"
+    return f"{url}/{service}"
 
 
 async def _sent(base: str) -> list[dict[str, Any]]:
@@ -71,3 +78,29 @@ async def outbox_reply(args: argparse.Namespace) -> None:
         raise CliError(f"no sent email {email_id}")
     response.raise_for_status()
     emit(args, response.json(), f"replied to {email_id}")
+
+
+async def outbox_slack(args: argparse.Namespace) -> None:
+    """Print the messages the Slack emulator received, oldest first."""
+    from workers.cli.common import emit
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{_emulators('slack')}/_emulator/messages")
+    response.raise_for_status()
+    messages: list[dict[str, Any]] = response.json()["messages"]
+    lines = [f"{m['channel']}  {m['text']}" for m in messages]
+    emit(args, messages, "\n".join(lines) or "no Slack messages yet")
+
+
+async def outbox_fail_next_step(args: argparse.Namespace) -> None:
+    """Make the Steel emulator refuse the next call on a session (its live details or a
+    browser action), as Steel refuses a bad one: the job fails."""
+    from workers.cli.common import emit
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            f"{_emulators('steel')}/_emulator/faults",
+            json={"fail_next": 1, "status": 422, "path_prefix": "/v1/sessions/"},
+        )
+    response.raise_for_status()
+    emit(args, response.json(), "the next Steel session call will be refused")

@@ -23,11 +23,14 @@ from temporalio.exceptions import ApplicationError
 from activities import approval_tokens
 from activities.approval_tokens import InvalidToken, Purpose
 from activities.email import APPROVAL_TAG, call_resend, send_email
+from activities.notifications import raise_event
 from db import approvals, webhook_events
+from db.approvals import ApprovalRow
 from db.pool import Pool
 from db.transitions import RowNotFound
 from ingress import replies
 from ingress.decisions import deliver_decision
+from workflows.models.notification import NotificationEvent
 
 log = structlog.stdlib.get_logger(__name__)
 # Resend's limit is per second: a 429 asking for this much or less is waited out inline.
@@ -42,6 +45,7 @@ class InboundConfig:
     token_secret: str
     inbound_domain: str
     sender: str
+    task_queue: str = "agency-orchestrator"  # where notification deliveries run
 
 
 class WebhookRejected(Exception):
@@ -106,6 +110,10 @@ async def handle_resend_webhook(
         subject_id = str(row.id) if row else None
         outcome = f"recorded {status}" if row else "not an approval email"
         log.warning("approval email delivery problem", status=status, approval_id=subject_id)
+        if row is not None and status == "bounced":
+            # Before the event is recorded as handled: if this fails, Resend redelivers
+            # it, and a repeat raises nothing twice.
+            await _tell_bounced(pool, client, config, row)
     else:
         outcome = "ignored"
     async with pool.connection() as conn:
@@ -113,6 +121,22 @@ async def handle_resend_webhook(
             conn, "resend", delivery_id, event_type=kind, subject_id=subject_id, outcome=outcome
         )
     return {"outcome": outcome}
+
+
+async def _tell_bounced(
+    pool: Pool, client: Client, config: InboundConfig, row: ApprovalRow
+) -> None:
+    """Notify the job's owner that the approval request email bounced."""
+    event = NotificationEvent(
+        event_type="approval.bounced",
+        entity_type="approval",
+        entity_id=row.id,
+        title=(row.description or row.action_type or "an approval")[:500],
+        old_status="sent",
+        new_status="bounced",
+        reason="the approval request email bounced: the approver has not received it",
+    )
+    await raise_event(pool, client, event, task_queue=config.task_queue)
 
 
 async def _handle_reply(

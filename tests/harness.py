@@ -82,6 +82,7 @@ def stack_settings(
         "meta_app_secret": META_APP_SECRET,
         "threads_graph_url": f"{emulators_url}/threads",
         "threads_app_secret": THREADS_APP_SECRET,
+        "slack_api_url": f"{emulators_url}/slack/api/",
         "metrics_bind_address": None,
         "ingress_metrics_bind_address": None,  # no fixed port: tests run side by side
         "worker_graceful_shutdown_seconds": 2,

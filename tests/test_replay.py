@@ -73,6 +73,17 @@ EXPECTED = {
     "retention",
     "dashboard_refresh",
     "dashboard_refresh_skipped",
+    # Notifications (issue 27): the runs that raise events (patch notifies-on-events; the
+    # histories recorded before it above replay without them), and each delivery path.
+    "agent_job_failed_notified",
+    "agent_job_rejected_notified",
+    "generation_nsfw_notified",
+    "metric_sync_partial_notified",
+    "notification_sent",
+    "notification_refused",
+    "notification_retried",
+    "notification_unknown",
+    "notification_rate_limited",
 }
 
 

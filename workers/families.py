@@ -37,6 +37,11 @@ FAMILIES = (
     Family("approval_emails", "approval emails", ("resend_api_key",)),
     Family("generations", "generations", ()),  # Higgsfield keys are per user
     Family("metric_syncs", "metric syncs", ()),  # tokens are per connection
+    # Notifications: email through Resend; Slack (slack_sdk) with each channel's own
+    # webhook URL or bot token. A delivery to a disabled family's channel fails with
+    # the reason on its notification_queue row.
+    Family("email_notifications", "email notifications", ("resend_api_key",)),
+    Family("slack_notifications", "Slack notifications", ()),
 )
 
 

@@ -1,12 +1,13 @@
 """`orchestrator keys rotate`: re-encrypt every stored credential under the current key.
 
 Stored credentials are users' API keys (``user_api_keys``), ad-platform connection
-tokens (``platform_connections.credentials``) and Threads tokens (``threads_accounts``).
-Each value not yet under the current key id is decrypted (with the key its id names, or
-the legacy key for ``v1`` values) and encrypted again; the row is updated only if it
-still holds the value that was read, and every update commits on its own. So a run can
-be stopped at any point and run again: it skips what is already current, and a second
-run changes nothing. It reports counts and the places it could not read, never a value.
+tokens (``platform_connections.credentials``), Threads tokens (``threads_accounts``) and
+notification channels' secrets (``notification_channels.secret``). Each value not yet
+under the current key id is decrypted (with the key its id names, or the legacy key for
+``v1`` values) and encrypted again; the row is updated only if it still holds the value
+that was read, and every update commits on its own. So a run can be stopped at any point
+and run again: it skips what is already current, and a second run changes nothing. It
+reports counts and the places it could not read, never a value.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 from activities.credentials import CredentialBox, DecryptionError
 from activities.higgsfield import key_context
 from activities.metric_sync import credentials_context
+from activities.notifications import channel_context
 from activities.token_refresh import threads_context
 from db import credentials
 from db.credentials import StoredCredential
@@ -53,6 +55,7 @@ TABLES = [
     _Table("user_api_keys", context=_user_key_context),
     _Table("threads_accounts", context=lambda row: threads_context(row.id)),
     _Table("platform_connections", context=lambda row: credentials_context(row.id)),
+    _Table("notification_channels", context=lambda row: channel_context(row.id)),
 ]
 
 

@@ -40,6 +40,7 @@ def inbound_config(settings: Settings) -> InboundConfig:
         token_secret=Keyring.from_settings(settings).signing_keys(Use.APPROVAL_TOKENS),
         inbound_domain=settings.inbound_email_domain,
         sender=settings.email_from,
+        task_queue=settings.temporal_task_queue,
     )
 
 

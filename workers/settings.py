@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     resend_api_url: AnyHttpUrl = AnyHttpUrl("https://api.resend.com")
     resend_webhook_secret: SecretStr | None = None
 
+    # Slack (notifications): the Web API's base URL; tokens and webhook URLs are per
+    # channel (notification_channels).
+    slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+
     # Steel (remote browser) and Supermemory.
     steel_api_key: SecretStr | None = None
     steel_base_url: AnyHttpUrl = AnyHttpUrl("https://api.steel.dev")

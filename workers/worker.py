@@ -49,6 +49,7 @@ from activities.jobs import JobActivities
 from activities.memory import MemoryActivities
 from activities.metric_schedules import ScheduleActivities
 from activities.metric_sync import MetricSyncActivities
+from activities.notifications import NotificationActivities, NotificationConfig
 from activities.object_store import (
     ObjectStore,
 )
@@ -81,6 +82,7 @@ from workflows.dashboard_refresh import DashboardRefresh
 from workflows.generation import Generation
 from workflows.generation_batch import GenerationBatch
 from workflows.metric_sync import MetricSync, ScheduleReconcile
+from workflows.notification_delivery import NotificationDelivery
 from workflows.retention import Retention
 from workflows.task_queues import AGENT_JOBS, EMAIL, GENERATIONS, SYNCS, Family, family_queue
 from workflows.token_refresh import TokenRefresh
@@ -97,6 +99,7 @@ ALL_WORKFLOWS: list[type] = [
     TokenRefresh,
     Retention,
     DashboardRefresh,
+    NotificationDelivery,
 ]
 
 
@@ -141,6 +144,7 @@ class Services:
     higgsfield: HiggsfieldConfig
     ad_platforms: AdPlatformConfig  # Meta / Google Ads URLs, developer token, lookback
     supermemory_http: httpx.AsyncClient  # the Supermemory client's connections
+    notifications: NotificationConfig  # email (Resend) and Slack notifications
     # Object storage for results and screenshots (None: the local folder and Postgres).
     objects: ObjectStore | None = None
     # Renewing credentials (issue 28): token endpoints, Google's token cache, suspensions.
@@ -237,6 +241,11 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         token_endpoints=endpoints,
         google_tokens=google_access_tokens(http, endpoints),
         suspension=credential_suspension(settings, pool),
+        notifications=NotificationConfig(
+            sender=settings.email_from,
+            email_enabled=status_of(settings, "email_notifications").enabled,
+            slack_api_url=str(settings.slack_api_url),
+        ),
     )
 
 
@@ -261,6 +270,7 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
     metric_sync = metric_sync_activities(services)
     schedules = ScheduleActivities(services.pool)
     sweep = SweepActivities(services.pool)
+    notifications = notification_activities(services)
     return [
         jobs.create_job,
         jobs.add_job_steps,
@@ -294,6 +304,10 @@ def all_activities(services: Services) -> list[Callable[..., Any]]:
             services.suspension or CredentialSuspension(services.pool, sender=None),
             services.objects,
         ),
+        notifications.notify,
+        notifications.reserve_send_slot,
+        notifications.deliver_notification,
+        notifications.close_notification,
     ]
 
 
@@ -316,11 +330,21 @@ def metric_sync_activities(services: Services) -> MetricSyncActivities:
     )
 
 
+def notification_activities(services: Services) -> NotificationActivities:
+    """The notifications' activities' class (email and Slack)."""
+    return NotificationActivities(services.pool, services.credentials, services.notifications)
+
+
 def family_activities(services: Services, family: Family) -> list[Callable[..., Any]]:
     """The activities a family's task queue runs: its vendor calls
     (``workflows/task_queues.py`` says which workflow call goes where)."""
-    if family in (AGENT_JOBS, EMAIL):
-        return agent_job_vendor_activities(services, (family,))
+    if family == EMAIL:  # approval emails and email notifications
+        return [
+            *agent_job_vendor_activities(services, (EMAIL,)),
+            notification_activities(services).deliver_notification,
+        ]
+    if family == AGENT_JOBS:
+        return agent_job_vendor_activities(services, (AGENT_JOBS,))
     if family == GENERATIONS:
         generation = generation_activities(services)
         return [

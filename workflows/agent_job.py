@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 from workflows.approval_gate import ApprovalGateHost, GateFailed
 from workflows.ending import despite_cancel, error_type, failure_reason, handlers_done
+from workflows.notify import NOTIFIES, notify
 from workflows.task_queues import AGENT_JOBS, activity_queue
 from workflows.visibility import ONE_UPSERT_PER_CHANGE, upsert_changes
 
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         JobProgress,
     )
     from workflows.models.approval import ApprovalRequest, GateOutcome
+    from workflows.models.notification import NotificationEvent
     from workflows.models.steps import Step, StepResult
     from workflows.policies import DB_RETRY, DB_TIMEOUT
     from workflows.search_attributes import AWAITING_SINCE, JOB_STATUS, PLATFORM, USER_ID
@@ -147,6 +149,8 @@ class AgentJob(ApprovalGateHost):
             workflow.upsert_search_attributes([AWAITING_SINCE.value_unset()])
         if final_rows:
             await despite_cancel(self._close(outcome, reason))
+            if outcome == "failed" and workflow.patched(NOTIFIES):
+                await despite_cancel(self._tell("job.failed", "running", "failed", reason))
             await handlers_done()
         else:
             await self._close(outcome, reason)
@@ -285,6 +289,11 @@ class AgentJob(ApprovalGateHost):
         if outcome.approved:
             return True
         why = _not_approved(index, outcome)
+        if outcome.status in ("rejected", "expired") and workflow.patched(NOTIFIES):
+            event_type = "job.rejected" if outcome.status == "rejected" else "job.expired"
+            await self._tell(
+                event_type, "waiting_approval", outcome.status, why, approval=outcome.approval_id
+            )
         if self._request.approval.on_rejection == "stop":
             raise JobStopped(why)
         await self._skip(index, why)
@@ -402,6 +411,25 @@ class AgentJob(ApprovalGateHost):
             )
         except ActivityError as failure:
             workflow.logger.warning("storing the outcome memory failed", exc_info=failure)
+
+    async def _tell(
+        self, event_type: str, old: str, new: str, reason: str | None, approval: UUID | None = None
+    ) -> None:
+        """Notify the job's owner (a gate's outcome is an event of its approval)."""
+        await notify(
+            NotificationEvent.model_validate(
+                {
+                    "event_type": event_type,
+                    "entity_type": "approval" if approval else "job",
+                    "entity_id": approval or self._request.job_id,
+                    "title": self._request.title[:500],
+                    "old_status": old,
+                    "new_status": new,
+                    "reason": (reason or "")[:2000] or None,
+                    "user_id": self._request.user_id,
+                }
+            )
+        )
 
     def _set_status(self, status: str, *also: SearchAttributeUpdate) -> None:
         """The status and what changes with it: one upsert command (older runs: one each)."""

@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 from workflows.ending import despite_cancel, failure_reason, handlers_done, out_of_time
+from workflows.notify import NOTIFIES, notify
 from workflows.task_queues import GENERATIONS, activity_queue
 from workflows.visibility import ONE_UPSERT_PER_CHANGE, upsert_changes
 
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         GenerationResult,
         WebhookHint,
     )
+    from workflows.models.notification import NotificationEvent
     from workflows.policies import DB_RETRY, DB_TIMEOUT
     from workflows.search_attributes import GENERATION_STATUS, MODEL, USER_ID
 
@@ -81,6 +83,7 @@ class Generation:
     def __init__(self, request: GenerationInput) -> None:
         self._request = request
         self._status = "pending"
+        self._previous_status = "pending"  # the status before the current one
         self._request_id: str | None = None
         self._hint: WebhookHint | None = None
         self._hints = 0
@@ -95,8 +98,27 @@ class Generation:
         """Submit once and follow the request to its end."""
         # Not in a finally: a run evicted from the cache is closed outside its event loop.
         result = await self._run(request)
+        if result.status in ("failed", "nsfw") and workflow.patched(NOTIFIES):
+            await despite_cancel(self._tell(result))
         await handlers_done()
         return result
+
+    async def _tell(self, result: GenerationResult) -> None:
+        """Notify the user of a generation that failed or was flagged."""
+        await notify(
+            NotificationEvent.model_validate(
+                {
+                    "event_type": f"generation.{result.status}",
+                    "entity_type": "generation",
+                    "entity_id": self._request.generation_id,
+                    "title": (self._request.prompt_text or "stored prompt")[:80],
+                    "old_status": self._previous_status,
+                    "new_status": result.status,
+                    "reason": (result.error or "")[:2000] or None,
+                    "user_id": self._request.user_id,
+                }
+            )
+        )
 
     async def _run(self, request: GenerationInput) -> GenerationResult:
         created = await workflow.execute_local_activity_method(
@@ -425,6 +447,8 @@ class Generation:
 
     def _set_status(self, status: str) -> None:
         if status != self._status or status == "submitting":
+            if status != self._status:
+                self._previous_status = self._status
             self._status = status
             workflow.upsert_search_attributes([GENERATION_STATUS.value_set(status)])
 

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from temporalio.workflow import ActivityCancellationType
 
 from workflows.ending import despite_cancel, failure_reason, handlers_done, out_of_time
+from workflows.notify import NOTIFIES, notify
 from workflows.task_queues import SYNCS, activity_queue
 from workflows.visibility import ONE_UPSERT_PER_CHANGE, upsert_changes
 
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         ScheduleReconcileInput,
         SyncStatus,
     )
+    from workflows.models.notification import NotificationEvent
     from workflows.policies import DB_RETRY, DB_TIMEOUT
     from workflows.search_attributes import CONNECTION_ID, PLATFORM, SYNC_OUTCOME
 
@@ -111,6 +113,8 @@ class MetricSync:
         await self._close(request, opened, status, pulled, error)
         workflow.upsert_search_attributes([SYNC_OUTCOME.value_set(status)])
         self._show(opened, status, pulled, error)
+        if status != "success" and not cancelled and workflow.patched(NOTIFIES):
+            await despite_cancel(self._tell(opened, status, pulled, error))
         if cancelled:
             raise asyncio.CancelledError
         if error:
@@ -209,6 +213,31 @@ class MetricSync:
             summary=f"sync {status}",
         )
         await (despite_cancel(closing) if self._closes_its_log else closing)
+
+    async def _tell(
+        self, opened: SyncOpened, status: SyncStatus, pulled: PullResult | None, error: str | None
+    ) -> None:
+        """Notify the connection's owner of a sync that ended partial or failed."""
+        reason = error
+        if reason is None and pulled is not None and pulled.failures:
+            first = pulled.failures[0]
+            reason = (
+                f"{len(pulled.failures)} page(s) failed; first: account {first.account_id} "
+                f"{first.since}..{first.until}: {first.reason}"
+            )
+        await notify(
+            NotificationEvent.model_validate(
+                {
+                    "event_type": f"sync.{status}",
+                    "entity_type": "metric_sync",
+                    "entity_id": opened.sync_id,
+                    "title": opened.account[:500],
+                    "old_status": "running",
+                    "new_status": status,
+                    "reason": (reason or "")[:2000] or None,
+                }
+            )
+        )
 
     def _show(
         self,

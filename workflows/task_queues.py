@@ -20,7 +20,7 @@ from temporalio import workflow
 
 Family = Literal["agent-jobs", "email", "generations", "syncs"]
 AGENT_JOBS: Family = "agent-jobs"  # Steel browser sessions and Supermemory
-EMAIL: Family = "email"  # Resend sends
+EMAIL: Family = "email"  # Resend sends: approval emails, email notifications
 GENERATIONS: Family = "generations"  # Higgsfield calls
 SYNCS: Family = "syncs"  # ad-platform pulls (Meta, Google Ads)
 FAMILIES: tuple[Family, ...] = (AGENT_JOBS, EMAIL, GENERATIONS, SYNCS)

@@ -25,6 +25,7 @@ from workflows.dashboard_refresh import DashboardRefresh
 from workflows.generation import Generation
 from workflows.generation_batch import GenerationBatch
 from workflows.metric_sync import MetricSync, ScheduleReconcile
+from workflows.notification_delivery import NotificationDelivery
 from workflows.retention import Retention
 from workflows.token_refresh import TokenRefresh
 
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         MetricSyncResult,
         ScheduleReconcileInput,
     )
+    from workflows.models.notification import DeliveryInput, DeliveryResult
 
 PINNED = VersioningBehavior.PINNED
 AUTO_UPGRADE = VersioningBehavior.AUTO_UPGRADE
@@ -144,6 +146,18 @@ class VersionedDashboardRefresh(DashboardRefresh):
         return await super().run(request)
 
 
+@workflow.defn(
+    name="NotificationDelivery", failure_exception_types=FAILS_ON, versioning_behavior=AUTO_UPGRADE
+)
+class VersionedNotificationDelivery(NotificationDelivery):
+    """``NotificationDelivery``, moved to the current build at its next task."""
+
+    @workflow.run
+    async def run(self, request: DeliveryInput) -> DeliveryResult:
+        """As ``NotificationDelivery.run``."""
+        return await super().run(request)
+
+
 VERSIONED_WORKFLOWS: list[type] = [
     VersionedAgentJob,
     VersionedGeneration,
@@ -153,4 +167,5 @@ VERSIONED_WORKFLOWS: list[type] = [
     VersionedTokenRefresh,
     VersionedRetention,
     VersionedDashboardRefresh,
+    VersionedNotificationDelivery,
 ]

@@ -37,3 +37,14 @@ LIMIT %(limit)s
 -- Swap in a re-encrypted token, unless the stored one changed since it was read.
 UPDATE public.threads_accounts SET access_token = %(new)s
 WHERE id = %(id)s AND access_token = %(old)s
+-- name: notification_channel_secrets_batch
+-- The next batch of notification channels' encrypted secrets (webhook URLs, bot tokens).
+SELECT id, secret AS ciphertext FROM public.notification_channels
+WHERE secret IS NOT NULL AND (%(after)s::uuid IS NULL OR id > %(after)s::uuid)
+ORDER BY id
+LIMIT %(limit)s
+
+-- name: replace_notification_channel_secret
+-- Swap in a re-encrypted secret, unless the stored one changed since it was read.
+UPDATE public.notification_channels SET secret = %(new)s
+WHERE id = %(id)s AND secret = %(old)s

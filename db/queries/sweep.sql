@@ -21,6 +21,13 @@ UNION ALL
 SELECT 'metric_sync_logs', id, temporal_workflow_id, temporal_run_id
 FROM public.metric_sync_logs
 WHERE status = 'running' AND temporal_workflow_id IS NOT NULL
+UNION ALL
+-- A delivery is started right after its row is written (the raise retries until it is):
+-- a row older than that whose workflow is not found was never started.
+SELECT 'notification_queue', id, temporal_workflow_id, NULL
+FROM public.notification_queue
+WHERE NOT is_processed AND temporal_workflow_id IS NOT NULL
+  AND created_at < now() - interval '10 minutes'
 
 -- name: pending_approvals_of_job
 -- The gates of a job still waiting for a decision.

@@ -17,6 +17,7 @@ from devstack.emulators.meta import DEV_APP_SECRET as META_APP_SECRET
 from devstack.emulators.meta import MetaEmulator
 from devstack.emulators.resend import ResendEmulator
 from devstack.emulators.runner import ThreadedServer, serve_in_thread
+from devstack.emulators.slack import SlackEmulator
 from devstack.emulators.steel import SteelEmulator
 from devstack.emulators.supermemory import SupermemoryEmulator
 from devstack.emulators.threads import DEV_APP_SECRET as THREADS_APP_SECRET
@@ -79,6 +80,8 @@ EMULATED_SERVICES = (
     EmulatedService(
         "threads", "/threads", "THREADS_APP_SECRET", "THREADS_GRAPH_URL", THREADS_APP_SECRET
     ),
+    # Slack tokens and webhook URLs are per notification channel; only the API URL is global.
+    EmulatedService("slack", "/slack/api/", "", "SLACK_API_URL", ""),
 )
 
 
@@ -93,6 +96,7 @@ class EmulatorStack:
     higgsfield: HiggsfieldEmulator
     meta: MetaEmulator
     google_ads: GoogleAdsEmulator
+    slack: SlackEmulator
     server: ThreadedServer
     google_oauth: GoogleOAuthEmulator = field(default_factory=GoogleOAuthEmulator)
     threads: ThreadsEmulator = field(default_factory=ThreadsEmulator)
@@ -117,6 +121,7 @@ def start_emulators(
     google_oauth = GoogleOAuthEmulator(clock=clock)
     google_ads.token_state = google_oauth.access_token_state
     threads = ThreadsEmulator(clock=clock)
+    slack = SlackEmulator()
     if resend_webhook_url and resend_webhook_secret:
         resend.configure_webhook(resend_webhook_url, resend_webhook_secret)
     app = Starlette(
@@ -129,6 +134,7 @@ def start_emulators(
             Mount("/google-ads", app=google_ads.app),
             Mount("/google-oauth", app=google_oauth.app),
             Mount("/threads", app=threads.app),
+            Mount("/slack", app=slack.app),
         ]
     )
     server = serve_in_thread(app)
@@ -140,6 +146,7 @@ def start_emulators(
         higgsfield=higgsfield,
         meta=meta,
         google_ads=google_ads,
+        slack=slack,
         server=server,
         google_oauth=google_oauth,
         threads=threads,

@@ -40,7 +40,12 @@ from workflows.models.generation import GenerationInput
 
 SEED_000_TABLES = ["profiles", "workspaces", "jobs", "approvals", "memories"]
 SEED_003_TABLES = ["users", "user_api_keys", "ai_models", "assets", "prompts", "generations"]
-SEED_002_TABLES = ["platform_connections", "performance_metrics", "metric_sync_logs"]
+SEED_002_TABLES = [
+    "platform_connections",
+    "performance_metrics",
+    "metric_sync_logs",
+    "notification_queue",
+]
 
 
 async def _run(url: str, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
@@ -361,6 +366,9 @@ async def test_seed_002_tables_are_adopted_and_manual_entries_stay_possible(
             "VALUES (%s, 'success', now())",
             (connection,),
         ),
+        # The app's own queued notification, from its trigger: kept as it is.
+        "INSERT INTO notification_queue (entity_type, event_data, attempts, last_error) "
+        "VALUES ('request', '{\"new_status\": \"approved\"}', 2, 'slack 500')",
     )
     before = await _rows(supabase_url, SEED_002_TABLES)
     report = await run_migrations(supabase_url)

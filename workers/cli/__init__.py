@@ -23,6 +23,7 @@ from workers.cli import (
     jobs,
     keys,
     migrate,
+    notifications,
     processes,
     search_attributes,
     syncs,
@@ -42,6 +43,7 @@ COMMAND_MODULES = (
     keys,
     syncs,
     threads,
+    notifications,
 )
 
 

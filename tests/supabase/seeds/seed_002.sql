@@ -1,5 +1,7 @@
 -- Seed 002 (shared/seeds/002_*.txt): the three tables of its "Performance & Analytics"
--- part, as its column tables describe them, run as the project's role. The seed's
+-- part and its notification_queue, as its column tables describe them, run as the
+-- project's role. notification_queue's config_id names seed 002's notification_config,
+-- not laid down here: a plain id. The seed's
 -- `assets` and `requests` (targets of performance_metrics' asset_id and request_id) are
 -- not part of this system, so those two stay plain ids here; created_by references the
 -- user who connected (auth.users, as the seed's other created_by columns do).
@@ -43,4 +45,19 @@ CREATE TABLE public.metric_sync_logs (
     metrics_created INTEGER,
     error_message TEXT,
     details JSONB
+);
+
+CREATE TABLE public.notification_queue (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    config_id UUID,
+    entity_id UUID,
+    entity_type VARCHAR(50),
+    event_data JSONB,
+    is_processed BOOLEAN DEFAULT false,
+    attempts INTEGER DEFAULT 0,
+    max_attempts INTEGER DEFAULT 5,
+    next_attempt_at TIMESTAMPTZ,
+    last_error TEXT,
+    created_at TIMESTAMPTZ DEFAULT now(),
+    processed_at TIMESTAMPTZ
 );
