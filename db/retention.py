@@ -97,6 +97,16 @@ QUEUE = Archive(
         "last_error",
         "created_at",
         "processed_at",
+        # Ours (0029; archived since 0030): the event, channel, owner and outcome.
+        "event_key",
+        "event_type",
+        "channel_id",
+        "user_id",
+        "org_id",
+        "outcome",
+        "external_id",
+        "sent_at",
+        "temporal_workflow_id",
     ),
     keep="kind_keeps_unsent",
 )

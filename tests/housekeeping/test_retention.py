@@ -34,9 +34,9 @@ DUE, KEPT = 23, 4  # feed rows past their 90 days, and young ones
 
 
 async def _seed_002_feed(conn: AsyncConnection[Any]) -> None:
-    """Seed 002's feed and queue, as the seed writes them (the app's tables)."""
-    for table in ("activity_log", "notification_queue"):
-        await conn.execute(seed_002_table(table))  # type: ignore[arg-type]
+    """Seed 002's feed, as the seed writes it (the app's table); its notification queue is
+    ours (migration 0029 adopts or creates it)."""
+    await conn.execute(seed_002_table("activity_log"))  # type: ignore[arg-type]
 
 
 async def _feed_rows(conn: AsyncConnection[Any], user: uuid.UUID) -> None:
@@ -66,6 +66,13 @@ async def _feed_rows(conn: AsyncConnection[Any], user: uuid.UUID) -> None:
             "VALUES (%s, %s, 5, %s)",
             (processed, attempts, now - timedelta(days=40)),
         )
+    # One of ours (migration 0029's columns): archived with what it was and how it ended.
+    await conn.execute(
+        "INSERT INTO notification_queue (is_processed, attempts, created_at, event_type, "
+        "event_key, user_id, outcome, external_id, sent_at) "
+        "VALUES (true, 1, %s, 'job.failed', 'job.failed/x', %s, 'sent', 'ts-1', %s)",
+        (now - timedelta(days=40), user, now - timedelta(days=40)),
+    )
 
 
 async def _job(conn: AsyncConnection[Any], user: uuid.UUID, *statuses: str) -> uuid.UUID:
@@ -139,7 +146,7 @@ async def test_retention_archives_and_deletes_in_batches_and_leaves_open_work_al
         await record_history(handle, "retention")
         by_kind = {t.entity_type: t for t in result.targets}
         assert (by_kind["activity_log"].archived, by_kind["activity_log"].purged) == (DUE, 3)
-        assert by_kind["notification_queue"].archived == 3  # sent, or out of attempts
+        assert by_kind["notification_queue"].archived == 4  # sent, or out of attempts
         assert by_kind["webhook_events"].purged == 3  # not the pending gate's
         assert by_kind["blobs"].skipped is None
 
@@ -153,7 +160,22 @@ async def test_retention_archives_and_deletes_in_batches_and_leaves_open_work_al
                 == 1
             )  # moved with its contents, once
             assert await _count(conn, "SELECT count(*) FROM notification_queue") == 1
-            assert await _count(conn, "SELECT count(*) FROM archived_notification_queue") == 3
+            assert await _count(conn, "SELECT count(*) FROM archived_notification_queue") == 4
+            ours = await (
+                await conn.execute(
+                    "SELECT event_type, event_key, user_id, outcome, external_id "
+                    "FROM archived_notification_queue WHERE event_type IS NOT NULL"
+                )
+            ).fetchall()
+            assert ours == [
+                {
+                    "event_type": "job.failed",
+                    "event_key": "job.failed/x",
+                    "user_id": user,
+                    "outcome": "sent",
+                    "external_id": "ts-1",
+                }
+            ]
             # The open job's log is where its workflow reads it; the finished one's archived.
             old = "at < now() - interval '99 days'"
             assert (
