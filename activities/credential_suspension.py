@@ -4,7 +4,9 @@ Consent revoked at Google (``invalid_grant``), a Meta or Threads token expired o
 (error 190): no retry can fix it, only the owner reconnecting the account. Until then:
 the row says ``revoked`` with the reason, the schedules that would use the credentials
 (the metric sync, the token refresh) are paused with a note saying why, and the owner is
-emailed once (Resend idempotency key per failure; until the teams issue's notifications).
+told once: on their notification channels that take ``connection.credentials_expired``
+(one event per failure: its occurrence is the failure's time), else by an email to their
+profile address (Resend idempotency key per failure).
 Every step is idempotent: the mark keeps the first reason, a paused schedule stays
 paused, the email's key is the same on a retry. Reconnecting (``orchestrator connections
 reconnect``) clears the mark, and the next reconcile resumes the schedules.
@@ -23,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.email import classify_resend_error, send_email
 from activities.housekeeping_schedules import token_schedule_id
 from activities.metric_schedules import revoked_note, schedule_id
+from activities.notifications import notify_credentials_expired
 from db import tokens
 from db.pool import Pool
 from db.tokens import CredentialsState, Holder
@@ -65,9 +68,14 @@ def reconnect_hint(holder: Holder, holder_id: UUID) -> str:
 class CredentialSuspension:
     """Marks, pauses and notifies; shared by the token refresh and the metric sync."""
 
-    def __init__(self, pool: Pool, *, sender: str | None) -> None:
+    def __init__(
+        self, pool: Pool, *, sender: str | None, workflow_queue: str | None = None
+    ) -> None:
         self.pool = pool
         self.sender = sender  # None: no email (RESEND_API_KEY unset); the mark and pause stay
+        # The workflows' task queue, where the notifications' deliveries run (None: the
+        # owner's channels are not told, only the email goes out).
+        self.workflow_queue = workflow_queue
 
     async def suspend(self, client: Client, request: SuspendInput) -> SuspendResult:
         """Mark the holder revoked, pause its schedules, email its owner once."""
@@ -89,8 +97,34 @@ class CredentialSuspension:
         if state.credentials_notified_at is not None:
             result.notified = True  # a retry: the owner was told already
             return result
-        await self._notify(request.holder, state, result)
+        if not await self._tell_channels(client, request.holder, state, result):
+            await self._notify(request.holder, state, result)
         return result
+
+    async def _tell_channels(
+        self, client: Client, holder: Holder, state: CredentialsState, result: SuspendResult
+    ) -> bool:
+        """Raise the event on the owner's notification channels; False if none takes it."""
+        if self.workflow_queue is None or state.owner_id is None:
+            return False
+        assert state.credentials_failed_at is not None
+        told = await notify_credentials_expired(
+            self.pool,
+            client,
+            connection_id=state.id,
+            account=state.label[:500],
+            reason=(state.credentials_error or "")[:2000],
+            occurrence=str(int(state.credentials_failed_at.timestamp() * 1_000_000)),
+            task_queue=self.workflow_queue,
+            user_id=state.owner_id,
+        )
+        if not told.deliveries:
+            return False
+        async with self.pool.connection() as conn:
+            await tokens.mark_notified(conn, holder, state.id, state.credentials_failed_at)
+        result.notified = True
+        result.note = f"told on {told.deliveries} notification channel(s)"
+        return True
 
     async def _notify(self, holder: Holder, state: CredentialsState, result: SuspendResult) -> None:
         if self.sender is None:

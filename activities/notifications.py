@@ -140,6 +140,7 @@ async def notify_credentials_expired(
     reason: str,
     occurrence: str,
     task_queue: str,
+    user_id: UUID | None = None,
 ) -> NotifyResult:
     """Tell the connection's owner its credentials expired (token refresh calls this).
     ``occurrence`` tells this expiry from a later one (e.g. the expired token's expiry
@@ -153,6 +154,7 @@ async def notify_credentials_expired(
         new_status="credentials_expired",
         reason=reason,
         occurrence=occurrence,
+        user_id=user_id,  # None: the connection's creator
     )
     return await raise_event(pool, client, event, task_queue=task_queue)
 

@@ -56,6 +56,7 @@ class CredentialsState(BaseModel):
     credentials_error: str | None
     credentials_failed_at: datetime | None
     credentials_notified_at: datetime | None
+    owner_id: UUID | None
     owner_email: str | None
 
     @property

@@ -40,9 +40,10 @@ def token_endpoints(settings: Settings) -> TokenEndpoints:
 
 
 def credential_suspension(settings: Settings, pool: Pool) -> CredentialSuspension:
-    """Suspensions email the owner through Resend when the worker has its key."""
+    """Suspensions tell the owner's notification channels (deliveries run on the
+    workflows' queue), else email the owner through Resend when the worker has its key."""
     sender = settings.email_from if settings.resend_api_key is not None else None
-    return CredentialSuspension(pool, sender=sender)
+    return CredentialSuspension(pool, sender=sender, workflow_queue=settings.temporal_task_queue)
 
 
 def housekeeping_activities(

@@ -15,7 +15,7 @@ RETURNING id
 -- the owner's address.
 SELECT c.id, c.platform, c.account_id, c.account_name, c.credentials_status,
        c.credentials_error, c.credentials_failed_at, c.credentials_notified_at,
-       p.email_address AS owner_email
+       c.created_by AS owner_id, p.email_address AS owner_email
 FROM public.platform_connections c
 LEFT JOIN public.profiles p ON p.id = c.created_by
 WHERE c.id = %(id)s
@@ -63,7 +63,8 @@ RETURNING id
 -- owner's address.
 SELECT t.id, 'threads' AS platform, t.threads_user_id AS account_id,
        nullif(t.username, '') AS account_name, t.credentials_status, t.credentials_error,
-       t.credentials_failed_at, t.credentials_notified_at, p.email_address AS owner_email
+       t.credentials_failed_at, t.credentials_notified_at, t.user_id AS owner_id,
+       p.email_address AS owner_email
 FROM public.threads_accounts t
 LEFT JOIN public.profiles p ON p.id = t.user_id
 WHERE t.id = %(id)s

@@ -13,13 +13,16 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.credential_suspension import SuspendInput
 from activities.housekeeping_schedules import (
     reconcile_housekeeping,
     retention_schedule_id,
     token_schedule_id,
 )
 from activities.metric_schedules import reconcile_schedules, schedule_id
+from activities.notifications import store_channel
 from devstack.emulators.meta import LONG_LIVED
+from tests.encryption import TEST_KEYRING
 from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
 from tests.housekeeping import (
@@ -31,6 +34,7 @@ from tests.housekeeping import (
 )
 from tests.metrics import SINCE, UNTIL, backfill, deleting_schedules, expected_google, stored_values
 from tests.waiting import eventually
+from workers.housekeeping import credential_suspension
 from workflows.models.housekeeping import TokenRefreshInput
 from workflows.token_refresh import TokenRefresh
 
@@ -220,3 +224,72 @@ async def test_a_revoked_google_grant_fails_the_sync_and_suspends_the_connection
                 if "ads-owner@agency.example" in m["to"]
             ]  # fmt: skip
             assert len(mails) == 1 and grant not in json.dumps(mails[0])
+
+
+async def test_an_owner_with_a_channel_for_it_is_told_there_once_and_not_also_emailed(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """The owner's notification channels take ``connection.credentials_expired``: the
+    suspension raises the event there (one message, whatever the retries) instead of the
+    direct email, which stays for owners without such a channel (the test above)."""
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        meta, resend, slack = stack.emulators.meta, stack.emulators.resend, stack.emulators.slack
+        meta.configure_account("7070707", campaigns=1)
+        owner = await add_owner(stack, "teller@agency.example")
+        webhook = slack.add_webhook(f"{stack.emulators.url}/slack", "#connections")
+        await store_channel(
+            stack.pool,
+            TEST_KEYRING.credential_box(),
+            kind="slack_webhook",
+            user_id=owner,
+            secret=webhook,
+            events=["connection.credentials_expired"],
+        )
+        token = meta.issue_user_token("bea", long_lived=True)
+        row = await add_renewing_connection(
+            stack,
+            account_id="7070707",
+            secret={"access_token": token},
+            expires_at=datetime.now(UTC) + timedelta(days=6),
+            owner=owner,
+        )
+        meta.revoke("bea", 458)
+        sync, refresh = schedule_id(row.id), token_schedule_id("connection", row.id)
+        async with deleting_schedules(stack.client, sync, refresh):
+            result = await stack.client.execute_workflow(
+                TokenRefresh.run,
+                TokenRefreshInput(holder="connection", holder_id=row.id),
+                id=f"token-refresh-told-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+            assert result.outcome == "revoked" and result.notified
+
+            async def posted() -> list[dict[str, object]] | None:
+                found = [m for m in slack.messages() if m["channel"] == "#connections"]
+                return found or None
+
+            [message] = await eventually(posted, what="the Slack message")
+            assert "credentials_expired" in str(message["text"])
+            assert "7070707" in str(message["text"]) and token not in str(message["text"])
+            assert not [m for m in resend.sent_emails() if "teller@agency.example" in m["to"]]
+            # The suspension again (a retried activity): the event finds its delivery.
+            again = await credential_suspension(stack.settings, stack.pool).suspend(
+                stack.client,
+                SuspendInput(holder="connection", holder_id=row.id, reason="190/458 again"),
+            )
+            assert again.notified
+            await eventually(lambda: _all_sent(stack, owner), what="the delivery's row final")
+            assert (
+                len(
+                    await stack.fetchall(
+                        "SELECT id FROM notification_queue WHERE user_id = %s", owner
+                    )
+                )
+                == 1
+            )
+            assert len([m for m in slack.messages() if m["channel"] == "#connections"]) == 1
+
+
+async def _all_sent(stack: Stack, owner: uuid.UUID) -> bool:
+    rows = await stack.fetchall("SELECT outcome FROM notification_queue WHERE user_id = %s", owner)
+    return bool(rows) and all(r["outcome"] == "sent" for r in rows)
