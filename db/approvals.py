@@ -39,6 +39,7 @@ class ApprovalRow(BaseModel):
     step_index: int | None
     temporal_workflow_id: str | None
     created_at: datetime
+    quorum: int = 1  # distinct approvals that decide it (issue 27)
 
 
 async def open_approval(
