@@ -21,12 +21,13 @@ from temporalio.client import Client
 
 from activities import approval_tokens
 from activities.approval_tokens import InvalidToken, Purpose
-from activities.email import APPROVAL_TAG, send_email
-from db import approvals, webhook_events
+from activities.email import APPROVAL_TAG, SEAT_TAG, send_email
+from db import approval_teams, approvals, webhook_events
 from db.pool import Pool
 from db.transitions import RowNotFound
 from ingress import replies
-from ingress.decisions import deliver_decision
+from ingress.approvers import token_holder
+from ingress.decisions import deliver_decision, deliver_delegation, report_delivery_problem
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -92,17 +93,9 @@ async def handle_resend_webhook(
     if kind == "email.received":
         subject_id, outcome = await _handle_reply(pool, client, config, email_id, data)
     elif kind in ("email.bounced", "email.complained"):
-        status = kind.removeprefix("email.")
-        async with pool.connection() as conn:
-            row = await approvals.record_delivery_event(
-                conn,
-                resend_message_id=email_id,
-                approval_id=_tagged_approval(data),
-                delivery_status=status,
-            )
-        subject_id = str(row.id) if row else None
-        outcome = f"recorded {status}" if row else "not an approval email"
-        log.warning("approval email delivery problem", status=status, approval_id=subject_id)
+        subject_id, outcome = await _handle_delivery_problem(
+            pool, client, email_id, data, kind.removeprefix("email.")
+        )
     else:
         outcome = "ignored"
     async with pool.connection() as conn:
@@ -110,6 +103,40 @@ async def handle_resend_webhook(
             conn, "resend", delivery_id, event_type=kind, subject_id=subject_id, outcome=outcome
         )
     return {"outcome": outcome}
+
+
+async def _handle_delivery_problem(
+    pool: Pool, client: Client, email_id: str, data: dict[str, Any], status: str
+) -> tuple[str | None, str]:
+    """Mark the approval (and the approver's seat) the email was for, and tell its gate,
+    which escalates to the next approvers."""
+    tagged, seat = _tagged_approval(data), _tagged_seat(data)
+    async with pool.connection() as conn:
+        row = None
+        if not seat:  # the approval's own approver (seat 0, or a gate from before teams)
+            row = await approvals.record_delivery_event(
+                conn, resend_message_id=email_id, approval_id=tagged, delivery_status=status
+            )
+        approver = await approval_teams.record_approver_delivery_event(
+            conn,
+            resend_message_id=email_id,
+            approval_id=tagged,
+            seat=seat,
+            delivery_status=status,
+        )
+        if row is None and approver is not None:
+            row = await approvals.get_approval(conn, approver.approval_id)
+    if row is None:
+        return None, "not an approval email"
+    log.warning("approval email delivery problem", status=status, approval_id=str(row.id))
+    address = approver.email if approver is not None else row.approver_email
+    told = ""
+    bounce = data.get("bounce")
+    if isinstance(bounce, dict) and bounce.get("type") == "Transient":
+        told = "; a soft bounce, not escalated"  # a full mailbox: Resend retries it
+    elif address and row.status == "pending":
+        told = await report_delivery_problem(client, row, email=address, status=status)
+    return str(row.id), f"recorded {status}{told}"
 
 
 async def _handle_reply(
@@ -126,17 +153,18 @@ async def _handle_reply(
         approval_id = approval_tokens.peek(token).approval_id
         async with pool.connection() as conn:
             approval = await approvals.get_approval(conn, approval_id)
-        approval_tokens.verify(
+        _, holder = await token_holder(
+            pool,
             config.token_secret,
             token,
-            approval.approver_email or "",
+            approval,
             purpose=Purpose.REPLY,
             now=datetime.now(UTC),
         )
     except (InvalidToken, RowNotFound) as exc:
         log.warning("reply with an invalid approval token", reason=str(exc))
         return None, f"invalid token: {exc}"
-    outcome = await _decide_from_email(pool, client, config, approval, email_id, token)
+    outcome = await _decide_from_email(pool, client, config, approval, holder, email_id, token)
     async with pool.connection() as conn:
         await webhook_events.record(
             conn,
@@ -154,9 +182,11 @@ async def _decide_from_email(
     client: Client,
     config: InboundConfig,
     approval: approvals.ApprovalRow,
+    holder: str,
     email_id: str,
     token: str,
 ) -> str:
+    """Decide (or delegate) as ``holder``, the approver the reply address belongs to."""
     try:
         email = await resend.Emails.Receiving.get_async(email_id)
     except resend.exceptions.ResendError as exc:
@@ -171,7 +201,7 @@ async def _decide_from_email(
     if reason := replies.is_automatic(headers, sender):
         log.info("automatic reply dropped", approval_id=str(approval.id), reason=reason)
         return f"dropped: {reason}"
-    if sender != (approval.approver_email or "").lower():
+    if sender != holder:
         log.warning("reply from someone other than the approver", approval_id=str(approval.id))
         return "ignored: sender is not the approver"
     if failure := replies.sender_failure(raw_headers, replies.sender_domain(sender)):
@@ -185,6 +215,20 @@ async def _decide_from_email(
         log.info("unclear reply", approval_id=str(approval.id))
         await _ask_to_clarify(config, approval, sender, token, email_id, email)
         return f"unclear ({reading.reason}): asked the approver to clarify"
+    if reading.decision == "delegate":
+        handed = await deliver_delegation(
+            client,
+            approval,
+            delegated_by=sender,
+            delegate_to=reading.delegate_to or "",
+            channel="email",
+            update_id=f"email-{email_id}",
+        )
+        if not handed.applied:
+            await _ask_to_clarify(
+                config, approval, sender, token, email_id, email, refused=handed.message
+            )
+        return f"{'applied' if handed.applied else 'refused'}: {handed.message}"
     decision, note = reading.decision, reading.note
     result = await deliver_decision(
         client,
@@ -205,7 +249,10 @@ async def _ask_to_clarify(
     token: str,
     email_id: str,
     email: Any,
+    *,
+    refused: str | None = None,
 ) -> None:
+    """Ask the approver again (an unclear reply), or say why a delegation was refused."""
     subject = str(email.get("subject") or "your approval")
     # Thread under the person's reply and the request email, by the Message-IDs their mail
     # client saw (Resend's own for the request, recorded when it was sent).
@@ -215,8 +262,14 @@ async def _ask_to_clarify(
         "from": config.sender,
         "to": [approver],
         "subject": subject if subject.lower().startswith("re:") else f"Re: {subject}",
-        "text": "I could not tell whether you approve or reject. Please reply with APPROVE or "
-        "REJECT alone on the first line (a note may follow on the next lines).",
+        "text": (
+            f"I could not hand this request on: {refused}. Nothing changed; it still waits "
+            "for your decision. Reply with APPROVE, REJECT or DELEGATE <colleague's address> "
+            "alone on the first line."
+            if refused
+            else "I could not tell whether you approve or reject. Please reply with APPROVE or "
+            "REJECT alone on the first line (a note may follow on the next lines)."
+        ),
         "reply_to": [approval_tokens.reply_address(token, config.inbound_domain)],
     }
     if thread:
@@ -226,6 +279,15 @@ async def _ask_to_clarify(
         }
     await send_email(params, f"approval-clarify/{email_id}")
     log.info("asked approver to clarify", approval_id=str(approval.id))
+
+
+def _tagged_seat(data: dict[str, Any]) -> int | None:
+    """The approver's seat an event's email was sent to (teams, issue 27)."""
+    tags = data.get("tags")
+    value = tags.get(SEAT_TAG) if isinstance(tags, dict) else None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 3:
+        return int(value)
+    return None
 
 
 def _tagged_approval(data: dict[str, Any]) -> UUID | None:

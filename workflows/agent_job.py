@@ -149,6 +149,7 @@ class AgentJob(ApprovalGateHost):
                 title=self._request.title,
                 instruction=self._request.instruction,
                 steps=self._request.steps,
+                org_id=self._request.org_id,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
