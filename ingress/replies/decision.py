@@ -36,7 +36,8 @@ HEDGES = frozenset(
     {"but", "except", "unless", "only", "if", "however", "although", "though", "maybe",
      "perhaps", "possibly", "probably", "unsure", "wait", "hold", "later", "stop", "cancel",
      "pause", "partially", "partly", "hmm", "think", "consider", "check", "look", "review",
-     "discuss", "ask", "tomorrow", "first", "before", "after", "until", "when"}
+     "discuss", "ask", "tomorrow", "first", "before", "after", "until", "when",
+     "delegate", "delegated", "forward", "forwarded"}
 )  # fmt: skip
 #: A second line that starts with one of these continues the decision line ("Approve /
 #: but not the archive"), so it is read with it.
