@@ -100,9 +100,12 @@ async def get_job(conn: Conn, job_id: UUID) -> JobRow:
     return JobRow.model_validate(row)
 
 
-async def list_jobs(conn: Conn, *, status: str | None = None, limit: int = 50) -> list[JobRow]:
-    """Most recent jobs first."""
-    rows = await (await conn.execute(Q["list_jobs"], {"status": status, "limit": limit})).fetchall()
+async def list_jobs(
+    conn: Conn, *, status: str | None = None, limit: int = 50, org_id: UUID | None = None
+) -> list[JobRow]:
+    """Most recent jobs first (of one organization, if given)."""
+    params = {"status": status, "limit": limit, "org_id": org_id}
+    rows = await (await conn.execute(Q["list_jobs"], params)).fetchall()
     return [JobRow.model_validate(r) for r in rows]
 
 

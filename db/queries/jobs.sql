@@ -12,9 +12,10 @@ ON CONFLICT (id) DO NOTHING
 SELECT * FROM public.jobs WHERE id = %(id)s
 
 -- name: list_jobs
--- Most recent jobs, optionally of one status.
+-- Most recent jobs, optionally of one status and of one organization.
 SELECT * FROM public.jobs
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s)
 ORDER BY created_at DESC
 LIMIT %(limit)s
 
