@@ -32,6 +32,9 @@ ORG_TABLES = {
 }
 
 
+APPROVAL_TABLES = ["approval_approvers", "approval_votes", "approval_escalations"]
+
+
 def _before_organizations(tmp_path: Path) -> Path:
     """The migrations as they were before 0027."""
     target = tmp_path / "before"
@@ -146,6 +149,24 @@ async def _agency(db_url: str) -> Agency:
                 ).format(sql.Identifier(table)),
                 (org_b, bob.user_id),
             )
+        for tenant in (alice, bob):  # a seat, a vote and an escalation on each approval
+            await c.execute(
+                "INSERT INTO approval_approvers (approval_id, seat, org_id, email, asked_because) "
+                "SELECT id, 0, org_id, 'x@agency.test', 'route' FROM approvals WHERE id = %s",
+                (tenant.approval_id,),
+            )
+            await c.execute(
+                "INSERT INTO approval_votes (approval_id, org_id, voter, decision, channel) "
+                "SELECT id, org_id, 'x@agency.test', 'approve', 'email' FROM approvals "
+                "WHERE id = %s",
+                (tenant.approval_id,),
+            )
+            await c.execute(
+                "INSERT INTO approval_escalations (approval_id, number, org_id, cause, reason, "
+                "tier) SELECT id, 1, org_id, 'no_decision', 'x', 'none' FROM approvals "
+                "WHERE id = %s",
+                (tenant.approval_id,),
+            )
         for table in ("performance_metrics", "metric_sync_logs"):
             await c.execute(
                 sql.SQL(
@@ -172,7 +193,7 @@ async def test_members_read_their_organizations_rows_and_no_others(db_url: str) 
         (agency.bob.user_id, agency.org_b, agency.org_a),
     ):
         async with signed_in(db_url, "authenticated", reader) as conn:
-            for table in ORG_TABLES:
+            for table in [*ORG_TABLES, *APPROVAL_TABLES]:
                 seen = await _orgs_visible(conn, table)
                 assert mine in seen, f"{table}: {reader} misses their organization's rows"
                 assert theirs not in seen, f"{table}: {reader} reads another organization's"
@@ -206,6 +227,12 @@ CROSS_ORG_WRITES = [
     "DELETE FROM public.platform_connections WHERE org_id = %(org)s",
     "DELETE FROM public.generations WHERE org_id = %(org)s",
     "UPDATE public.jobs SET org_id = %(mine)s WHERE org_id = %(org)s",
+    "INSERT INTO public.approval_votes (approval_id, voter, decision, channel) "
+    "SELECT id, 'me@x.test', 'approve', 'app' FROM public.approvals",
+    "UPDATE public.approval_votes SET decision = 'reject'",
+    "DELETE FROM public.approval_votes",
+    "UPDATE public.approval_approvers SET email = 'me@x.test'",
+    "DELETE FROM public.approval_escalations",
 ]
 
 
@@ -224,7 +251,13 @@ async def _refused_or_nothing(
 async def _snapshot(db_url: str) -> dict[str, Any]:
     async with await AsyncConnection.connect(db_url, row_factory=dict_row) as conn:
         found = {}
-        for table in (*ORG_TABLES, "team_members", "organizations", "approval_routes"):
+        for table in (
+            *ORG_TABLES,
+            *APPROVAL_TABLES,
+            "team_members",
+            "organizations",
+            "approval_routes",
+        ):
             cur = await conn.execute(
                 sql.SQL(
                     "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
