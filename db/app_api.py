@@ -56,6 +56,15 @@ async def approval_votes(pool: Pool, approval_id: UUID) -> list[dict[str, Any]]:
         return list(await (await conn.execute(Q["approval_votes"], {"id": approval_id})).fetchall())
 
 
+async def seat_email(pool: Pool, approval_id: UUID, user_id: UUID) -> str | None:
+    """The address an approval asked this user at, if it asked them."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(Q["seat_of_user"], {"id": approval_id, "user_id": user_id})
+        ).fetchone()
+    return str(row["email"]) if row else None
+
+
 async def user_email(pool: Pool, user_id: UUID) -> str | None:
     """The user's address as Supabase Auth knows it."""
     async with pool.connection() as conn:

@@ -140,7 +140,9 @@ async def plan_gate(conn: Conn, approval_id: UUID, *, escalate_after: timedelta 
             for member in members:
                 await _ask(conn, approval_id, member["email"], member["user_id"], "route")
         elif approval.approver_email:
-            await _ask(conn, approval_id, approval.approver_email, None, "owner")
+            owner = await (await conn.execute(Q["approval_owner"], {"id": approval_id})).fetchone()
+            user_id = owner["user_id"] if owner else None
+            await _ask(conn, approval_id, approval.approver_email, user_id, "owner")
         approvers = await list_approvers(conn, approval_id)
         await conn.execute(
             Q["set_gate_plan"],

@@ -119,3 +119,10 @@ WHERE id = %(id)s AND (temporal_workflow_id IS NOT NULL OR status <> 'pending')
 -- the caller may see.
 SELECT voter, decision, channel, note, voted_at FROM public.approval_votes
 WHERE approval_id = %(id)s ORDER BY voted_at, id
+
+-- name: seat_of_user
+-- The address an approval asked this user at (their seat), if any. Run as the worker.
+SELECT email FROM public.approval_approvers
+WHERE approval_id = %(id)s AND user_id = %(user_id)s AND withdrawn_at IS NULL
+ORDER BY seat
+LIMIT 1

@@ -127,3 +127,10 @@ SET delivery_status = %(delivery_status)s, delivery_event_at = now()
 WHERE resend_message_id = %(resend_message_id)s
    OR (approval_id = %(approval_id)s::uuid AND seat = %(seat)s::integer)
 RETURNING *
+
+-- name: approval_owner
+-- The job's owner when the approval's approver is their own profile address.
+SELECT j.user_id FROM public.approvals a
+JOIN public.jobs j ON j.id = a.job_id
+JOIN public.profiles p ON p.id = j.user_id
+WHERE a.id = %(id)s AND lower(p.email_address) = lower(a.approver_email)

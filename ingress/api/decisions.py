@@ -37,6 +37,12 @@ class ApprovalHandlers(Pipeline):
             raise ApiError(404, "not_found", f"no approval {approval_id} of yours")
         return row
 
+    async def _voter(self, caller: Caller, approval_id: UUID) -> str | None:
+        """Who the caller votes as: the address the approval asked them at (the owner's
+        profile address for a gate without a route), else their Supabase Auth address."""
+        seat = await app_api.seat_email(self.pool, approval_id, caller.user_id)
+        return seat or await app_api.user_email(self.pool, caller.user_id)
+
     async def approval(self, caller: Caller, approval_id: UUID) -> ApprovalView:
         row = await self._approval_row(caller, approval_id)
         votes = await app_api.approval_votes(self.pool, row.id)
@@ -49,7 +55,7 @@ class ApprovalHandlers(Pipeline):
     ) -> tuple[int, Any]:
         """Hand the caller's seat on an approval to a colleague (channel ``app``)."""
         approval = await self._approval_row(caller, params["id"])
-        email = await app_api.user_email(self.pool, caller.user_id)
+        email = await self._voter(caller, approval.id)
         update_id = f"app-{approval.id}-{idempotency.derived_id(caller.user_id, key, 'delegate')}"
         try:
             outcome: DecisionOutcome = await deliver_delegation(
@@ -70,7 +76,7 @@ class ApprovalHandlers(Pipeline):
         self, caller: Caller, key: str, body: Decide, params: dict[str, Any]
     ) -> tuple[int, Any]:
         approval = await self._approval_row(caller, params["id"])
-        email = await app_api.user_email(self.pool, caller.user_id)
+        email = await self._voter(caller, approval.id)
         update_id = f"app-{approval.id}-{idempotency.derived_id(caller.user_id, key, 'decide')}"
         try:
             outcome = await deliver_decision(

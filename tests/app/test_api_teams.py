@@ -112,3 +112,36 @@ async def test_a_teams_job_is_decided_by_its_route_and_delegated_in_the_app(
 async def _waiting(stack: Any, path: str, token: str) -> dict[str, Any] | None:
     job = await _get(stack, path, token)
     return job if job["status"] == "waiting_approval" and job["approvals"] else None
+
+
+async def test_the_owner_decides_their_solo_job_whatever_their_profile_address(
+    api_stack: Any,
+) -> None:
+    stack, project = api_stack
+    owner = await app_user(stack, with_key=False)
+    profile_address = f"inbox-{uuid.uuid4().hex[:8]}@example.com"
+    async with stack.pool.connection() as conn:  # emails go to the profile's address
+        await conn.execute(
+            "UPDATE profiles SET email_address = %s WHERE id = %s",
+            (profile_address, owner.user_id),
+        )
+    token = project.token(owner.user_id)
+    body = {
+        "workspace_id": str(owner.workspace_id),
+        "title": "Tidy the specs",
+        "steps": GATED_PLAN["steps"],
+    }
+    started = await call(stack, "POST", "/v1/jobs", token, body)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+    job = await eventually(
+        lambda: _waiting(stack, f"/v1/jobs/{job_id}", token), timeout=60, what="waiting"
+    )
+    approval = job["approvals"][0]
+    assert approval["approver_email"] == profile_address
+    decided = await call(
+        stack, "POST", f"/v1/approvals/{approval['id']}/decision", token, {"decision": "approve"}
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "approved"
+    assert decided.json()["decided_by"] == profile_address
