@@ -255,6 +255,8 @@ class ApprovalGate:
                 return self._decided()
             status, why = _why_closed(failure)
             await self._close(status, why, resume_job=False)
+            if self.outcome is not None and self.outcome.status in ("approved", "rejected"):
+                return self._decided()  # decided before it failed: the decision stands
             raise GateFailed(f"approval of '{self.request.description}' {status}: {why}") from None
 
     async def _ask(self, seats: list[ApproverSeat], *, everyone_may_fail: bool) -> None:
