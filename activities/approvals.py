@@ -184,10 +184,24 @@ class ApprovalActivities:
 
     @activity.defn
     async def open_team_approval(self, request: OpenTeamApprovalInput) -> GatePlanRecord:
-        """Persist the pending approval, then resolve who decides it (its organization's
-        route for the action type, else the job's owner or the policy's approver)."""
-        await self.open_approval(request)
-        async with self.pool.connection() as conn:
+        """Persist the pending approval and resolve who decides it (its organization's
+        route for the action type, else the job's owner or the policy's approver), in one
+        transaction: nobody sees the gate before its approvers and quorum."""
+        screenshot = f"blob:{request.screenshot_blob_id}" if request.screenshot_blob_id else None
+        async with self.pool.connection() as conn, conn.transaction():
+            await approvals.open_approval(
+                conn,
+                approval_id=request.approval_id,
+                job_id=request.job_id,
+                action_type=request.action_type,
+                description=request.description,
+                screenshot_url=screenshot,
+                approver_email=request.approver_email,
+                expires_at=request.expires_at,
+                step_index=request.step_index,
+                workflow_id=activity.info().workflow_id or "",
+                ctx=transition_context(f"approval gate opened: {request.action_type}"),
+            )
             plan = await approval_teams.plan_gate(
                 conn, request.approval_id, escalate_after=request.escalate_after
             )
