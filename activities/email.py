@@ -34,7 +34,7 @@ from activities.email_templates import render_html, render_text
 from activities.failures import classified
 from activities.object_store import ObjectStore
 from activities.screenshots import read_screenshot
-from db import approvals
+from db import approval_teams, approvals
 from db.approvals import EmailContext
 from db.pool import Pool
 
@@ -54,6 +54,9 @@ class ApprovalEmailInput(BaseModel):
 
     approval_id: UUID
     kind: Literal["request", "reminder"] = "request"
+    # The approver's seat (issue 27: each approver gets their own email, links and reply
+    # address); None: the approval's one approver.
+    seat: int | None = None
 
 
 class ApprovalEmailResult(BaseModel):
@@ -185,6 +188,7 @@ async def sent_message_id(email_id: str) -> str:
 
 
 APPROVAL_TAG = "approval_id"
+SEAT_TAG = "approval_seat"
 
 
 async def send_email(
@@ -228,31 +232,61 @@ class EmailActivities:
                     type="NoApprover",
                     non_retryable=True,
                 )
+            seat_message_id = None
+            if request.seat is not None:
+                seat = await approval_teams.get_approver(conn, request.approval_id, request.seat)
+                if seat is None:
+                    raise ApplicationError(
+                        f"approval {request.approval_id} has no approver seat {request.seat}",
+                        non_retryable=True,
+                    )
+                ctx = ctx.model_copy(update={"approver_email": seat.email})
+                seat_message_id = seat.email_message_id
             thread = await approvals.job_thread(conn, ctx.job_id, request.approval_id)
             screenshot = None
             if ctx.screenshot_url and str(ctx.screenshot_url).startswith("blob:"):
                 screenshot = await read_screenshot(
                     conn, self.store, UUID(str(ctx.screenshot_url)[5:])
                 )
-        if request.kind == "reminder" and ctx.email_message_id:
-            thread = [*thread, str(ctx.email_message_id)]
+        first_seat = not request.seat  # None or 0: the approval's own approver
+        if request.kind == "reminder":
+            earlier = ctx.email_message_id if first_seat else seat_message_id
+            if earlier:
+                thread = [*thread, str(earlier)]
         params = self._compose(ctx, request.kind, thread, screenshot)
         # Resend returns the tags in its delivery events: a bounce that arrives before the
-        # email's id is recorded below still finds its approval.
+        # email's id is recorded below still finds its approval (and its approver).
         params["tags"] = [{"name": APPROVAL_TAG, "value": str(request.approval_id)}]
-        email_id = await send_email(params, f"approval-{request.kind}/{request.approval_id}")
+        if request.seat is not None:
+            params["tags"].append({"name": SEAT_TAG, "value": str(request.seat)})
+        key = f"approval-{request.kind}/{request.approval_id}"
+        email_id = await send_email(params, key if first_seat else f"{key}/{request.seat}")
         if request.kind == "request":
             message_id = await sent_message_id(email_id)
         async with self.pool.connection() as conn:
             if request.kind == "request":
-                await approvals.record_request_email(
-                    conn,
-                    request.approval_id,
-                    resend_message_id=email_id,
-                    email_message_id=message_id,
-                )
+                if first_seat:
+                    await approvals.record_request_email(
+                        conn,
+                        request.approval_id,
+                        resend_message_id=email_id,
+                        email_message_id=message_id,
+                    )
+                if request.seat is not None:
+                    await approval_teams.record_approver_email(
+                        conn,
+                        request.approval_id,
+                        request.seat,
+                        resend_message_id=email_id,
+                        email_message_id=message_id,
+                    )
             else:
-                await approvals.record_reminder(conn, request.approval_id)
+                if first_seat:
+                    await approvals.record_reminder(conn, request.approval_id)
+                if request.seat is not None:
+                    await approval_teams.record_approver_reminder(
+                        conn, request.approval_id, request.seat
+                    )
         activity.logger.info("approval email sent", extra={"approval_id": str(request.approval_id)})
         return ApprovalEmailResult(resend_message_id=email_id)
 

@@ -24,6 +24,7 @@ class CreateJobInput(BaseModel):
     title: str
     instruction: str
     steps: list[Step]
+    org_id: UUID | None = None  # default: the owner's organization of one
 
 
 class JobStarted(BaseModel):
@@ -87,8 +88,17 @@ class JobActivities:
                     type="InvalidJob",
                     non_retryable=True,
                 )
+            if request.org_id is not None and not await jobs.is_org_member(
+                conn, request.org_id, request.user_id
+            ):
+                raise ApplicationError(
+                    f"user {request.user_id} is not a member of organization {request.org_id}",
+                    type="InvalidJob",
+                    non_retryable=True,
+                )
             await jobs.insert_job(
                 conn,
+                org_id=request.org_id,
                 job_id=request.job_id,
                 user_id=request.user_id,
                 workspace_id=request.workspace_id,

@@ -101,16 +101,20 @@ async def raise_event(
     """Record the event's deliveries and start each one's workflow (once: a repeat of the
     event, or a start after a crash, is refused by its id and changes nothing)."""
     async with pool.connection() as conn:
-        user_id = await notifications.event_owner(
-            conn, user_id=event.user_id, entity_type=event.entity_type, entity_id=event.entity_id
+        audience = await notifications.event_owner(
+            conn,
+            user_id=event.user_id,
+            org_id=event.org_id,
+            entity_type=event.entity_type,
+            entity_id=event.entity_id,
         )
         data = event.model_dump(mode="json", exclude={"user_id", "org_id", "occurrence"})
         deliveries = await notifications.enqueue_deliveries(
             conn,
             event_key=event.key,
             event_type=event.event_type,
-            user_id=user_id,
-            org_id=event.org_id,
+            user_id=audience.user_id,
+            org_id=audience.org_id,
             entity_type=event.entity_type,
             entity_id=event.entity_id,
             event_data=data,

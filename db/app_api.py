@@ -50,6 +50,21 @@ async def approval_for_approver(pool: Pool, approval_id: UUID, user_id: UUID) ->
     return ApprovalRow.model_validate(row) if row else None
 
 
+async def approval_votes(pool: Pool, approval_id: UUID) -> list[dict[str, Any]]:
+    """The votes on an approval the caller may see (checked before)."""
+    async with pool.connection() as conn:
+        return list(await (await conn.execute(Q["approval_votes"], {"id": approval_id})).fetchall())
+
+
+async def seat_email(pool: Pool, approval_id: UUID, user_id: UUID) -> str | None:
+    """The address an approval asked this user at, if it asked them."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(Q["seat_of_user"], {"id": approval_id, "user_id": user_id})
+        ).fetchone()
+    return str(row["email"]) if row else None
+
+
 async def user_email(pool: Pool, user_id: UUID) -> str | None:
     """The user's address as Supabase Auth knows it."""
     async with pool.connection() as conn:
@@ -105,6 +120,7 @@ async def insert_job(
     title: str,
     instruction: str,
     plan: dict[str, Any],
+    org_id: UUID | None = None,
 ) -> None:
     """The user's pending job with its plan (the dispatcher starts it); a replay inserts
     nothing."""
@@ -117,6 +133,7 @@ async def insert_job(
             "title": title,
             "instruction": instruction,
             "plan": Jsonb(plan),
+            "org_id": org_id,
         },
     )
 
@@ -132,6 +149,7 @@ async def insert_generation(
     settings: dict[str, Any],
     batch_id: UUID | None,
     batch_size: int | None,
+    org_id: UUID | None = None,
 ) -> None:
     """The user's pending generation (of a batch, or not); a replay inserts nothing."""
     await conn.execute(
@@ -145,6 +163,7 @@ async def insert_generation(
             "settings": Jsonb(settings),
             "batch_id": batch_id,
             "batch_size": batch_size,
+            "org_id": org_id,
         },
     )
 

@@ -39,6 +39,7 @@ class ApprovalRow(BaseModel):
     step_index: int | None
     temporal_workflow_id: str | None
     created_at: datetime
+    quorum: int = 1  # distinct approvals that decide it (issue 27)
 
 
 async def open_approval(
@@ -86,12 +87,11 @@ async def get_approval(conn: Conn, approval_id: UUID) -> ApprovalRow:
 
 
 async def list_approvals(
-    conn: Conn, *, status: str | None = None, limit: int = 50
+    conn: Conn, *, status: str | None = None, limit: int = 50, org_id: UUID | None = None
 ) -> list[ApprovalRow]:
-    """Pending approvals first, then the newest."""
-    rows = await (
-        await conn.execute(Q["list_approvals"], {"status": status, "limit": limit})
-    ).fetchall()
+    """Pending approvals first, then the newest (of one organization, if given)."""
+    params = {"status": status, "limit": limit, "org_id": org_id}
+    rows = await (await conn.execute(Q["list_approvals"], params)).fetchall()
     return [ApprovalRow.model_validate(r) for r in rows]
 
 

@@ -66,6 +66,7 @@ async def insert_job(
     workflow_id: str,
     title: str,
     instruction: str,
+    org_id: UUID | None = None,
 ) -> JobRow:
     """Create the job (status pending) if it does not exist; return it either way."""
     await conn.execute(
@@ -77,9 +78,18 @@ async def insert_job(
             "temporal_workflow_id": workflow_id,
             "title": title,
             "instruction": instruction,
+            "org_id": org_id,
         },
     )
     return await get_job(conn, job_id)
+
+
+async def is_org_member(conn: Conn, org_id: UUID, user_id: UUID) -> bool:
+    """Whether ``user_id`` is a member of organization ``org_id``."""
+    row = await (
+        await conn.execute(Q["is_org_member"], {"org_id": org_id, "user_id": user_id})
+    ).fetchone()
+    return bool(row and row["member"])
 
 
 async def get_job(conn: Conn, job_id: UUID) -> JobRow:
@@ -90,9 +100,12 @@ async def get_job(conn: Conn, job_id: UUID) -> JobRow:
     return JobRow.model_validate(row)
 
 
-async def list_jobs(conn: Conn, *, status: str | None = None, limit: int = 50) -> list[JobRow]:
-    """Most recent jobs first."""
-    rows = await (await conn.execute(Q["list_jobs"], {"status": status, "limit": limit})).fetchall()
+async def list_jobs(
+    conn: Conn, *, status: str | None = None, limit: int = 50, org_id: UUID | None = None
+) -> list[JobRow]:
+    """Most recent jobs first (of one organization, if given)."""
+    params = {"status": status, "limit": limit, "org_id": org_id}
+    rows = await (await conn.execute(Q["list_jobs"], params)).fetchall()
     return [JobRow.model_validate(r) for r in rows]
 
 

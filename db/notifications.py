@@ -79,13 +79,30 @@ class DeliveryRow(BaseModel):
     created_at: datetime
 
 
+class EventAudience(BaseModel):
+    """Whom an event is told to: its user's channels and its organization's."""
+
+    user_id: UUID | None
+    org_id: UUID | None
+
+
 async def event_owner(
-    conn: Conn, *, user_id: UUID | None, entity_type: str, entity_id: UUID
-) -> UUID | None:
-    """The user an event is about: ``user_id``, else the owner of the entity."""
-    params = {"user_id": user_id, "entity_type": entity_type, "entity_id": entity_id}
+    conn: Conn,
+    *,
+    user_id: UUID | None,
+    org_id: UUID | None = None,
+    entity_type: str,
+    entity_id: UUID,
+) -> EventAudience:
+    """The user and organization an event is about: those given, else the entity's."""
+    params = {
+        "user_id": user_id,
+        "org_id": org_id,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+    }
     row = await (await conn.execute(Q["event_owner"], params)).fetchone()
-    return row["user_id"] if row else None
+    return EventAudience.model_validate(row) if row else EventAudience(user_id=None, org_id=None)
 
 
 async def enqueue_deliveries(

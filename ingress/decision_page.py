@@ -12,6 +12,7 @@ needs no script.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from db import approvals
 from db.approvals import DecisionContext
 from db.pool import Pool
 from db.transitions import RowNotFound
+from ingress.approvers import token_holder
 from ingress.decisions import deliver_decision
 from workflows.models.approval import Decision
 
@@ -85,26 +87,31 @@ class _DecisionPage:
     async def page(self, request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            gate, content = await self._open(token)
+            gate, content, holder = await self._open(token)
         except _Refused as refused:
             return _render(refused.title, _message(refused.title, refused.message), refused.status)
         decision: Decision = "approve" if content.purpose is Purpose.APPROVE_LINK else "reject"
         if not _open_for_decision(gate):
             return _render("Nothing to decide", _closed(gate), 409)
         if request.method == "GET":
-            other = self._sign(gate, content, "reject" if decision == "approve" else "approve")
+            other = self._sign(
+                gate, content, holder, "reject" if decision == "approve" else "approve"
+            )
             return _render(_title(gate), _decision_form(gate, token, decision, other), 200)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         note = (form.get("note") or [""])[0].strip()[:2000] or None
+        # One delivery per approver and decision (the gate's own approver keeps the id
+        # gates from before teams used).
+        who = "" if holder == (gate.approver_email or "").lower() else f"{_digest(holder)}-"
         try:
             outcome = await deliver_decision(
                 self.deps.client,
                 gate,
                 decision=decision,
-                decided_by=gate.approver_email or "",
+                decided_by=holder,
                 channel="link",
                 note=note,
-                update_id=f"link-{gate.id}-{decision}",
+                update_id=f"link-{gate.id}-{who}{decision}",
             )
         except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
             body = _message("Try again", "The service is busy; nothing was decided. Try again.")
@@ -116,7 +123,7 @@ class _DecisionPage:
 
     async def screenshot(self, request: Request) -> Response:
         try:
-            gate, _ = await self._open(request.path_params["token"])
+            gate, _, _ = await self._open(request.path_params["token"])
         except _Refused as refused:
             return Response(status_code=refused.status, headers=_HEADERS)
         url = str(gate.screenshot_url or "")
@@ -138,8 +145,9 @@ class _DecisionPage:
         async with self.deps.pool.connection() as conn:
             return await approvals.decision_context(conn, approval_id)
 
-    async def _open(self, token: str) -> tuple[DecisionContext, ApprovalToken]:
-        """The gate a genuine link names; ``_Refused`` for a forged or expired link."""
+    async def _open(self, token: str) -> tuple[DecisionContext, ApprovalToken, str]:
+        """The gate a genuine link names and the approver it was made for; ``_Refused``
+        for a forged or expired link."""
         invalid = _Refused(
             403,
             "Link not valid",
@@ -156,10 +164,11 @@ class _DecisionPage:
             raise invalid
         now = datetime.now(UTC)
         try:  # its signature first (at a moment it was valid), then its age
-            approval_tokens.verify(
+            _, holder = await token_holder(
+                self.deps.pool,
                 self.deps.token_secret,
                 token,
-                gate.approver_email or "",
+                gate,
                 purpose=content.purpose,
                 now=min(now, content.expires_at - timedelta(seconds=1)),
             )
@@ -171,17 +180,20 @@ class _DecisionPage:
                 "Link expired",
                 f"This link expired on {_when(content.expires_at)}. Nothing was decided.",
             )
-        return gate, content
+        return gate, content, holder
 
-    def _sign(self, gate: DecisionContext, content: ApprovalToken, decision: str) -> str:
+    def _sign(
+        self, gate: DecisionContext, content: ApprovalToken, holder: str, decision: str
+    ) -> str:
         purpose = Purpose.APPROVE_LINK if decision == "approve" else Purpose.REJECT_LINK
         return approval_tokens.sign(
-            self.deps.token_secret,
-            gate.id,
-            gate.approver_email or "",
-            purpose,
-            content.expires_at,
+            self.deps.token_secret, gate.id, holder, purpose, content.expires_at
         )
+
+
+def _digest(address: str) -> str:
+    """A short stable name for an approver in an update id (no address in history ids)."""
+    return hashlib.sha256(address.encode()).hexdigest()[:16]
 
 
 def _open_for_decision(gate: DecisionContext) -> bool:

@@ -12,6 +12,9 @@ from workflows.models.approval import (
     ApprovalDecisionInput,
     ApprovalDecisionResult,
     Decision,
+    DelegationInput,
+    DelegationResult,
+    DeliveryProblem,
     GateState,
 )
 
@@ -74,8 +77,58 @@ async def deliver_decision(
                 applied=False, status="closed", message="the job is no longer running"
             )
         raise
+    message = f"approval {approval.id} {result.status}"
+    if result.status == "pending" and result.quorum:
+        message += f": {result.approvals} of {result.quorum} approvals"
+    return DecisionOutcome(applied=True, status=result.status, message=message)
+
+
+async def deliver_delegation(
+    client: Client,
+    approval: ApprovalRow,
+    *,
+    delegated_by: str,
+    delegate_to: str,
+    channel: Channel,
+    update_id: str,
+) -> DecisionOutcome:
+    """Hand ``delegated_by``'s decision to ``delegate_to`` (the ``delegate_approval``
+    update, applied once per ``update_id``); a refusal is returned, not raised."""
+    if approval.status != "pending":
+        return DecisionOutcome(
+            applied=False,
+            status=approval.status,
+            message=f"approval {approval.id} was already {approval.status}; nothing changed",
+        )
+    if not approval.temporal_workflow_id:
+        return DecisionOutcome(applied=False, status="pending", message="no workflow waits on it")
+    handle = client.get_workflow_handle(approval.temporal_workflow_id)
+    try:
+        result = await handle.execute_update(
+            "delegate_approval",
+            DelegationInput(
+                approval_id=approval.id,
+                delegated_by=delegated_by,
+                delegate_to=delegate_to,
+                channel=channel,
+            ),
+            id=update_id,
+            result_type=DelegationResult,
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        return DecisionOutcome(applied=False, status="refused", message=message)
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            return DecisionOutcome(
+                applied=False, status="closed", message="the job is no longer running"
+            )
+        raise
     return DecisionOutcome(
-        applied=True, status=result.status, message=f"approval {approval.id} {result.status}"
+        applied=True,
+        status="pending",
+        message=f"approval {approval.id} delegated to {result.delegate_to}",
     )
 
 
@@ -118,3 +171,27 @@ async def redeliver_recorded_decision(client: Client, approval: ApprovalRow) -> 
             raise
         return False  # the workflow is no longer running
     return True
+
+
+async def report_delivery_problem(
+    client: Client, approval: ApprovalRow, *, email: str, status: str
+) -> str:
+    """Tell the gate its request to ``email`` bounced or was marked as spam (it escalates);
+    what happened, in words for the webhook record."""
+    if not approval.temporal_workflow_id or status not in ("bounced", "complained"):
+        return ""
+    handle = client.get_workflow_handle(approval.temporal_workflow_id)
+    try:
+        await handle.signal(
+            "approval_delivery_failed",
+            DeliveryProblem(
+                approval_id=approval.id,
+                email=email,
+                status="bounced" if status == "bounced" else "complained",
+            ),
+        )
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            return "; the job is no longer running"
+        raise
+    return "; the gate was told"

@@ -22,14 +22,15 @@ from temporalio.exceptions import ApplicationError
 
 from activities import approval_tokens
 from activities.approval_tokens import InvalidToken, Purpose
-from activities.email import APPROVAL_TAG, call_resend, send_email
+from activities.email import APPROVAL_TAG, SEAT_TAG, call_resend, send_email
 from activities.notifications import raise_event
-from db import approvals, webhook_events
+from db import approval_teams, approvals, webhook_events
 from db.approvals import ApprovalRow
 from db.pool import Pool
 from db.transitions import RowNotFound
 from ingress import replies
-from ingress.decisions import deliver_decision
+from ingress.approvers import token_holder
+from ingress.decisions import deliver_decision, deliver_delegation, report_delivery_problem
 from workflows.models.notification import NotificationEvent
 
 log = structlog.stdlib.get_logger(__name__)
@@ -99,21 +100,9 @@ async def handle_resend_webhook(
     if kind == "email.received":
         subject_id, outcome = await _handle_reply(pool, client, config, email_id, data)
     elif kind in ("email.bounced", "email.complained"):
-        status = kind.removeprefix("email.")
-        async with pool.connection() as conn:
-            row = await approvals.record_delivery_event(
-                conn,
-                resend_message_id=email_id,
-                approval_id=_tagged_approval(data),
-                delivery_status=status,
-            )
-        subject_id = str(row.id) if row else None
-        outcome = f"recorded {status}" if row else "not an approval email"
-        log.warning("approval email delivery problem", status=status, approval_id=subject_id)
-        if row is not None and status == "bounced":
-            # Before the event is recorded as handled: if this fails, Resend redelivers
-            # it, and a repeat raises nothing twice.
-            await _tell_bounced(pool, client, config, row)
+        subject_id, outcome = await _handle_delivery_problem(
+            pool, client, config, email_id, data, kind.removeprefix("email.")
+        )
     else:
         outcome = "ignored"
     async with pool.connection() as conn:
@@ -139,6 +128,50 @@ async def _tell_bounced(
     await raise_event(pool, client, event, task_queue=config.task_queue)
 
 
+async def _handle_delivery_problem(
+    pool: Pool,
+    client: Client,
+    config: InboundConfig,
+    email_id: str,
+    data: dict[str, Any],
+    status: str,
+) -> tuple[str | None, str]:
+    """Mark the approval (and the approver's seat) the email was for, and tell its gate,
+    which escalates to the next approvers."""
+    tagged, seat = _tagged_approval(data), _tagged_seat(data)
+    async with pool.connection() as conn:
+        row = None
+        if not seat:  # the approval's own approver (seat 0, or a gate from before teams)
+            row = await approvals.record_delivery_event(
+                conn, resend_message_id=email_id, approval_id=tagged, delivery_status=status
+            )
+        approver = await approval_teams.record_approver_delivery_event(
+            conn,
+            resend_message_id=email_id,
+            approval_id=tagged,
+            seat=seat,
+            delivery_status=status,
+        )
+        if row is None and approver is not None:
+            row = await approvals.get_approval(conn, approver.approval_id)
+    if row is None:
+        return None, "not an approval email"
+    log.warning("approval email delivery problem", status=status, approval_id=str(row.id))
+    address = approver.email if approver is not None else row.approver_email
+    told = ""
+    bounce = data.get("bounce")
+    soft = isinstance(bounce, dict) and bounce.get("type") == "Transient"
+    if soft:
+        told = "; a soft bounce, not escalated"  # a full mailbox: Resend retries it
+    elif address and row.status == "pending":
+        told = await report_delivery_problem(client, row, email=address, status=status)
+    if status == "bounced" and not soft:
+        # Before the event is recorded as handled: if this fails, Resend redelivers it,
+        # and a repeat raises nothing twice (one event per approval).
+        await _tell_bounced(pool, client, config, row)
+    return str(row.id), f"recorded {status}{told}"
+
+
 async def _handle_reply(
     pool: Pool, client: Client, config: InboundConfig, email_id: str, data: dict[str, Any]
 ) -> tuple[str | None, str]:
@@ -153,17 +186,18 @@ async def _handle_reply(
         approval_id = approval_tokens.peek(token).approval_id
         async with pool.connection() as conn:
             approval = await approvals.get_approval(conn, approval_id)
-        approval_tokens.verify(
+        _, holder = await token_holder(
+            pool,
             config.token_secret,
             token,
-            approval.approver_email or "",
+            approval,
             purpose=Purpose.REPLY,
             now=datetime.now(UTC),
         )
     except (InvalidToken, RowNotFound) as exc:
         log.warning("reply with an invalid approval token", reason=str(exc))
         return None, f"invalid token: {exc}"
-    outcome = await _decide_from_email(pool, client, config, approval, email_id, token)
+    outcome = await _decide_from_email(pool, client, config, approval, holder, email_id, token)
     async with pool.connection() as conn:
         await webhook_events.record(
             conn,
@@ -181,9 +215,11 @@ async def _decide_from_email(
     client: Client,
     config: InboundConfig,
     approval: approvals.ApprovalRow,
+    holder: str,
     email_id: str,
     token: str,
 ) -> str:
+    """Decide (or delegate) as ``holder``, the approver the reply address belongs to."""
     try:
         # A short 429 (the team's per-second window) is waited out here: a reply must not
         # wait for the webhook's redelivery, minutes later.
@@ -202,7 +238,7 @@ async def _decide_from_email(
     if reason := replies.is_automatic(headers, sender):
         log.info("automatic reply dropped", approval_id=str(approval.id), reason=reason)
         return f"dropped: {reason}"
-    if sender != (approval.approver_email or "").lower():
+    if sender != holder:
         log.warning("reply from someone other than the approver", approval_id=str(approval.id))
         return "ignored: sender is not the approver"
     if failure := replies.sender_failure(raw_headers, replies.sender_domain(sender)):
@@ -216,6 +252,20 @@ async def _decide_from_email(
         log.info("unclear reply", approval_id=str(approval.id))
         await _ask_to_clarify(config, approval, sender, token, email_id, email)
         return f"unclear ({reading.reason}): asked the approver to clarify"
+    if reading.decision == "delegate":
+        handed = await deliver_delegation(
+            client,
+            approval,
+            delegated_by=sender,
+            delegate_to=reading.delegate_to or "",
+            channel="email",
+            update_id=f"email-{email_id}",
+        )
+        if not handed.applied:
+            await _ask_to_clarify(
+                config, approval, sender, token, email_id, email, refused=handed.message
+            )
+        return f"{'applied' if handed.applied else 'refused'}: {handed.message}"
     decision, note = reading.decision, reading.note
     result = await deliver_decision(
         client,
@@ -236,7 +286,10 @@ async def _ask_to_clarify(
     token: str,
     email_id: str,
     email: Any,
+    *,
+    refused: str | None = None,
 ) -> None:
+    """Ask the approver again (an unclear reply), or say why a delegation was refused."""
     subject = str(email.get("subject") or "your approval")
     # Thread under the person's reply and the request email, by the Message-IDs their mail
     # client saw (Resend's own for the request, recorded when it was sent).
@@ -246,8 +299,14 @@ async def _ask_to_clarify(
         "from": config.sender,
         "to": [approver],
         "subject": subject if subject.lower().startswith("re:") else f"Re: {subject}",
-        "text": "I could not tell whether you approve or reject. Please reply with APPROVE or "
-        "REJECT alone on the first line (a note may follow on the next lines).",
+        "text": (
+            f"I could not hand this request on: {refused}. Nothing changed; it still waits "
+            "for your decision. Reply with APPROVE, REJECT or DELEGATE <colleague's address> "
+            "alone on the first line."
+            if refused
+            else "I could not tell whether you approve or reject. Please reply with APPROVE or "
+            "REJECT alone on the first line (a note may follow on the next lines)."
+        ),
         "reply_to": [approval_tokens.reply_address(token, config.inbound_domain)],
     }
     if thread:
@@ -264,6 +323,15 @@ async def _ask_to_clarify(
         # again and sends this (once: the idempotency key) when Resend takes it.
         raise WebhookRejected(503, "cannot ask the approver to clarify yet; retry later") from None
     log.info("asked approver to clarify", approval_id=str(approval.id))
+
+
+def _tagged_seat(data: dict[str, Any]) -> int | None:
+    """The approver's seat an event's email was sent to (teams, issue 27)."""
+    tags = data.get("tags")
+    value = tags.get(SEAT_TAG) if isinstance(tags, dict) else None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 3:
+        return int(value)
+    return None
 
 
 def _tagged_approval(data: dict[str, Any]) -> UUID | None:

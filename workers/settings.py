@@ -165,6 +165,7 @@ class Settings(BaseSettings):
     approval_token_secret: SecretStr | None = None
     approval_reminder_after: timedelta = timedelta(hours=24)
     approval_expires_after: timedelta = timedelta(hours=72)
+    approval_escalate_after: timedelta | None = None  # an org's route may set its own
     email_from: str = "Agency Assistant <assistant@agency.localhost>"
     inbound_email_domain: str = "reply.agency.localhost"
 
@@ -230,6 +231,7 @@ class Settings(BaseSettings):
     @field_validator(
         "worker_activity_cpu_target",
         "worker_idle_eviction_seconds",
+        "approval_escalate_after",
         "database_transaction_pooler",
         "temporal_tls",
         "temporal_tls_client_cert_path",

@@ -174,6 +174,7 @@ class AgentJob(ApprovalGateHost):
                 title=self._request.title,
                 instruction=self._request.instruction,
                 steps=self._request.steps,
+                org_id=self._request.org_id,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
@@ -451,7 +452,13 @@ class AgentJob(ApprovalGateHost):
         ]
         if self._waiting_on:
             lines.append(f"Waiting on: {self._waiting_on}")
+            gate = self.open_gate_state()
+            if gate is not None and (gate.quorum > 1 or gate.escalations):
+                lines.append(f"Approvals: {gate.progress}; escalated {gate.escalations} time(s)")
         workflow.set_current_details("\n\n".join(lines))
+
+    def _gate_changed(self) -> None:
+        self._show_progress()
 
     @workflow.update(
         name="add_steps",

@@ -9,16 +9,17 @@ SELECT set_config('request.jwt.claims', %(claims)s, true)
 
 -- name: insert_job
 -- The user's pending job with its plan; a replay (same derived id) inserts nothing.
-INSERT INTO public.jobs (id, user_id, workspace_id, title, instruction, status, plan)
-VALUES (%(id)s, %(user_id)s, %(workspace_id)s, %(title)s, %(instruction)s, 'pending', %(plan)s)
+INSERT INTO public.jobs (id, user_id, workspace_id, title, instruction, status, plan, org_id)
+VALUES (%(id)s, %(user_id)s, %(workspace_id)s, %(title)s, %(instruction)s, 'pending', %(plan)s,
+        %(org_id)s)
 ON CONFLICT (id) DO NOTHING
 
 -- name: insert_generation
 -- The user's pending generation (of a batch, or not); a replay inserts nothing.
 INSERT INTO public.generations
-    (id, user_id, prompt_id, prompt_text, model, settings, status, batch_id, batch_size)
+    (id, user_id, prompt_id, prompt_text, model, settings, status, batch_id, batch_size, org_id)
 VALUES (%(id)s, %(user_id)s, %(prompt_id)s, %(prompt_text)s, %(model)s, %(settings)s,
-        'pending', %(batch_id)s, %(batch_size)s)
+        'pending', %(batch_id)s, %(batch_size)s, %(org_id)s)
 ON CONFLICT (id) DO NOTHING
 
 -- name: get_job
@@ -60,9 +61,13 @@ SELECT * FROM public.approvals WHERE id = %(id)s
 -- name: approval_for_approver
 -- An approval whose approver is this user (by the address Supabase Auth verified, not the
 -- profile's, which users write themselves). Run as the worker.
+-- Any approver asked to decide it counts (issue 27).
 SELECT a.* FROM public.approvals a
-JOIN auth.users u ON lower(u.email) = lower(a.approver_email)
-WHERE a.id = %(id)s AND u.id = %(user_id)s
+JOIN auth.users u ON u.id = %(user_id)s
+WHERE a.id = %(id)s
+  AND (lower(u.email) = lower(a.approver_email)
+       OR lower(u.email) IN (SELECT x.email FROM public.approval_approvers x
+                             WHERE x.approval_id = a.id))
 
 -- name: user_email
 -- The user's address as Supabase Auth knows it. Run as the worker.
@@ -108,3 +113,16 @@ WHERE id = %(id)s AND (temporal_workflow_id IS NOT NULL OR status <> 'pending')
 -- The generation was started (or refused) by a dispatcher.
 SELECT 1 AS settled FROM public.generations
 WHERE id = %(id)s AND (temporal_workflow_id IS NOT NULL OR status <> 'pending')
+
+-- name: approval_votes
+-- The votes on an approval, in the order they came. Run as the worker, for an approval
+-- the caller may see.
+SELECT voter, decision, channel, note, voted_at FROM public.approval_votes
+WHERE approval_id = %(id)s ORDER BY voted_at, id
+
+-- name: seat_of_user
+-- The address an approval asked this user at (their seat), if any. Run as the worker.
+SELECT email FROM public.approval_approvers
+WHERE approval_id = %(id)s AND user_id = %(user_id)s AND withdrawn_at IS NULL
+ORDER BY seat
+LIMIT 1

@@ -19,9 +19,10 @@ SELECT * FROM public.approvals WHERE id = %(id)s
 SELECT * FROM public.approvals WHERE resend_message_id = %(resend_message_id)s
 
 -- name: list_approvals
--- Approvals, pending first then newest, optionally of one status.
+-- Approvals, pending first then newest, optionally of one status and one organization.
 SELECT * FROM public.approvals
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s)
 ORDER BY (status = 'pending') DESC, created_at DESC
 LIMIT %(limit)s
 

@@ -1,8 +1,10 @@
 -- name: insert_job
 -- Create the job row once; a retry finds the row it created.
-INSERT INTO public.jobs (id, user_id, workspace_id, temporal_workflow_id, title, instruction)
+-- Without an org_id the job goes to its owner's organization of one (0027's trigger).
+INSERT INTO public.jobs
+    (id, user_id, workspace_id, temporal_workflow_id, title, instruction, org_id)
 VALUES (%(id)s, %(user_id)s, %(workspace_id)s, %(temporal_workflow_id)s, %(title)s,
-        %(instruction)s)
+        %(instruction)s, %(org_id)s)
 ON CONFLICT (id) DO NOTHING
 
 -- name: get_job
@@ -10,9 +12,10 @@ ON CONFLICT (id) DO NOTHING
 SELECT * FROM public.jobs WHERE id = %(id)s
 
 -- name: list_jobs
--- Most recent jobs, optionally of one status.
+-- Most recent jobs, optionally of one status and of one organization.
 SELECT * FROM public.jobs
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(org_id)s::uuid IS NULL OR org_id = %(org_id)s)
 ORDER BY created_at DESC
 LIMIT %(limit)s
 
@@ -75,3 +78,9 @@ WHERE id = %(id)s
 -- The live view operators can open.
 UPDATE public.jobs SET steel_session_viewer_url = %(viewer_url)s
 WHERE id = %(id)s AND steel_session_id = %(session_id)s
+
+-- name: is_org_member
+-- Whether the user is a member of the organization.
+SELECT EXISTS (
+    SELECT 1 FROM public.team_members WHERE org_id = %(org_id)s AND user_id = %(user_id)s
+) AS member

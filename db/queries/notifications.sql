@@ -1,6 +1,6 @@
 -- name: event_owner
 -- The user an event is about: given, or the owner of its approval's job, its sync's
--- connection or its connection.
+-- connection or its connection; and its organization.
 SELECT coalesce(
     %(user_id)s::uuid,
     CASE %(entity_type)s
@@ -13,7 +13,20 @@ SELECT coalesce(
             WHERE l.id = %(entity_id)s)
         WHEN 'connection' THEN (
             SELECT created_by FROM public.platform_connections WHERE id = %(entity_id)s)
-    END) AS user_id
+    END) AS user_id,
+    -- Its organization (0027): given, or the entity's; that organization's channels hear it.
+    coalesce(
+        %(org_id)s::uuid,
+        CASE %(entity_type)s
+            WHEN 'job' THEN (SELECT org_id FROM public.jobs WHERE id = %(entity_id)s)
+            WHEN 'approval' THEN (SELECT org_id FROM public.approvals WHERE id = %(entity_id)s)
+            WHEN 'generation' THEN (
+                SELECT org_id FROM public.generations WHERE id = %(entity_id)s)
+            WHEN 'metric_sync' THEN (
+                SELECT org_id FROM public.metric_sync_logs WHERE id = %(entity_id)s)
+            WHEN 'connection' THEN (
+                SELECT org_id FROM public.platform_connections WHERE id = %(entity_id)s)
+        END) AS org_id
 
 -- name: enqueue_deliveries
 -- One row per active channel of the user (or the organization) that takes this event; a

@@ -22,6 +22,8 @@ class StartJob(BaseModel):
 
     model_config = _STRICT
     workspace_id: UUID
+    # The team the job belongs to (one of the user's organizations); default: their own.
+    org_id: UUID | None = None
     title: Annotated[str, Field(min_length=1, max_length=200)]
     instruction: Annotated[str, Field(max_length=4000)] = ""
     steps: Annotated[list[Step], Field(min_length=1, max_length=MAX_STEPS)]
@@ -47,6 +49,7 @@ class StartGeneration(Variation):
 
     model: Model = "soul"
     settings: dict[str, Any] = {}
+    org_id: UUID | None = None  # one of the user's organizations; default: their own
 
 
 class StartBatch(BaseModel):
@@ -64,6 +67,23 @@ class Decide(BaseModel):
     model_config = _STRICT
     decision: Literal["approve", "reject"]
     note: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class Delegate(BaseModel):
+    """Hand your decision on an approval to a colleague of the organization."""
+
+    model_config = _STRICT
+    delegate_to: Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class VoteView(BaseModel):
+    """One approver's vote on an approval."""
+
+    voter: str
+    decision: str
+    channel: str
+    note: str | None
+    voted_at: datetime
 
 
 class StepView(BaseModel):
@@ -90,6 +110,9 @@ class ApprovalView(BaseModel):
     decided_by: str | None
     decision_channel: str | None
     decision_note: str | None
+    org_id: UUID | None = None
+    quorum: int = 1  # distinct approvals that decide it
+    votes: list[VoteView] = []
 
 
 class JobView(BaseModel):

@@ -14,6 +14,7 @@ from ingress.api.models import (
     ApprovalView,
     BatchView,
     Decide,
+    Delegate,
     GenerationView,
     JobView,
     StartBatch,
@@ -76,6 +77,15 @@ OPERATIONS = (
         ApprovalView,
         200,
         Decide,
+        errors=(401, 404, 409),
+    ),
+    Operation(
+        "post",
+        "/v1/approvals/{id}/delegation",
+        "Hand your decision to a colleague of the organization (channel app)",
+        ApprovalView,
+        200,
+        Delegate,
         errors=(401, 404, 409),
     ),
 )

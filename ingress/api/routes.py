@@ -21,6 +21,7 @@ from ingress.api.decisions import ApprovalHandlers
 from ingress.api.errors import ApiError, error_response
 from ingress.api.models import (
     Decide,
+    Delegate,
     StartBatch,
     StartGeneration,
     StartJob,
@@ -54,6 +55,9 @@ def create_api(deps: ApiDeps) -> Starlette:
         Route("/generation-batches/{id:uuid}", api.get(api.batch), methods=["GET"]),
         Route("/approvals/{id:uuid}", api.get(api.approval), methods=["GET"]),
         Route("/approvals/{id:uuid}/decision", api.post(Decide, api.decide), methods=["POST"]),
+        Route(
+            "/approvals/{id:uuid}/delegation", api.post(Delegate, api.delegate), methods=["POST"]
+        ),
     ]
     return Starlette(
         routes=routes,

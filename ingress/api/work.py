@@ -54,10 +54,13 @@ class WorkHandlers(Pipeline):
                     title=body.title,
                     instruction=body.instruction,
                     plan=plan,
+                    org_id=body.org_id,
                 )
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ForeignKeyViolation):
             raise ApiError(
-                422, "validation_failed", "workspace_id: not one of your workspaces"
+                422,
+                "validation_failed",
+                "workspace_id or org_id: not one of your workspaces or organizations",
             ) from None
         await self.dispatch("jobs", job_id)
         return 202, (await self.job(caller, job_id)).model_dump(mode="json")
@@ -150,6 +153,7 @@ class WorkHandlers(Pipeline):
             settings=body.settings,
             batch_id=batch_id,
             batch_size=batch_size,
+            org_id=body.org_id,
         )
 
     async def generation(self, caller: Caller, generation_id: UUID) -> GenerationView:

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-ReplyDecision = Literal["approve", "reject", "unclear"]
+ReplyDecision = Literal["approve", "reject", "delegate", "unclear"]
 
 APPROVE_WORDS = frozenset(
     {"approve", "approved", "yes", "y", "ok", "okay", "accept", "accepted", "confirm",
@@ -36,7 +36,8 @@ HEDGES = frozenset(
     {"but", "except", "unless", "only", "if", "however", "although", "though", "maybe",
      "perhaps", "possibly", "probably", "unsure", "wait", "hold", "later", "stop", "cancel",
      "pause", "partially", "partly", "hmm", "think", "consider", "check", "look", "review",
-     "discuss", "ask", "tomorrow", "first", "before", "after", "until", "when"}
+     "discuss", "ask", "tomorrow", "first", "before", "after", "until", "when",
+     "delegate", "delegated", "forward", "forwarded"}
 )  # fmt: skip
 #: A second line that starts with one of these continues the decision line ("Approve /
 #: but not the archive"), so it is read with it.
@@ -45,6 +46,15 @@ CONTINUATIONS = frozenset(
      "without", "and"}
 )  # fmt: skip
 
+#: "DELEGATE alice@agency.com": hand the decision to a colleague (issue 27).
+DELEGATE_WORDS = frozenset({"delegate"})
+#: One plain address (ASCII only: a look-alike letter could name someone else), with
+#: nothing else on the line but "to" before it and angle brackets around it.
+_ADDRESS = re.compile(
+    r"(?:to\s+)?<?([a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+)>?",
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'"})
 _QUESTION_MARKS = ("?", "\u00bf", "\uff1f", "\u2047", "\u2048", "\u2049", "\u203d")
@@ -64,6 +74,7 @@ class ReplyReading:
     decision: ReplyDecision
     note: str | None
     reason: str
+    delegate_to: str | None = None  # the colleague a "DELEGATE <address>" line names
 
 
 def read_decision_text(own: str) -> ReplyReading:
@@ -89,11 +100,27 @@ def read_decision_text(own: str) -> ReplyReading:
         if doubt := _doubt(words[1:] + _continuation(lines[1:2])):
             return ReplyReading("unclear", None, doubt)
         return ReplyReading("approve", note, "starts with an approve keyword")
+    if keyword in DELEGATE_WORDS:
+        return _delegation(first, rest, note)
     if keyword in REJECT_WORDS:
         if both := sorted(set(words[1:]) & APPROVE_WORDS):
             return ReplyReading("unclear", None, f"both kinds of keyword ({both[0]!r})")
         return ReplyReading("reject", note, "starts with a reject keyword")
     return ReplyReading("unclear", None, f"the first word {keyword!r} is not a keyword")
+
+
+def _delegation(first: str, rest: str, note: str | None) -> ReplyReading:
+    """A delegation line: the keyword, then exactly one address and nothing else."""
+    if trick := _unplain(first):
+        return ReplyReading("unclear", None, trick)
+    match = _ADDRESS.fullmatch(rest.strip().rstrip("."))
+    if match is None:
+        return ReplyReading("unclear", None, "a delegation names exactly one address")
+    address = match.group(1).lower()
+    remaining = note.split("\n", 1)[1].strip() if note and "\n" in note else None
+    if _continuation((remaining or "").split("\n")[:1]):
+        return ReplyReading("unclear", None, "the next line puts a condition on the delegation")
+    return ReplyReading("delegate", remaining or None, "delegates", delegate_to=address)
 
 
 def _plain_spaces(line: str) -> str:

@@ -75,7 +75,12 @@ async def test_an_organizations_channel_gets_its_events(
     db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
-        user_id, org_id = await new_user(stack), uuid.uuid4()
+        user_id, org_id, stranger = await new_user(stack), uuid.uuid4(), uuid.uuid4()
+        async with stack.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO organizations (id, name) VALUES (%s, 'Ours'), (%s, 'Theirs')",
+                (org_id, stranger),
+            )
         slack = stack.emulators.slack
         org_hook = slack.add_webhook(f"{stack.emulators.url}/slack", "#org")
         await store_channel(stack.pool, BOX, kind="slack_webhook", org_id=org_id, secret=org_hook)
@@ -85,7 +90,7 @@ async def test_an_organizations_channel_gets_its_events(
         )
         other_org = slack.add_webhook(f"{stack.emulators.url}/slack", "#other-org")
         await store_channel(
-            stack.pool, BOX, kind="slack_webhook", org_id=uuid.uuid4(), secret=other_org
+            stack.pool, BOX, kind="slack_webhook", org_id=stranger, secret=other_org
         )
         told = await raise_event(
             stack.pool, stack.client, event(user_id, org_id=org_id), task_queue=task_queue
@@ -93,3 +98,94 @@ async def test_an_organizations_channel_gets_its_events(
         assert told.deliveries == 2
         await eventually(lambda: len(slack.messages()) == 2, what="two messages")
         assert sorted(m["channel"] for m in slack.messages()) == ["#mine", "#org"]
+
+
+async def test_an_organizations_channels_are_read_by_members_and_changed_by_admins_only(
+    db_url: str,
+) -> None:
+    """Org A: ana admin, max member; org B: bo admin. Ana's channel for A is read by max
+    (not its secret), changed or removed by neither max nor bo, and changed by ana; its
+    deliveries are read by A's members only."""
+    async with AsyncConnectionPool(db_url, open=False, kwargs={"row_factory": dict_row}) as pool:
+        async with pool.connection() as conn:
+            ana, max_, bo = [await insert_user(conn) for _ in range(3)]
+        org_a, org_b = uuid.uuid4(), uuid.uuid4()
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO organizations (id, name) VALUES (%s, 'A'), (%s, 'B')", (org_a, org_b)
+            )
+            await conn.execute(
+                "INSERT INTO team_members (org_id, user_id, role) VALUES "
+                "(%s, %s, 'admin'), (%s, %s, 'member'), (%s, %s, 'admin')",
+                (org_a, ana, org_a, max_, org_b, bo),
+            )
+        channel = await store_channel(
+            pool, BOX, kind="slack_bot", org_id=org_a, secret="xoxb-" + "2" * 20, slack_channel="C9"
+        )
+        async with pool.connection() as conn:
+            await notifications.enqueue_deliveries(
+                conn, event_key=f"job.failed/{uuid.uuid4()}", event_type="job.failed",
+                user_id=None, org_id=org_a, entity_type="job", entity_id=uuid.uuid4(),
+                event_data={}, max_attempts=5,
+            )  # fmt: skip
+
+    async def seen(user: uuid.UUID) -> tuple[int, int]:
+        async with signed_in(db_url, "authenticated", user) as conn:
+            channels = await (
+                await conn.execute(
+                    "SELECT id FROM notification_channels WHERE org_id = %s", (org_a,)
+                )
+            ).fetchall()
+            queue = await (
+                await conn.execute("SELECT id FROM notification_queue WHERE org_id = %s", (org_a,))
+            ).fetchall()
+        return len(channels), len(queue)
+
+    assert await seen(max_) == (1, 1) and await seen(ana) == (1, 1)
+    assert await seen(bo) == (0, 0)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        async with signed_in(db_url, "authenticated", max_) as conn:
+            await conn.execute("SELECT secret FROM notification_channels")
+    for outsider in (max_, bo):  # a plain member, another organization's admin
+        async with signed_in(db_url, "authenticated", outsider) as conn:
+            for write in (
+                "UPDATE notification_channels SET is_active = false WHERE id = %s",
+                "UPDATE notification_channels SET events = '{job.failed}' WHERE id = %s",
+                "DELETE FROM notification_channels WHERE id = %s",
+            ):
+                assert (await conn.execute(write, (channel,))).rowcount == 0
+    async with signed_in(db_url, "authenticated", ana) as conn:
+        done = await conn.execute(
+            "UPDATE notification_channels SET per_minute = 5 WHERE id = %s", (channel,)
+        )
+        assert done.rowcount == 1
+
+
+async def test_an_event_reaches_the_organization_of_the_row_it_is_about(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """No organization given: the job's own (its owner's organization of one here) hears."""
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        user_id = await new_user(stack)
+        row = await stack.fetchrow(
+            "INSERT INTO jobs (user_id, title) VALUES (%s, 'Org job') RETURNING id, org_id",
+            user_id,
+        )
+        assert row is not None and row["org_id"] is not None
+        slack = stack.emulators.slack
+        hook = slack.add_webhook(f"{stack.emulators.url}/slack", "#team")
+        await store_channel(
+            stack.pool, BOX, kind="slack_webhook", org_id=row["org_id"], secret=hook
+        )
+        told = await raise_event(
+            stack.pool,
+            stack.client,
+            event(
+                user_id, entity_type="job", entity_id=row["id"], event_type="job.failed"
+            ).model_copy(update={"user_id": None}),
+            task_queue=task_queue,
+        )
+        assert told.deliveries == 1
+        await eventually(lambda: len(slack.messages()) == 1, what="the team's message")
+        queued = await stack.fetchrow("SELECT org_id FROM notification_queue")
+        assert queued is not None and queued["org_id"] == row["org_id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ingress.replies import read_reply
@@ -45,6 +45,7 @@ _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(sorted(APPROVE_WORDS)), line_parts, st.text(max_size=40))
+@example("accept", ["\r", "after"], "")  # "after" is on the next line: a note
 def test_an_approval_line_is_always_plain_and_unqualified(
     keyword: str, parts: list[str], below: str
 ) -> None:
@@ -52,7 +53,9 @@ def test_an_approval_line_is_always_plain_and_unqualified(
     reading = read_reply(f"{line}\n{below}")
     if reading.decision != "approve":
         return
-    first = next(x.strip() for x in f"{line}\n{below}".split("\n") if x.strip())
+    # Lines as the reader splits them (a lone CR ends a line too: quotes.own_text).
+    lines = f"{line}\n{below}".replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    first = next(x.strip() for x in lines if x.strip())
     words = _TOKEN.findall(first.lower().replace("\u2019", "'"))
     assert words and words[0] in APPROVE_WORDS
     blocked = NEGATIONS | HEDGES | REJECT_WORDS

@@ -16,6 +16,7 @@ def add_commands(sub: Any) -> None:
     alist = appr_sub.add_parser("list", help="approvals, pending first")
     alist.add_argument("--status", help="only approvals with this status")
     alist.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    alist.add_argument("--org", type=uuid.UUID, help="only approvals of this organization")
     alist.set_defaults(run=approvals_list)
     show = appr_sub.add_parser("show", help="one approval")
     show.add_argument("approval_id", type=uuid_arg, help="an approval id, or 'latest' pending")
@@ -26,6 +27,13 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--by", required=True, help="who decides (recorded as decided_by)")
         p.add_argument("--note", help="why (recorded as the decision note)")
         p.set_defaults(run=approvals_decide, decision=decision)
+    delegate = appr_sub.add_parser(
+        "delegate", help="hand an approver's decision to a colleague of the organization"
+    )
+    delegate.add_argument("approval_id", type=uuid_arg, help="an approval id, or 'latest' pending")
+    delegate.add_argument("--by", required=True, help="the approver who hands it on")
+    delegate.add_argument("--to", required=True, help="the colleague's address")
+    delegate.set_defaults(run=approvals_delegate)
 
 
 async def approvals_list(args: argparse.Namespace) -> None:
@@ -34,7 +42,9 @@ async def approvals_list(args: argparse.Namespace) -> None:
 
     _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
-        rows = await approvals.list_approvals(conn, status=args.status, limit=args.limit)
+        rows = await approvals.list_approvals(
+            conn, status=args.status, limit=args.limit, org_id=args.org
+        )
     lines = [
         f"{r.id}  {r.status:<9} job {r.job_id}  {r.action_type}: {r.description}" for r in rows
     ] or ["no approvals"]
@@ -43,13 +53,37 @@ async def approvals_list(args: argparse.Namespace) -> None:
 
 async def approvals_show(args: argparse.Namespace) -> None:
     """Show one approval."""
-    from db import approvals
+    from db import approval_teams, approvals
 
     _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
         row = await get_or_fail(approvals.get_approval(conn, await _approval_id(conn, args)))
-    text = "\n".join(f"{k}: {v}" for k, v in row.model_dump(mode="json").items())
-    emit(args, row, text)
+        seats = await approval_teams.list_approvers(conn, row.id)
+        votes = await approval_teams.list_votes(conn, row.id)
+        escalations = await approval_teams.list_escalations(conn, row.id)
+    lines = [f"{k}: {v}" for k, v in row.model_dump(mode="json").items()]
+    lines += [
+        f"approver {s.seat}: {s.email} ({s.asked_because}"
+        + (", handed on" if s.withdrawn_at else "")
+        + (f", {s.delivery_status}" if s.delivery_status else "")
+        + ")"
+        for s in seats
+    ]
+    approved = sum(1 for v in votes if v.decision == "approve")
+    if seats:
+        lines.append(f"votes: {approved} of {row.quorum} approvals")
+    lines += [
+        f"  {v.voter}: {v.decision} by {v.channel} at {v.voted_at:%Y-%m-%d %H:%M}" for v in votes
+    ]
+    lines += [
+        f"escalation {e.number}: {e.reason} -> {e.tier} {', '.join(e.asked)}" for e in escalations
+    ]
+    data = row.model_dump(mode="json") | {
+        "approvers": [s.model_dump(mode="json") for s in seats],
+        "votes": [v.model_dump(mode="json") for v in votes],
+        "escalations": [e.model_dump(mode="json") for e in escalations],
+    }
+    emit(args, data, "\n".join(lines))
 
 
 async def approvals_decide(args: argparse.Namespace) -> None:
@@ -68,6 +102,28 @@ async def approvals_decide(args: argparse.Namespace) -> None:
             decided_by=args.by,
             channel="cli",
             note=args.note,
+            update_id=f"cli-{uuid.uuid4()}",
+        )
+    if not outcome.applied:
+        raise CliError(outcome.message)
+    emit(args, outcome, outcome.message)
+
+
+async def approvals_delegate(args: argparse.Namespace) -> None:
+    """Hand an approver's seat to a colleague, as a reply or the app would."""
+    from db import approvals
+    from ingress.decisions import deliver_delegation
+
+    _, pool, client = await operator_context()
+    async with pool:
+        async with pool.connection() as conn:
+            row = await get_or_fail(approvals.get_approval(conn, await _approval_id(conn, args)))
+        outcome = await deliver_delegation(
+            client,
+            row,
+            delegated_by=args.by,
+            delegate_to=args.to,
+            channel="cli",
             update_id=f"cli-{uuid.uuid4()}",
         )
     if not outcome.applied:

@@ -29,10 +29,14 @@ def add_commands(sub: Any) -> None:
     start.add_argument(
         "--file", required=True, help="job JSON (an example: devstack/demo-job.json)"
     )
+    start.add_argument(
+        "--org", type=uuid.UUID, help="the organization the job is for (its owner's by default)"
+    )
     start.set_defaults(run=jobs_start)
     lst = jobs_sub.add_parser("list", help="recent jobs")
     lst.add_argument("--status", help="only jobs with this status")
     lst.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    lst.add_argument("--org", type=uuid.UUID, help="only jobs of this organization")
     lst.set_defaults(run=jobs_list)
     status = jobs_sub.add_parser("status", help="a job and its steps")
     status.add_argument("job_id", type=uuid_arg, help="a job id, or 'latest'")
@@ -59,6 +63,8 @@ async def jobs_start(args: argparse.Namespace) -> None:
     if not isinstance(data, dict):
         raise CliError(f"job file {path} must hold a JSON object, not {type(data).__name__}")
     data.setdefault("job_id", str(uuid.uuid4()))
+    if args.org is not None:
+        data["org_id"] = str(args.org)
     try:
         request = AgentJobInput.model_validate(data)
     except ValidationError as exc:
@@ -80,7 +86,7 @@ async def jobs_list(args: argparse.Namespace) -> None:
 
     _, pool, _ = await operator_context()
     async with pool, pool.connection() as conn:
-        rows = await jobs.list_jobs(conn, status=args.status, limit=args.limit)
+        rows = await jobs.list_jobs(conn, status=args.status, limit=args.limit, org_id=args.org)
     lines = [f"{r.id}  {r.status:<17} {r.title or ''}" for r in rows] or ["no jobs"]
     emit(args, rows, "\n".join(lines))
 

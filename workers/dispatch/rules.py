@@ -73,6 +73,7 @@ def job_input(row: NewJob, settings: Settings) -> AgentJobInput:
             approval=ApprovalPolicy(
                 reminder_after=settings.approval_reminder_after,
                 expires_after=settings.approval_expires_after,
+                escalate_after=settings.approval_escalate_after,
                 on_rejection=plan.on_rejection,
             ),
         )

@@ -22,6 +22,7 @@ class AgentJobInput(BaseModel):
     job_id: UUID
     user_id: UUID
     workspace_id: UUID
+    org_id: UUID | None = None  # the team the job is for; default: the owner's own
     title: Annotated[str, Field(min_length=1, max_length=200)]
     instruction: Annotated[str, Field(max_length=4000)] = ""
     steps: Annotated[list[Step], Field(max_length=MAX_STEPS)] = []

@@ -19,6 +19,9 @@ class ApprovalPolicy(BaseModel):
     expires_after: timedelta = timedelta(hours=72)
     on_rejection: Literal["stop", "skip"] = "stop"
     approver_email: str | None = None  # default: the job owner's profiles.email_address
+    # Escalate an undecided request to the next approvers (backups, then admins) after
+    # this long, and again after as long; the organization's route may set its own.
+    escalate_after: timedelta | None = None
 
 
 class ApprovalRequest(BaseModel):
@@ -52,6 +55,34 @@ class ApprovalDecisionResult(BaseModel):
     approval_id: UUID
     status: str
     decided_at: datetime | None = None
+    approvals: int | None = None  # distinct approvals so far, of ``quorum``
+    quorum: int | None = None
+
+
+class DelegationInput(BaseModel):
+    """An approver hands their decision to a colleague of the organization (by reply,
+    the app or the Temporal UI: Update ``delegate_approval``)."""
+
+    approval_id: UUID
+    delegated_by: Annotated[str, Field(min_length=3, max_length=320)]
+    delegate_to: Annotated[str, Field(min_length=3, max_length=320)]
+    channel: DecisionChannel = "ui"
+
+
+class DelegationResult(BaseModel):
+    """Who decides in the delegator's place."""
+
+    approval_id: UUID
+    delegate_to: str
+    seat: int
+
+
+class DeliveryProblem(BaseModel):
+    """A request email bounced or was marked as spam (Signal ``approval_delivery_failed``)."""
+
+    approval_id: UUID
+    email: str
+    status: Literal["bounced", "complained"]
 
 
 class GateOutcome(BaseModel):
@@ -76,3 +107,12 @@ class GateState(BaseModel):
     opened_at: datetime
     expires_at: datetime
     status: str
+    approvals: int = 0  # distinct approvals so far
+    quorum: int = 1
+    approvers: list[str] = []  # who may vote now
+    escalations: int = 0
+
+    @property
+    def progress(self) -> str:
+        """ "1 of 2 approvals"."""
+        return f"{self.approvals} of {self.quorum} approval{'s' if self.quorum > 1 else ''}"
