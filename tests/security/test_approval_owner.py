@@ -103,3 +103,28 @@ async def test_a_signed_in_user_cannot_write_the_owner(db_url: str) -> None:
                 (bob.user_id, alice.approval_id),
             )
     assert await _owner(db_url, alice.approval_id) == alice.user_id
+
+
+async def test_a_job_moved_into_a_team_takes_its_approvals_along(db_url: str) -> None:
+    """The team's members read the moved job's approval; the old organization's do not."""
+    alice, bob = await seed_world(db_url)
+    team = uuid.uuid4()
+    async with await AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO organizations (id, name) VALUES (%s, 'Team')", (team,))
+        await conn.execute(
+            "INSERT INTO team_members (org_id, user_id, role) VALUES (%s, %s, 'member')",
+            (team, bob.user_id),
+        )
+        await conn.execute("UPDATE jobs SET org_id = %s WHERE id = %s", (team, alice.job_id))
+    assert alice.approval_id in await _seen_by(db_url, bob.user_id)
+    assert alice.approval_id in await _seen_by(db_url, alice.user_id)  # still its owner's
+    async with await AsyncConnection.connect(db_url, autocommit=True) as conn:
+        # Written directly, the approval's organization is still its job's.
+        await conn.execute(
+            "UPDATE approvals SET org_id = (SELECT org_id FROM jobs WHERE id = %s) WHERE id = %s",
+            (bob.job_id, alice.approval_id),
+        )
+        row = await (
+            await conn.execute("SELECT org_id FROM approvals WHERE id = %s", (alice.approval_id,))
+        ).fetchone()
+    assert row is not None and row[0] == team
