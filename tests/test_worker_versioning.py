@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import EventType, VersioningBehavior
+from temporalio.api.enums.v1 import EventType, RoutingConfigUpdateState, VersioningBehavior
+from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentRequest
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.embedded import find_binary
@@ -63,6 +64,23 @@ async def set_current(env: WorkflowEnvironment, deployment: str, build_id: str) 
         return ran.returncode == 0
 
     await eventually(done, timeout=60, what=f"{deployment}.{build_id} current")
+
+    async def propagated() -> bool:
+        # The server hands the new routing to the task queues' partitions after it answers:
+        # until it has, a task may still go to the old build (seen under load).
+        described = await env.client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(
+                namespace=env.client.namespace, deployment_name=deployment
+            )
+        )
+        info = described.worker_deployment_info
+        return (
+            info.routing_config.current_deployment_version.build_id == build_id
+            and info.routing_config_update_state
+            != RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS
+        )
+
+    await eventually(propagated, timeout=60, what=f"{deployment}.{build_id} routed")
 
 
 async def pinned_build(handle: Any) -> tuple[int, str]:
