@@ -14,8 +14,9 @@ from typing import Any
 from activities import slack
 from activities.email_templates import render_html, render_text
 
-_ICONS = {"failed": "❌", "nsfw": "🚫", "partial": "⚠️", "bounced": "📭"}
-_NOUNS = {  # by the event type's first part
+_ICONS = {"failed": "❌", "nsfw": "🚫", "partial": "⚠️", "bounced": "📭", "escalated": "⏫"}
+_NOUNS = {  # by the event type, else its first part
+    "approval.escalated": "Approval of",
     "job": "Job",
     "approval": "Approval email for",
     "generation": "Generation",
@@ -49,7 +50,7 @@ def _code(value: str) -> str:
 def compose(event_type: str, data: dict[str, Any]) -> Message:
     """The message of an event from its stored data (title, statuses, reason)."""
     kind = event_type.partition(".")[0]
-    noun = _NOUNS.get(kind, kind.replace("_", " ").capitalize())
+    noun = _NOUNS.get(event_type) or _NOUNS.get(kind, kind.replace("_", " ").capitalize())
     title = _clip(data.get("title") or "untitled", _MAX_TITLE)
     old, new = _clip(data.get("old_status"), 100), _clip(data.get("new_status"), 100)
     reason = _clip(data.get("reason"), _MAX_REASON)

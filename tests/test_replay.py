@@ -32,8 +32,9 @@ EXPECTED = {
     "agent_job_steps_added_at_the_end",
     "agent_job_quorum_approved",
     "agent_job_quorum_rejected",
-    "agent_job_escalated_on_bounce",
+    "agent_job_escalated_on_bounce",  # recorded before escalations were notified
     "agent_job_escalated_after_time",
+    "agent_job_escalated_notified",  # with patch notifies-on-events: told of each
     "agent_job_delegated",
     "generation_completed",
     "generation_failed",

@@ -21,6 +21,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.ending import failure_reason, out_of_time
+from workflows.notify import NOTIFIES, notify
 from workflows.task_queues import EMAIL, activity_queue
 
 with workflow.unsafe.imports_passed_through():
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         GateOutcome,
         GateState,
     )
+    from workflows.models.notification import NotificationEvent
     from workflows.policies import DB_RETRY, DB_TIMEOUT
 
 EMAIL_TIMEOUT = timedelta(seconds=30)
@@ -354,6 +356,20 @@ class ApprovalGate:
         self.on_change()
         if record.asked:
             await self._ask(record.asked, everyone_may_fail=True)
+        if workflow.patched(NOTIFIES):  # the owner hears of each escalation, once
+            asked = f"asked {len(record.asked)} more" if record.asked else "nobody else to ask"
+            await notify(
+                NotificationEvent(
+                    event_type="approval.escalated",
+                    entity_type="approval",
+                    entity_id=self.approval_id,
+                    title=self.request.description[:500],
+                    old_status="pending",
+                    new_status="escalated",
+                    reason=f"{why}; {asked}"[:2000],
+                    occurrence=str(record.number),
+                )
+            )
         return bool(record.asked)
 
     async def _remind_voters(self) -> None:

@@ -17,6 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import approval_tokens
 from activities.approval_tokens import Purpose
+from activities.notifications import store_channel
+from tests.encryption import TEST_KEYRING
 from tests.harness import Stack, running_stack
 from tests.history_recording import record_history
 from tests.waiting import eventually
@@ -206,6 +208,15 @@ async def test_a_bounce_escalates_to_the_backup_then_the_admins(
             stack, [(ann, "admin", False), (max_, "manager", False), (bea, "member", True)]
         )
         await set_route(stack, agency, "payment", ["manager"])
+        slack = stack.emulators.slack  # the agency's channel hears of the approval's trouble
+        hook = slack.add_webhook(f"{stack.emulators.url}/slack", "#approvals")
+        await store_channel(
+            stack.pool,
+            TEST_KEYRING.credential_box(),
+            kind="slack_webhook",
+            org_id=agency.org_id,
+            secret=hook,
+        )
         request, handle = await team_job(stack, agency, f"o-{t}@agency.test")
         row = await approval_row(stack, request.job_id)
         sent = await approval_email(stack, max_)
@@ -234,8 +245,18 @@ async def test_a_bounce_escalates_to_the_backup_then_the_admins(
         assert state["escalations"] == 2
         await reply(stack, (await approval_email(stack, ann))["id"], "approve")
         assert (await handle.result()).status == "completed"
-        await record_history(handle, "agent_job_escalated_on_bounce")
+        await record_history(handle, "agent_job_escalated_notified")
         assert (await approval_row(stack, request.job_id))["decided_by"] == ann
+        # Told once each: the bounce, and both escalations (the repeated bounce adds none).
+        told = await eventually(
+            lambda: (lambda m: m if len(m) >= 3 else None)(slack.messages()),
+            what="three messages",
+        )
+        firsts = sorted(m["text"].split(" *")[0] for m in told)
+        assert firsts == ["⏫ Approval of", "⏫ Approval of", "📭 Approval email for"], told
+        assert sum("nobody else" in m["text"] for m in told) == 0
+        await asyncio.sleep(1)
+        assert len(slack.messages()) == 3
 
 
 async def _escalations(stack: Stack, approval_id: Any, count: int) -> list[Any] | None:

@@ -16,6 +16,7 @@ EventType = Literal[
     "sync.partial",
     "sync.failed",
     "approval.bounced",
+    "approval.escalated",
     "connection.credentials_expired",
 ]
 EntityType = Literal["job", "approval", "generation", "metric_sync", "connection"]
