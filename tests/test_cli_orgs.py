@@ -31,6 +31,24 @@ async def test_orgs_members_routes_and_a_delegated_approval_from_the_cli(
         for email, role in ((ann, "admin"), (max_, "manager"), (mo, "manager")):
             added = await orchestrator(stack, "orgs", "member", org, email, "--role", role)
             assert added.returncode == 0, added.stderr
+        # The creator is the organization's admin; ann an admin too. Demoting both: the
+        # second is refused in one line with what to do.
+        creator = await stack.fetchrow(
+            "SELECT u.email FROM team_members m JOIN auth.users u ON u.id = m.user_id "
+            "WHERE m.org_id = %s AND m.role = 'admin' AND u.email <> %s",
+            org,
+            ann,
+        )
+        if creator is not None:
+            stepped = await orchestrator(
+                stack, "orgs", "member", org, creator["email"], "--role", "member"
+            )
+            assert stepped.returncode == 0, stepped.stderr
+        last = await orchestrator(stack, "orgs", "member", org, ann, "--role", "manager")
+        assert last.returncode != 0
+        assert last.stderr.strip().splitlines()[-1].endswith(
+            "an organization keeps at least one admin: make another member an admin first"
+        ), last.stderr
         missing = await orchestrator(stack, "orgs", "member", org, f"nobody-{t}@agency.test")
         assert missing.returncode != 0 and "no user has the address" in missing.stderr
         for bad in (["--roles", "owner"], ["--roles", "manager", "--quorum", "0"]):

@@ -349,3 +349,58 @@ async def test_create_organization_makes_the_caller_its_admin(db_url: str) -> No
     async with signed_in(db_url, "anon") as conn:
         with pytest.raises(errors.InsufficientPrivilege):
             await conn.execute("SELECT public.create_organization('x')")
+
+
+async def _admins(db_url: str, org: uuid.UUID) -> list[uuid.UUID]:
+    async with await AsyncConnection.connect(db_url, autocommit=True, row_factory=dict_row) as c:
+        rows = await (
+            await c.execute(
+                "SELECT user_id FROM public.team_members WHERE org_id = %s AND role = 'admin'",
+                (org,),
+            )
+        ).fetchall()
+    return [r["user_id"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "DELETE FROM public.team_members WHERE org_id = %(org)s AND user_id = %(me)s",
+        "UPDATE public.team_members SET role = 'member' WHERE org_id = %(org)s "
+        "AND user_id = %(me)s",
+        "UPDATE public.team_members SET role = 'manager' WHERE org_id = %(org)s",
+    ],
+)
+async def test_the_last_admin_can_neither_leave_nor_step_down(db_url: str, query: str) -> None:
+    """Signed in or as the back end: refused with the reason, the admin stays."""
+    agency = await _agency(db_url)
+    params = {"org": agency.org_a, "me": agency.alice.user_id}
+    with pytest.raises(errors.CheckViolation, match="keeps at least one admin"):
+        async with signed_in(db_url, "authenticated", agency.alice.user_id) as conn:
+            await conn.execute(query, params)
+    with pytest.raises(errors.CheckViolation, match="keeps at least one admin"):
+        async with await AsyncConnection.connect(db_url, autocommit=True) as conn:
+            await conn.execute(query, params)
+    assert await _admins(db_url, agency.org_a) == [agency.alice.user_id]
+
+
+async def test_an_admin_leaves_once_another_is_made_and_deletions_still_cascade(
+    db_url: str,
+) -> None:
+    agency = await _agency(db_url)
+    async with await AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE public.team_members SET role = 'admin' WHERE org_id = %s AND user_id = %s",
+            (agency.org_a, agency.carol),
+        )
+        await conn.execute(
+            "DELETE FROM public.team_members WHERE org_id = %s AND user_id = %s",
+            (agency.org_a, agency.alice.user_id),
+        )
+        assert await _admins(db_url, agency.org_a) == [agency.carol]
+        # The last admin's account deleted: the membership goes with it (never blocked).
+        await conn.execute("DELETE FROM auth.users WHERE id = %s", (agency.carol,))
+        assert await _admins(db_url, agency.org_a) == []
+        # An organization deleted takes its only admin's membership along.
+        await conn.execute("DELETE FROM public.organizations WHERE id = %s", (agency.org_b,))
+        assert await _admins(db_url, agency.org_b) == []

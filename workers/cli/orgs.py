@@ -106,13 +106,21 @@ async def orgs_show(args: argparse.Namespace) -> None:
 
 async def orgs_member(args: argparse.Namespace) -> None:
     """Add a member or change their role."""
+    from psycopg.errors import CheckViolation
+
     from db import organizations
 
     _, pool, _ = await operator_context()
-    async with pool, pool.connection() as conn:
-        row = await organizations.set_member(
-            conn, args.org_id, args.email, args.role, backup=args.backup
-        )
+    try:
+        async with pool, pool.connection() as conn:
+            row = await organizations.set_member(
+                conn, args.org_id, args.email, args.role, backup=args.backup
+            )
+    except CheckViolation as refused:  # the last admin (migration 0033)
+        hint = refused.diag.message_hint
+        raise CliError(
+            f"{refused.diag.message_primary}: {hint}" if hint else str(refused)
+        ) from None
     if row is None:
         raise CliError(f"no user has the address {args.email}")
     emit(args, row, f"{args.email} is a {row.role} of {args.org_id}")
