@@ -46,8 +46,12 @@ async def test_orgs_members_routes_and_a_delegated_approval_from_the_cli(
             assert stepped.returncode == 0, stepped.stderr
         last = await orchestrator(stack, "orgs", "member", org, ann, "--role", "manager")
         assert last.returncode != 0
-        assert last.stderr.strip().splitlines()[-1].endswith(
-            "an organization keeps at least one admin: make another member an admin first"
+        assert (
+            last.stderr.strip()
+            .splitlines()[-1]
+            .endswith(
+                "an organization keeps at least one admin: make another member an admin first"
+            )
         ), last.stderr
         missing = await orchestrator(stack, "orgs", "member", org, f"nobody-{t}@agency.test")
         assert missing.returncode != 0 and "no user has the address" in missing.stderr

@@ -100,16 +100,19 @@ def seed_002_table(name: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from workers.cli.syncs import add_commands
+    from workers.cli import syncs, threads
 
     parser = argparse.ArgumentParser(prog="orchestrator")
     parser.add_argument("--json", action="store_true")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in (syncs, threads):
+        module.add_commands(commands)
     return parser
 
 
 async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    """Run ``orchestrator --json <argv>`` (the metric-sync commands) and parse its output."""
+    """Run ``orchestrator --json <argv>`` (the metric-sync and Threads commands) and parse
+    its output."""
     args = _parser().parse_args(["--json", *argv])
     await args.run(args)
     return json.loads(capsys.readouterr().out)

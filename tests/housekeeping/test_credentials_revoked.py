@@ -28,6 +28,7 @@ from tests.history_recording import record_history
 from tests.housekeeping import (
     add_owner,
     add_renewing_connection,
+    add_threads_account,
     operator_env,
     run_cli,
     stored_connection_secret,
@@ -293,3 +294,58 @@ async def test_an_owner_with_a_channel_for_it_is_told_there_once_and_not_also_em
 async def _all_sent(stack: Stack, owner: uuid.UUID) -> bool:
     rows = await stack.fetchall("SELECT outcome FROM notification_queue WHERE user_id = %s", owner)
     return bool(rows) and all(r["outcome"] == "sent" for r in rows)
+
+
+async def test_a_revoked_threads_token_pauses_its_refresh_tells_the_owner_and_reconnects(
+    db_url: str,
+    temporal_env: WorkflowEnvironment,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        threads, resend = stack.emulators.threads, stack.emulators.resend
+        owner = await add_owner(stack, "threads-owner@agency.example")
+        token = threads.issue_token("tia", long_lived=True)
+        account = await add_threads_account(
+            stack, owner, token, datetime.now(UTC) + timedelta(days=3)
+        )
+        refresh = token_schedule_id("threads", account.id)
+        retention = retention_schedule_id(task_queue)
+        async with deleting_schedules(stack.client, refresh, retention):
+            made = await reconcile_housekeeping(stack.client, stack.pool, task_queue)
+            assert refresh in made.created
+            threads.revoke("tia", 460)  # the password changed: the token is void
+
+            result = await stack.client.execute_workflow(
+                TokenRefresh.run,
+                TokenRefreshInput(holder="threads", holder_id=account.id),
+                id=f"token-refresh-threads-revoked-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+            assert result.outcome == "revoked" and result.paused == [refresh] and result.notified
+            note = await _paused(stack, refresh)
+            assert note and "stopped working" in note
+            marked = await stack.fetchrow(
+                "SELECT credentials_status, credentials_notified_at FROM threads_accounts "
+                "WHERE id = %s",
+                account.id,
+            )
+            assert marked is not None and marked["credentials_status"] == "revoked"
+            assert marked["credentials_notified_at"] is not None
+            mails = [m for m in resend.sent_emails() if "threads-owner@agency.example" in m["to"]]
+            assert len(mails) == 1 and "threads reconnect" in mails[0]["text"]
+            assert token not in json.dumps(mails[0])
+
+            # Reconnected with a new long-lived token: the refresh schedule runs again.
+            operator_env(stack, monkeypatch)
+            new = threads.issue_token("tia", long_lived=True)
+            monkeypatch.setattr("sys.stdin", _Stdin(new))
+            done = await run_cli(capsys, "threads", "reconnect", str(account.id), "--token", "-")
+            assert done["schedule"] == "unpaused"
+            await eventually(lambda: _running(stack, refresh), what="the refresh resumed")
+            state = await stack.fetchrow(
+                "SELECT credentials_status, credentials_error FROM threads_accounts WHERE id = %s",
+                account.id,
+            )
+            assert state == {"credentials_status": "ok", "credentials_error": None}
