@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowQueryRejectedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -17,6 +19,8 @@ from workflows.models.approval import (
     DeliveryProblem,
     GateState,
 )
+
+R = TypeVar("R")  # an update's result
 
 
 class DecisionOutcome(BaseModel):
@@ -43,40 +47,24 @@ async def deliver_decision(
     update id once, so a redelivered webhook changes nothing. A refused decision is
     returned, not raised; an unreachable Temporal raises so the caller can retry.
     """
-    if approval.status != "pending":
-        if approval.status in ("approved", "rejected") and approval.temporal_workflow_id:
-            await redeliver_recorded_decision(client, approval)
-        return DecisionOutcome(
-            applied=False,
-            status=approval.status,
-            message=f"approval {approval.id} was already {approval.status}; nothing changed",
-        )
-    if not approval.temporal_workflow_id:
-        return DecisionOutcome(applied=False, status="pending", message="no workflow waits on it")
-    handle = client.get_workflow_handle(approval.temporal_workflow_id)
-    try:
-        result = await handle.execute_update(
-            "decide_approval",
-            ApprovalDecisionInput(
-                approval_id=approval.id,
-                decision=decision,
-                decided_by=decided_by,
-                channel=channel,
-                note=note,
-            ),
-            id=update_id,
-            result_type=ApprovalDecisionResult,
-        )
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        return DecisionOutcome(applied=False, status="refused", message=message)
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            return DecisionOutcome(
-                applied=False, status="closed", message="the job is no longer running"
-            )
-        raise
+    if approval.status in ("approved", "rejected") and approval.temporal_workflow_id:
+        await redeliver_recorded_decision(client, approval)
+    result = await _update_gate(
+        client,
+        approval,
+        "decide_approval",
+        ApprovalDecisionInput(
+            approval_id=approval.id,
+            decision=decision,
+            decided_by=decided_by,
+            channel=channel,
+            note=note,
+        ),
+        update_id,
+        ApprovalDecisionResult,
+    )
+    if isinstance(result, DecisionOutcome):
+        return result
     message = f"approval {approval.id} {result.status}"
     if result.status == "pending" and result.quorum:
         message += f": {result.approvals} of {result.quorum} approvals"
@@ -94,6 +82,39 @@ async def deliver_delegation(
 ) -> DecisionOutcome:
     """Hand ``delegated_by``'s decision to ``delegate_to`` (the ``delegate_approval``
     update, applied once per ``update_id``); a refusal is returned, not raised."""
+    result = await _update_gate(
+        client,
+        approval,
+        "delegate_approval",
+        DelegationInput(
+            approval_id=approval.id,
+            delegated_by=delegated_by,
+            delegate_to=delegate_to,
+            channel=channel,
+        ),
+        update_id,
+        DelegationResult,
+    )
+    if isinstance(result, DecisionOutcome):
+        return result
+    return DecisionOutcome(
+        applied=True,
+        status="pending",
+        message=f"approval {approval.id} delegated to {result.delegate_to}",
+    )
+
+
+async def _update_gate(
+    client: Client,
+    approval: ApprovalRow,
+    update: str,
+    arg: BaseModel,
+    update_id: str,
+    result_type: type[R],
+) -> R | DecisionOutcome:
+    """Send ``update`` to the gate's workflow (once per ``update_id``): its result, or why
+    nothing changed (the gate not pending, no workflow, a refusal). An unreachable
+    Temporal raises."""
     if approval.status != "pending":
         return DecisionOutcome(
             applied=False,
@@ -104,17 +125,7 @@ async def deliver_delegation(
         return DecisionOutcome(applied=False, status="pending", message="no workflow waits on it")
     handle = client.get_workflow_handle(approval.temporal_workflow_id)
     try:
-        result = await handle.execute_update(
-            "delegate_approval",
-            DelegationInput(
-                approval_id=approval.id,
-                delegated_by=delegated_by,
-                delegate_to=delegate_to,
-                channel=channel,
-            ),
-            id=update_id,
-            result_type=DelegationResult,
-        )
+        return await handle.execute_update(update, arg, id=update_id, result_type=result_type)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
@@ -125,11 +136,6 @@ async def deliver_delegation(
                 applied=False, status="closed", message="the job is no longer running"
             )
         raise
-    return DecisionOutcome(
-        applied=True,
-        status="pending",
-        message=f"approval {approval.id} delegated to {result.delegate_to}",
-    )
 
 
 async def redeliver_recorded_decision(client: Client, approval: ApprovalRow) -> bool:

@@ -114,7 +114,7 @@ async def test_a_reply_traces_from_the_webhook_through_the_update_to_its_activit
     # (Above it: the emulator's own POST of the webhook, traced like any httpx call.)
     assert parent_names(trace, read)[0] == "POST /webhooks/resend"
     assert {"StartWorkflowUpdate:decide_approval", "HandleUpdate:decide_approval"} <= names
-    recorded = next(s for s in trace if s.name == "RunActivity:record_approval_decision")
+    recorded = next(s for s in trace if s.name == "RunActivity:record_approval_vote")
     assert "POST /webhooks/resend" in parent_names(trace, recorded)
     assert "HandleUpdate:decide_approval" in parent_names(trace, recorded)
     # The approval token in the path never reaches a span: the route is the template.

@@ -118,7 +118,12 @@ class _Recorder(ActivityInboundInterceptor):
     async def _record(self, kind: str, args: Any, result: Any) -> None:
         m = self.owner.metrics
         request: Any = args[0] if args else None
-        if kind == "record_approval_decision":
+        # A decision: the one approver's, or the vote that decides a team's gate (a reject,
+        # the quorum's last approval, an operator's).
+        decided = kind == "record_approval_decision" or (
+            kind == "record_approval_vote" and request.final
+        )
+        if decided:
             decision = "approve" if request.approved else "reject"
             m.decisions.add(1, {"decision": decision, "channel": str(request.channel)})
             async with self.owner.pool.connection() as conn:

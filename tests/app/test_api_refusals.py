@@ -5,6 +5,7 @@ validate."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -99,7 +100,11 @@ def _hmac_token(body: dict[str, Any], secret: bytes, alg: str, header: dict[str,
 async def _world(stack: Any) -> tuple[AppUser, dict[str, str]]:
     """A user with a pending generation, a job waiting at a gate and its approval."""
     user = await app_user(stack)
-    stack.dispatcher.rows = _Deaf()  # nothing moves while the table runs
+    # Nothing moves while the table runs: the first sweep (started when the dispatcher began
+    # listening, with the real rows) is waited out before the dispatcher goes deaf; under
+    # load it could otherwise run after the inserts below and start the generation.
+    await asyncio.wait_for(stack.dispatcher.swept.wait(), timeout=30)
+    stack.dispatcher.rows = _Deaf()
     generation = await insert_generation(stack, user)
     job = uuid.uuid4()
     async with stack.pool.connection() as conn:

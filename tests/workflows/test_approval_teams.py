@@ -309,13 +309,20 @@ async def test_delegation_by_reply_hands_the_seat_on(
     outsider = f"eve-{t}@elsewhere.test"
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         agency = await make_agency(
-            stack, [(max_, "manager", False), (mo, "manager", False), (mia, "member", False)]
+            stack,
+            [
+                (max_, "manager", False),
+                (mo, "manager", False),
+                (mia, "member", False),
+                (f"ann-{t}@agency.test", "admin", False),  # the agency keeps an admin
+            ],
         )
         await set_route(stack, agency, "payment", ["manager"], quorum=2)
         # mo is a manager too, so asked already: delegation goes to someone not asked.
         async with stack.pool.connection() as conn:
             await conn.execute(
-                "UPDATE team_members SET role = 'admin' WHERE user_id = %s", (agency.members[mo],)
+                "UPDATE team_members SET role = 'admin' WHERE user_id = %s AND org_id = %s",
+                (agency.members[mo], agency.org_id),
             )
         request, handle = await team_job(stack, agency, f"o-{t}@agency.test")
         row = await approval_row(stack, request.job_id)
@@ -339,8 +346,8 @@ async def test_delegation_by_reply_hands_the_seat_on(
 
         async with stack.pool.connection() as conn:
             await conn.execute(
-                "UPDATE team_members SET role = 'manager' WHERE user_id = %s",
-                (agency.members[mo],),
+                "UPDATE team_members SET role = 'manager' WHERE user_id = %s AND org_id = %s",
+                (agency.members[mo], agency.org_id),
             )
         await reply(stack, sent["id"], f"DELEGATE {mo}")
         mo_mail = await approval_email(stack, mo)
