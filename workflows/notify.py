@@ -1,6 +1,8 @@
 """Telling people: a workflow raises a notification event through one activity, after
 its end is written. Best effort: a notification that cannot be raised is logged and
-never changes how the run ends."""
+never changes how the run ends. A cancel of the run that arrives while the event is
+raised is never swallowed: mid-run it propagates (the run ends cancelled); the calls at
+a run's end shield themselves with ``despite_cancel``."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 from workflows.ending import failure_reason
 
@@ -35,6 +37,8 @@ async def notify(event: NotificationEvent) -> None:
             summary=f"notify {event.event_type}",
         )
     except ActivityError as failure:
+        if is_cancelled_exception(failure):
+            raise  # the run's cancel, delivered here: obeyed (end-of-run calls shield it)
         workflow.logger.warning(
             "notification not raised",
             extra={"event": event.event_type, "reason": failure_reason(failure)},

@@ -1,12 +1,17 @@
 """Each event reaches the owner's Slack channel once: a generation flagged NSFW, a sync
-ended partial, a rejected step, a bounced approval email (redelivered too), and a
-connection's credentials expiring (each expiry once)."""
+ended partial, a rejected step, a bounced approval email (redelivered too) and the
+escalation it causes, and a connection's credentials expiring (each expiry once). A
+cancel that arrives while an event is raised is obeyed."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import notify_credentials_expired, store_channel
@@ -104,8 +109,13 @@ async def test_bounced_approval_email_is_told_once_even_if_redelivered(
         for _ in range(2):  # a second bounce event of the same email: told once
             status = await asyncio.to_thread(resend.deliver_event, "email.bounced", sent["id"])
             assert status == 200
-        (text,) = await texts(stack, request.user_id, 1)
-        assert text.startswith(
+        # The bounce, and the escalation it caused (nobody else in a one-person team).
+        told = sorted(await texts(stack, request.user_id, 2))
+        assert told[0].startswith(
+            "⏫ Approval of *Delete 'Old Specs'* status changed from `pending` to `escalated`"
+        )
+        assert "nobody else to ask" in told[0]
+        assert told[1].startswith(
             "📭 Approval email for *Delete 'Old Specs'* status changed from `sent` to `bounced`"
         )
         await handle.cancel()
@@ -141,3 +151,45 @@ async def test_each_credentials_expiry_is_told_once(
             )
             for t in found
         )
+
+
+async def test_a_cancel_that_arrives_while_an_escalation_is_told_is_obeyed(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """The escalation's event is being raised (held up by a lock on the channels) when an
+    operator cancels the job: the job ends cancelled, its gate and row too. The old notify
+    took the cancel for a failed notification and the gate went on waiting for 3 days."""
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        request = await job_request(stack, [DELETE_STEP], email="ida@example.com")
+        handle = await start_job(stack, request)
+        sent = await approval_email(stack, "ida@example.com")
+        async with stack.pool.connection() as lock, lock.transaction():
+            await lock.execute("LOCK TABLE notification_channels IN ACCESS EXCLUSIVE MODE")
+            resend = stack.emulators.resend
+            bounce = asyncio.create_task(
+                asyncio.to_thread(resend.deliver_event, "email.bounced", sent["id"])
+            )
+
+            async def telling() -> bool:
+                described = await handle.describe()
+                pending = described.raw_description.pending_activities
+                return any(a.activity_type.name == "notify" for a in pending)
+
+            await eventually(telling, what="the escalation's notification under way")
+            await handle.cancel()
+            # The cancel reaches the workflow while its notify activity waits.
+            await eventually(lambda: _cancel_seen(handle), what="the cancel in the job's history")
+        with pytest.raises(WorkflowFailureError) as ended:
+            await asyncio.wait_for(handle.result(), timeout=60)
+        assert isinstance(ended.value.cause, CancelledError)
+        assert (await approval_row(stack, request.job_id))["status"] == "cancelled"
+        job = await stack.fetchrow("SELECT status FROM jobs WHERE id = %s", request.job_id)
+        assert job == {"status": "cancelled"}
+        assert await bounce == 200
+
+
+async def _cancel_seen(handle: Any) -> bool:
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_cancel_requested_event_attributes"):
+            return True
+    return False
