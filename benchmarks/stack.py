@@ -63,8 +63,13 @@ class BenchStack:
     ) -> subprocess.Popen[bytes]:
         """Start ``orchestrator worker`` (ours), ``python -m benchmarks.worker`` (bare) or
         ``orchestrator ingress`` with this stack's settings; it dies with this process."""
-        # No Prometheus endpoint: an empty address turns it off.
-        env = settings_env(self.settings) | {"LOG_LEVEL": "warning", "METRICS_BIND_ADDRESS": ""}
+        # No Prometheus endpoints (an empty address turns one off): fixed ports would stop
+        # a second stack on the machine (the smoke tests run side by side).
+        env = settings_env(self.settings) | {
+            "LOG_LEVEL": "warning",
+            "METRICS_BIND_ADDRESS": "",
+            "INGRESS_METRICS_BIND_ADDRESS": "",
+        }
         env |= extra_env or {}
         log = (self.home / f"worker-{kind}.log").open("ab")
         # Ours and the ingress are the production entry points; bare is the baseline worker.
@@ -310,6 +315,7 @@ def _settings(
         google_ads_url=f"{emulators_url}/google-ads",
         asset_storage_dir=home / "assets",
         metrics_bind_address=None,
+        ingress_metrics_bind_address=None,
         worker_graceful_shutdown_seconds=5,
         log_level="warning",
         **overrides,

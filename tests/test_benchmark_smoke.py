@@ -3,10 +3,13 @@ assertions: this proves the benchmark works, not how fast the system is)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,13 +237,16 @@ def test_scale_targets_take_the_worst_run(
 
 def test_scale_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
     """``benchmarks.scale`` on its own stack: one user's listings among a few thousand
-    rows, as the app reads them, with their plans (no timing assertions)."""
+    rows, as the app reads them, with their plans (no timing assertions). The default
+    metrics ports are held meanwhile, as another stack on the machine would hold them: a
+    benchmark stack's processes serve none (its ingress used to exit on 9465)."""
     out = tmp_path / "scale.json"
-    done = _run_module(
-        "benchmarks.scale",
-        *("--scenario", "listing", "--sizes", "2000", "--runs", "1", "--out", str(out)),
-        timeout=240,
-    )
+    with _holding(9464, 9465):
+        done = _run_module(
+            "benchmarks.scale",
+            *("--scenario", "listing", "--sizes", "2000", "--runs", "1", "--out", str(out)),
+            timeout=240,
+        )
     figures = json.loads(out.read_text())["scenarios"]["listing"]
     run = figures["runs"][0]
     for who in ("typical", "heavy"):
@@ -249,3 +255,22 @@ def test_scale_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
             assert "Limit" in run[f"{who} {listing}"]["plan"]
     assert len(figures["targets"]) == len([k for k in run if k.startswith(("typical", "heavy"))])
     assert "listing: 1 runs" in done.stdout and "target " in done.stdout
+
+
+@contextlib.contextmanager
+def _holding(*ports: int) -> Iterator[None]:
+    """Listen on ``ports`` of 127.0.0.1 (those free) for the block."""
+    held: list[socket.socket] = []
+    try:
+        for port in ports:
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+                held.append(sock)
+            except OSError:  # someone else holds it: held all the same
+                sock.close()
+        yield
+    finally:
+        for sock in held:
+            sock.close()
