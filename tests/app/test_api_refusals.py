@@ -5,7 +5,6 @@ validate."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -23,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from ingress.api.routes import create_api
 from tests.app.api_client import call
-from tests.app.helpers import GATED_PLAN, AppUser, app_user, insert_generation
+from tests.app.helpers import GATED_PLAN, AppUser, app_user, deafen, insert_generation
 from tests.app.supabase_keys import Project, new_key
 from tests.security.rls_helpers import digest
 from workers.processes import build_api
@@ -100,11 +99,8 @@ def _hmac_token(body: dict[str, Any], secret: bytes, alg: str, header: dict[str,
 async def _world(stack: Any) -> tuple[AppUser, dict[str, str]]:
     """A user with a pending generation, a job waiting at a gate and its approval."""
     user = await app_user(stack)
-    # Nothing moves while the table runs: the first sweep (started when the dispatcher began
-    # listening, with the real rows) is waited out before the dispatcher goes deaf; under
-    # load it could otherwise run after the inserts below and start the generation.
-    await asyncio.wait_for(stack.dispatcher.swept.wait(), timeout=30)
-    stack.dispatcher.rows = _Deaf()
+    # Nothing moves while the table runs.
+    await deafen(stack)
     generation = await insert_generation(stack, user)
     job = uuid.uuid4()
     async with stack.pool.connection() as conn:
@@ -123,14 +119,6 @@ async def _world(stack: Any) -> tuple[AppUser, dict[str, str]]:
     assert approval is not None
     ids = {"generation": str(generation), "job": str(job), "approval": str(approval["id"])}
     return user, ids
-
-
-class _Deaf:
-    async def handle(self, *_: Any) -> str:
-        return "skipped"
-
-    async def sweep(self) -> int:
-        return 0
 
 
 def _requests(ids: dict[str, str], workspace: uuid.UUID) -> list[tuple[str, str, Any]]:

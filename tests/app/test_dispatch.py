@@ -12,6 +12,7 @@ from temporalio.client import WorkflowFailureError
 from tests.app.helpers import (
     GATED_PLAN,
     app_user,
+    deafen,
     exists,
     insert_batch,
     insert_generation,
@@ -211,7 +212,7 @@ async def test_cancel_of_a_row_nobody_started_ends_it_without_a_workflow(
     app_stack: Any,
 ) -> None:
     user = await app_user(app_stack)
-    app_stack.dispatcher.rows = _Deaf()  # no worker hears the insert or the cancel
+    await deafen(app_stack)  # no worker hears the insert or the cancel
     generation_id = await insert_generation(app_stack, user)
     await request_cancel(app_stack, user, "generations", generation_id)
     dispatcher = RowDispatcher(app_stack.pool, app_stack.client, app_stack.settings)
@@ -226,7 +227,7 @@ async def test_a_start_before_a_crash_is_not_repeated(app_stack: Any) -> None:
     # A dispatcher started the workflow and died before recording it: the next one finds
     # the id taken and records it, and the generation runs once.
     user = await app_user(app_stack)
-    app_stack.dispatcher.rows = _Deaf()  # this stack's dispatcher hears nothing
+    await deafen(app_stack)  # this stack's dispatcher hears nothing
     generation_id = await insert_generation(app_stack, user)
     await start_generation(
         app_stack.client,
@@ -238,14 +239,6 @@ async def test_a_start_before_a_crash_is_not_repeated(app_stack: Any) -> None:
     assert (await row(app_stack, "generations", generation_id))["temporal_workflow_id"]
     await _status(app_stack, "generations", generation_id, "completed")
     assert await runs(app_stack.client, f"generation-{generation_id}") == 1
-
-
-class _Deaf:
-    async def handle(self, *_: Any) -> str:
-        return "skipped"
-
-    async def sweep(self) -> int:
-        return 0
 
 
 async def test_two_dispatchers_start_each_row_once(app_stack: Any) -> None:
@@ -280,7 +273,7 @@ async def test_batch_rows_start_one_generation_batch(app_stack: Any) -> None:
 
 async def test_incomplete_batch_waits_then_fails(app_stack: Any) -> None:
     user = await app_user(app_stack)
-    app_stack.dispatcher.rows = _Deaf()  # this test's dispatcher acts alone
+    await deafen(app_stack)  # this test's dispatcher acts alone
     batch_id, ids = await insert_batch(app_stack, user, ["one", "two"], size=3)
     dispatcher = RowDispatcher(app_stack.pool, app_stack.client, app_stack.settings)
     assert await dispatcher.dispatch_batch(batch_id) == "waiting"
@@ -357,7 +350,7 @@ async def test_a_cancelled_row_whose_workflow_ended_unrecorded_ends_cancelled(
     # (terminated by an operator, say); the app asks to cancel: the row must not stay
     # submitting for ever.
     user = await app_user(app_stack)
-    app_stack.dispatcher.rows = _Deaf()
+    await deafen(app_stack)
     generation_id = await insert_generation(app_stack, user)
     handle = await app_stack.client.start_workflow(
         "Generation",
