@@ -1,0 +1,35 @@
+-- One organization's listing stays fast however large the tables grow (issue 31 §2;
+-- `python -m benchmarks.scale --scenario listing`, docs/performance.md "Cost as work grows").
+--
+-- A member lists an organization's rows as PostgREST asks for them
+-- (`jobs?org_id=eq.<org>&order=created_at.desc&limit=50`), row level security adding
+-- "Members read their organizations' ..." (0027). With only the `(org_id)` indexes of
+-- 0027 the plan fetched every row of the organization and sorted them to keep the newest
+-- 50: PLAN_BEFORE. Read in order from `(org_id, created_at DESC)` it stops at the 50th:
+-- PLAN_AFTER. The `(org_id)` indexes are dropped: the new ones serve every lookup by
+-- org_id they served (the cascade of an organization's deletion among them), and each
+-- insert then updates one index fewer.
+CREATE INDEX IF NOT EXISTS jobs_org_created_idx ON public.jobs (org_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS approvals_org_created_idx
+    ON public.approvals (org_id, created_at DESC);
+-- An organization's pending approvals, newest first, without reading its decided ones (the
+-- heavy organization above has 10,000 decided and none pending: PLAN_PENDING).
+CREATE INDEX IF NOT EXISTS approvals_org_pending_idx
+    ON public.approvals (org_id, created_at DESC) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS generations_org_created_idx
+    ON public.generations (org_id, created_at DESC);
+
+DROP INDEX IF EXISTS public.jobs_org_idx;
+DROP INDEX IF EXISTS public.approvals_org_idx;
+DROP INDEX IF EXISTS public.generations_org_idx;
+
+-- The metric write path (issue 31 §2, 1,000,000 rows against COPY): the upsert names each
+-- new row's organization itself, read once per statement from its connection
+-- (db/queries/metrics.sql), so default_org_id() has nothing to do for it; called for
+-- every row all the same, the trigger cost ~4-7 us of Postgres CPU a row (a third of the
+-- upsert's own work without triggers). It is now called only for a row that arrives
+-- without an organization, which is all it ever changed (it returns a row that has one
+-- as it came).
+DROP TRIGGER IF EXISTS performance_metrics_default_org ON public.performance_metrics;
+CREATE TRIGGER performance_metrics_default_org BEFORE INSERT ON public.performance_metrics
+    FOR EACH ROW WHEN (NEW.org_id IS NULL) EXECUTE FUNCTION public.default_org_id();
