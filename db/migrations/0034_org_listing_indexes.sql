@@ -33,3 +33,23 @@ DROP INDEX IF EXISTS public.generations_org_idx;
 DROP TRIGGER IF EXISTS performance_metrics_default_org ON public.performance_metrics;
 CREATE TRIGGER performance_metrics_default_org BEFORE INSERT ON public.performance_metrics
     FOR EACH ROW WHEN (NEW.org_id IS NULL) EXECUTE FUNCTION public.default_org_id();
+
+-- A user's own listing (`jobs?order=created_at.desc&limit=50`, no filter: the policies
+-- filter). Since 0027 two permissive policies apply, ORed: the owner's and the members'.
+-- Written `org_id IN (SELECT public.member_org_ids())`, the members' is a hashed subplan no
+-- index can answer, so the OR made every listing a sequential scan of the whole table:
+-- PLAN_USER_BEFORE. As `= ANY (ARRAY(...))` the organizations are read once, and each side
+-- of the OR is an index lookup (the owner's index and the one above): PLAN_USER_AFTER. Who
+-- reads what is unchanged (an org_id that is NULL matches neither form).
+DROP POLICY IF EXISTS "Members read their organizations' jobs" ON public.jobs;
+CREATE POLICY "Members read their organizations' jobs" ON public.jobs
+    FOR SELECT TO authenticated
+    USING (org_id = ANY (ARRAY(SELECT public.member_org_ids())));
+DROP POLICY IF EXISTS "Members read their organizations' approvals" ON public.approvals;
+CREATE POLICY "Members read their organizations' approvals" ON public.approvals
+    FOR SELECT TO authenticated
+    USING (org_id = ANY (ARRAY(SELECT public.member_org_ids())));
+DROP POLICY IF EXISTS "Members read their organizations' generations" ON public.generations;
+CREATE POLICY "Members read their organizations' generations" ON public.generations
+    FOR SELECT TO authenticated
+    USING (org_id = ANY (ARRAY(SELECT public.member_org_ids())));
