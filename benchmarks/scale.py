@@ -16,7 +16,8 @@ Scenarios, each measured per size:
 - ``reconcile``: ``schedules reconcile`` over N connections: seconds and server calls per
   connection (first when every schedule is created, then when nothing changed);
 - ``metric-writes``: N metric rows through the sync's write path vs ``COPY``;
-- ``listing``: one user's approvals, jobs and generations among N rows each, as the app
+- ``listing``: one user's approvals, jobs and generations among N rows each, and one
+  organization's as a member reads them (a typical one and one holding 1 %), as the app
   reads them (row-level security): plans and p99;
 - ``dispatch``: insert-to-workflow-started latency of the row dispatcher at N rows/s.
 

@@ -233,8 +233,9 @@ def test_scale_targets_take_the_worst_run(
 
 
 def test_scale_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
-    """``benchmarks.scale`` on its own stack: one user's listings among a few thousand
-    rows, as the app reads them, with their plans (no timing assertions)."""
+    """``benchmarks.scale`` on its own stack: one user's and one organization's listings
+    among a few thousand rows, as the app reads them, with their plans (no timing
+    assertions)."""
     out = tmp_path / "scale.json"
     done = _run_module(
         "benchmarks.scale",
@@ -243,8 +244,8 @@ def test_scale_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
     )
     figures = json.loads(out.read_text())["scenarios"]["listing"]
     run = figures["runs"][0]
-    for who in ("typical", "heavy"):
-        for listing in ("jobs", "approvals", "generations"):
+    for who in ("typical", "heavy", "typical org", "heavy org"):
+        for listing in ("jobs", "approvals", "pending approvals", "generations"):
             assert run[f"{who} {listing}"]["p99_ms"] > 0
             assert "Limit" in run[f"{who} {listing}"]["plan"]
     assert len(figures["targets"]) == len([k for k in run if k.startswith(("typical", "heavy"))])
