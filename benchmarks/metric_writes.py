@@ -11,7 +11,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from activities.connectors import meta
-from benchmarks.common import rate, ratio
+from benchmarks.common import insert_users, rate, ratio
 from benchmarks.stack import BenchStack
 from db import metrics
 from db.metrics import MetricValue
@@ -60,8 +60,12 @@ def metric_values(count: int) -> list[MetricValue]:
 
 
 async def _connection(stack: BenchStack, platform: metrics.Platform) -> uuid.UUID:
-    connection_id = uuid.uuid4()
+    """A connection made by a user, as the app makes them: in the user's organization
+    (0027), so each row written carries it and its foreign key is checked."""
+    connection_id, owner = uuid.uuid4(), uuid.uuid4()
     async with stack.pool.connection() as conn:
+        async with conn.cursor() as cur:
+            await insert_users(cur, [owner], who=f"metrics-{platform}")
         await metrics.insert_connection(
             conn,
             connection_id=connection_id,
@@ -70,7 +74,7 @@ async def _connection(stack: BenchStack, platform: metrics.Platform) -> uuid.UUI
             account_id=f"bench-{connection_id.hex[:8]}",
             account_name=None,
             sync_frequency=24,
-            created_by=None,
+            created_by=owner,
         )
     return connection_id
 

@@ -16,7 +16,8 @@ Scenarios, each measured per size:
 - ``reconcile``: ``schedules reconcile`` over N connections: seconds and server calls per
   connection (first when every schedule is created, then when nothing changed);
 - ``metric-writes``: N metric rows through the sync's write path vs ``COPY``;
-- ``listing``: one user's approvals, jobs and generations among N rows each, as the app
+- ``listing``: one user's approvals, jobs and generations among N rows each, and one
+  organization's as a member reads them (a typical one and one holding 1 %), as the app
   reads them (row-level security): plans and p99;
 - ``dispatch``: insert-to-workflow-started latency of the row dispatcher at N rows/s.
 
@@ -505,56 +506,136 @@ LISTINGS = {
     "WHERE j.user_id = (SELECT auth.uid()) AND a.status = 'pending' "
     "ORDER BY a.created_at DESC LIMIT 50",
 }
+# One organization's rows, as a member reads them: PostgREST's `jobs?org_id=eq.<org>
+# &order=created_at.desc&limit=50` (the org bound as a parameter), row-level security
+# adding the member's policies ("Members read their organizations' ...", 0027).
+ORG_LISTINGS = {
+    "jobs": "SELECT id, title, status, created_at FROM public.jobs "
+    "WHERE org_id = %(org)s ORDER BY created_at DESC LIMIT 50",
+    "approvals": "SELECT id, job_id, status, description, created_at FROM public.approvals "
+    "WHERE org_id = %(org)s ORDER BY created_at DESC LIMIT 50",
+    "pending approvals": "SELECT id, job_id, description, expires_at FROM public.approvals "
+    "WHERE org_id = %(org)s AND status = 'pending' ORDER BY created_at DESC LIMIT 50",
+    "generations": "SELECT id, status, prompt_text, created_at FROM public.generations "
+    "WHERE org_id = %(org)s ORDER BY created_at DESC LIMIT 50",
+}
 EXECUTIONS = 200
-HEAVY_SHARE = 0.01  # the heavy user holds 1 % of every table
+HEAVY_SHARE = 0.01  # the heavy user holds 1 % of every table, and so does the heavy org
+HEAVY_ORG_MEMBERS = 20
+TEAM_SHARE = 0.05  # rows in teams of ~100 rows each (3 members), the rest personal
+TEAM_ROWS, TEAM_MEMBERS = 100, 3
+# Of each hundred rows: 0 the heavy user's, 1 the heavy org's, 3-7 the teams', the rest
+# (2, 8-99) personal: their position among those.
+PERSONAL_SHARES = {
+    s: i for i, s in enumerate(s for s in range(100) if s not in (0, 1, 3, 4, 5, 6, 7))
+}
 
 
-async def _fill(stack: BenchStack, rows: int) -> tuple[uuid.UUID, uuid.UUID]:
-    """``rows`` jobs (one approval each) and ``rows`` generations by COPY, over users of
-    ~100 rows each and one heavy user; (a typical user, the heavy user)."""
-    users = [uuid.uuid4() for _ in range(max(2, rows // 100))]
-    heavy, typical = users[0], users[1]
+class Population:
+    """Who owns row ``n`` of each table and which organization holds it.
+
+    Users of ~100 rows each; the heavy user owns every hundredth row (1 %), in their
+    organization of one like every user's own rows. The heavy organization holds another
+    1 % (owned by its 20 members), teams of 3 members hold 5 % in organizations of ~100
+    rows each; the typical organization is the first team. Nobody reading is a member of
+    an organization they do not list."""
+
+    def __init__(self, rows: int) -> None:
+        self.users = [uuid.uuid4() for _ in range(max(2, rows // 100))]
+        self.heavy, self.typical = self.users[0], self.users[1]
+        self.personal = {u: uuid.uuid4() for u in self.users}
+        self.heavy_org = uuid.uuid4()
+        self.teams = [uuid.uuid4() for _ in range(max(1, round(rows * TEAM_SHARE / TEAM_ROWS)))]
+        # Members other than the two users listed as users (they stay in their own only).
+        others = self.users[2:] or [self.typical]
+        self.heavy_members = [others[i % len(others)] for i in range(HEAVY_ORG_MEMBERS)]
+        self.team_members = [
+            [others[(HEAVY_ORG_MEMBERS + TEAM_MEMBERS * t + k) % len(others)] for k in range(3)]
+            for t in range(len(self.teams))
+        ]
+
+    def row(self, n: int) -> tuple[uuid.UUID, uuid.UUID]:
+        """(owner, organization) of row ``n``."""
+        share = n % 100
+        if share == 0:
+            return self.heavy, self.personal[self.heavy]
+        if share == 1:
+            return self.heavy_members[(n // 100) % HEAVY_ORG_MEMBERS], self.heavy_org
+        if 3 <= share <= 7:  # every status of the cycle of five
+            t = (n // 100) % len(self.teams)
+            return self.team_members[t][n % TEAM_MEMBERS], self.teams[t]
+        # The 92 other rows of each hundred, dealt to every user but the heavy one in turn.
+        dealt = (n // 100) * len(PERSONAL_SHARES) + PERSONAL_SHARES[share]
+        owner = self.users[1 + dealt % (len(self.users) - 1)]
+        return owner, self.personal[owner]
+
+    def memberships(self) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+        """(org, user, role): each user admin of their own, the teams' members."""
+        out = [(org, user, "admin") for user, org in self.personal.items()]
+        out += [(self.heavy_org, u, "member") for u in dict.fromkeys(self.heavy_members)]
+        for team, members in zip(self.teams, self.team_members, strict=True):
+            out += [(team, u, "member") for u in dict.fromkeys(members)]
+        return out
+
+
+async def _fill(stack: BenchStack, rows: int) -> Population:
+    """``rows`` jobs (one approval each) and ``rows`` generations by COPY, with their
+    users and organizations (``Population``)."""
+    people = Population(rows)
     statuses = ("completed", "completed", "failed", "cancelled", "waiting_approval")
     decided = {"waiting_approval": "pending", "completed": "approved"}
     async with stack.pool.connection() as conn, conn.transaction():
         # Loading data, not an app's writes: no triggers, no foreign-key checks.
         await conn.execute("SET LOCAL session_replication_role = replica")
         async with conn.cursor() as cur:
-            await insert_users(cur, users, who="listing")
+            await insert_users(cur, people.users, who="listing")
+        copy_orgs = "COPY public.organizations (id, name, personal_for) FROM STDIN"
+        copy_members = "COPY public.team_members (org_id, user_id, role) FROM STDIN"
         copy_jobs = (
-            "COPY public.jobs (id, user_id, title, instruction, status, created_at) FROM STDIN"
+            "COPY public.jobs (id, user_id, org_id, title, instruction, status, created_at) "
+            "FROM STDIN"
         )
-        # Triggers are off while loading: each approval's owner is written with it, as
-        # the database sets it (0022).
+        # Triggers are off while loading: each approval's owner and organization are
+        # written with it, as the database sets them from its job (0022, 0032).
         copy_approvals = (
-            "COPY public.approvals (id, job_id, user_id, action_type, description, status, "
-            "expires_at, created_at) FROM STDIN"
+            "COPY public.approvals (id, job_id, user_id, org_id, action_type, description, "
+            "status, expires_at, created_at) FROM STDIN"
         )
         copy_generations = (
-            "COPY public.generations (id, user_id, prompt_text, status, created_at) FROM STDIN"
+            "COPY public.generations (id, user_id, org_id, prompt_text, status, created_at) "
+            "FROM STDIN"
         )
         base = time.time() - rows
         job_ids = [uuid.uuid4() for _ in range(rows)]
-
-        def owner(n: int) -> uuid.UUID:
-            return heavy if n % int(1 / HEAVY_SHARE) == 0 else users[n % len(users)]
 
         def when(n: int) -> str:
             return time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(base + n))
 
         async with conn.cursor() as cur:
+            async with cur.copy(copy_orgs) as copy:
+                for user, org in people.personal.items():
+                    await copy.write_row((org, "Personal", user))
+                await copy.write_row((people.heavy_org, "Heavy organization", None))
+                for n, team in enumerate(people.teams):
+                    await copy.write_row((team, f"Team {n}", None))
+            async with cur.copy(copy_members) as copy:
+                for membership in people.memberships():
+                    await copy.write_row(membership)
             async with cur.copy(copy_jobs) as copy:
                 for n, job_id in enumerate(job_ids):
                     status = statuses[n % len(statuses)]
-                    await copy.write_row((job_id, owner(n), f"job {n}", "work", status, when(n)))
+                    owner, org = people.row(n)
+                    await copy.write_row((job_id, owner, org, f"job {n}", "work", status, when(n)))
             async with cur.copy(copy_approvals) as copy:
                 for n, job_id in enumerate(job_ids):
                     status = decided.get(statuses[n % len(statuses)], "rejected")
+                    owner, org = people.row(n)
                     await copy.write_row(
                         (
                             uuid.uuid4(),
                             job_id,
-                            owner(n),
+                            owner,
+                            org,
                             "delete",
                             f"step {n}",
                             status,
@@ -564,44 +645,58 @@ async def _fill(stack: BenchStack, rows: int) -> tuple[uuid.UUID, uuid.UUID]:
                     )
             async with cur.copy(copy_generations) as copy:
                 for n in range(rows):
+                    owner, org = people.row(n)
                     await copy.write_row(
-                        (uuid.uuid4(), owner(n), f"prompt {n}", "completed", when(n))
+                        (uuid.uuid4(), owner, org, f"prompt {n}", "completed", when(n))
                     )
     async with stack.pool.connection() as conn:  # as autovacuum leaves a settled table
-        for table in ("jobs", "approvals", "generations", "profiles"):
+        for table in ("jobs", "approvals", "generations", "profiles", "team_members"):
             await conn.execute(f"VACUUM ANALYZE public.{table}")
-    return typical, heavy
+    return people
 
 
-async def _listing(stack: BenchStack, user: uuid.UUID, query: str) -> dict[str, Any]:
+async def _listing(
+    stack: BenchStack, user: uuid.UUID, query: str, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from db.app_api import as_user
 
     claims = {"sub": str(user), "role": "authenticated", "aud": "authenticated"}
     async with as_user(stack.pool, claims) as conn:
-        plan_rows = await (await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {query}")).fetchall()
+        explain = f"EXPLAIN (ANALYZE, BUFFERS) {query}"
+        plan_rows = await (await conn.execute(explain, params)).fetchall()
         plan = "\n".join(str(next(iter(r.values()))) for r in plan_rows)
         times = []
         for _ in range(EXECUTIONS):
             started = time.perf_counter()
-            await (await conn.execute(query)).fetchall()
+            await (await conn.execute(query, params)).fetchall()
             times.append((time.perf_counter() - started) * 1000)
     big_seq_scan = bool(re.search(r"Seq Scan on (jobs|approvals|generations)\b", plan))
     return {
         "p50_ms": round(percentile(times, 50), 2),
         "p99_ms": round(percentile(times, 99), 2),
         "uses_index": "Index" in plan and not big_seq_scan,
+        # Rows sorted after reading them all, not read in order from an index.
+        "sorts": "Sort" in plan,
         "plan": plan,
     }
 
 
 async def listing_run(size: int) -> dict[str, Any]:
-    """One fresh database of ``size`` rows per table; every listing for both users."""
+    """One fresh database of ``size`` rows per table; every listing for both users, and
+    one organization's listings for a member of the heavy and of a typical one."""
     async with bench_stack() as stack:
-        typical, heavy = await _fill(stack, size)
+        people = await _fill(stack, size)
         out: dict[str, Any] = {}
-        for who, user in (("typical", typical), ("heavy", heavy)):
+        for who, user in (("typical", people.typical), ("heavy", people.heavy)):
             for name, query in LISTINGS.items():
                 out[f"{who} {name}"] = await _listing(stack, user, query)
+        orgs = (
+            ("typical org", people.team_members[0][0], people.teams[0]),
+            ("heavy org", people.heavy_members[0], people.heavy_org),
+        )
+        for who, member, org in orgs:
+            for name, query in ORG_LISTINGS.items():
+                out[f"{who} {name}"] = await _listing(stack, member, query, {"org": org})
     return out
 
 

@@ -22,12 +22,15 @@ Platform = Literal["meta", "google_ads"]
 SyncStatus = Literal["running", "success", "partial", "failed"]
 SyncOutcome = Literal["success", "partial", "failed"]
 # Values per upsert statement. A page goes as several statements in one pipeline, so
-# Postgres writes one chunk while the next is encoded; 200 overlaps even a small page.
-UPSERT_CHUNK = 200
-# A page of at least this many values (two chunks a half) is written by two connections at
-# once. Measured on 2 busy cores: 1.1-1.3x for 2,000-value pages (Meta), 1.2-1.3x for 40,000
-# (Google Ads); 400-value pages gained nothing and cost 20 % more client CPU.
-SPLIT_PAGE_VALUES = 4 * UPSERT_CHUNK
+# Postgres writes one chunk while the next is encoded. 500, not 200: each statement has a
+# fixed cost (planning, the connection's organization read once, the counts); on 2 busy
+# cores 200,000 values in Meta's pages went at 1.5-1.6x the rate of chunks of 200 in two
+# rounds (docs/performance.md, "Metric rows").
+UPSERT_CHUNK = 500
+# A page of at least this many values is written by two connections at once. Measured on
+# 2 busy cores: 1.1-1.3x for 2,000-value pages (Meta), 1.2-1.3x for 40,000 (Google Ads);
+# 400-value pages gained nothing and cost 20 % more client CPU.
+SPLIT_PAGE_VALUES = 800
 
 
 class ConnectionRow(BaseModel):

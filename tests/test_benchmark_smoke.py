@@ -236,10 +236,11 @@ def test_scale_targets_take_the_worst_run(
 
 
 def test_scale_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
-    """``benchmarks.scale`` on its own stack: one user's listings among a few thousand
-    rows, as the app reads them, with their plans (no timing assertions). The default
-    metrics ports are held meanwhile, as another stack on the machine would hold them: a
-    benchmark stack's processes serve none (its ingress used to exit on 9465)."""
+    """``benchmarks.scale`` on its own stack: one user's and one organization's listings
+    among a few thousand rows, as the app reads them, with their plans (no timing
+    assertions). The default metrics ports are held meanwhile, as another stack on the
+    machine would hold them: a benchmark stack's processes serve none (its ingress used to
+    exit on 9465)."""
     out = tmp_path / "scale.json"
     with _holding(9464, 9465):
         done = _run_module(
@@ -249,8 +250,8 @@ def test_scale_runs_a_scenario_end_to_end(tmp_path: Path) -> None:
         )
     figures = json.loads(out.read_text())["scenarios"]["listing"]
     run = figures["runs"][0]
-    for who in ("typical", "heavy"):
-        for listing in ("jobs", "approvals", "generations"):
+    for who in ("typical", "heavy", "typical org", "heavy org"):
+        for listing in ("jobs", "approvals", "pending approvals", "generations"):
             assert run[f"{who} {listing}"]["p99_ms"] > 0
             assert "Limit" in run[f"{who} {listing}"]["plan"]
     assert len(figures["targets"]) == len([k for k in run if k.startswith(("typical", "heavy"))])

@@ -41,13 +41,17 @@ LIMIT %(limit)s
 -- Each distinct source_detail comes once, picked by its 1-based position. A new row takes
 -- the id sent with it. A value that did not
 -- change is left alone (its sync_id still names the sync that last changed it) and not
--- counted; (xmax = 0) tells a row this statement inserted from one it updated.
+-- counted; (xmax = 0) tells a row this statement inserted from one it updated. A new row
+-- is in its connection's organization, read once per statement here rather than by the
+-- default_org_id() trigger once per row (0027 sets the same; 0034 calls the trigger only
+-- for a row that arrives without one).
 WITH written AS (
     INSERT INTO public.performance_metrics AS m
         (id, platform_connection_id, platform, entity_id, metric_type, date, value, source,
-         source_detail, sync_id)
+         source_detail, sync_id, org_id)
     SELECT id, %(connection_id)s, %(platform)s, entity_id, metric_type, date, value::numeric,
-           'api_sync', (%(source_details)b::jsonb[])[detail_n], %(sync_id)s
+           'api_sync', (%(source_details)b::jsonb[])[detail_n], %(sync_id)s,
+           (SELECT c.org_id FROM public.platform_connections c WHERE c.id = %(connection_id)s)
     FROM unnest(%(ids)b::uuid[], %(entity_ids)b::text[], %(metric_types)b::text[],
                 %(dates)b::date[], %(values)b::text[], %(detail_ns)b::int[])
          AS page (id, entity_id, metric_type, date, value, detail_n)

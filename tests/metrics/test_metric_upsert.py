@@ -15,6 +15,7 @@ import pytest
 from db import metrics
 from db.metrics import UPSERT_CHUNK, MetricValue, UpsertCounts
 from db.pool import Pool, connect
+from tests.db.factories import insert_user
 
 METRIC_TYPES = ("impressions", "clicks", "spend", "conversions")
 FIRST_DAY = date(2025, 3, 1)
@@ -229,3 +230,53 @@ async def test_concurrent_pages_on_the_same_keys_create_each_row_once(pool: Pool
     assert sum(r.created for r in results) == len(values)
     assert all(r.created + r.updated + r.unchanged == len(values) for r in results)
     assert {r["value"] for r in rows.values()} <= {v.value for v in values + later}
+
+
+async def test_new_rows_are_in_their_connections_organization_and_keep_it(pool: Pool) -> None:
+    """The upsert names the connection's organization itself (0027's trigger would): a new
+    row takes the organization the connection is in when it is written, an updated row
+    keeps its own, and a connection in no organization writes rows in none."""
+    async with pool.connection() as conn:
+        owner = await insert_user(conn)
+        personal = (
+            await (await conn.execute("SELECT public.personal_org(%s) AS org", (owner,))).fetchone()
+        )["org"]
+        team = (
+            await (
+                await conn.execute("INSERT INTO organizations (name) VALUES ('Team') RETURNING id")
+            ).fetchone()
+        )["id"]
+    owned, orphan = uuid.uuid4(), await new_connection(pool)
+    async with pool.connection() as conn:
+        await metrics.insert_connection(
+            conn,
+            connection_id=owned,
+            platform="meta",
+            credentials={},
+            account_id="act_2",
+            account_name=None,
+            sync_frequency=60,
+            created_by=owner,
+        )
+    first = page(UPSERT_CHUNK + 30)
+    await upsert(pool, owned, uuid.uuid4(), first)
+    await upsert(pool, orphan, uuid.uuid4(), first)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE platform_connections SET org_id = %s WHERE id = %s", (team, owned)
+        )
+    # The same keys with new values, and new keys: only the new rows are in the team.
+    later = page(UPSERT_CHUNK + 30, bump=1) + page(8, campaign_offset=500)
+    counts = await upsert(pool, owned, uuid.uuid4(), later)
+
+    assert counts == UpsertCounts(created=8, updated=len(first), unchanged=0)
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT platform_connection_id AS c, entity_id, org_id FROM performance_metrics "
+                "WHERE platform_connection_id IN (%s, %s)",
+                (owned, orphan),
+            )
+        ).fetchall()
+    orgs = {(r["c"], r["entity_id"] == "cmp-500", r["org_id"]) for r in rows}
+    assert orgs == {(owned, False, personal), (owned, True, team), (orphan, False, None)}
