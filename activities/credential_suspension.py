@@ -114,7 +114,7 @@ class CredentialSuspension:
             connection_id=state.id,
             account=state.label[:500],
             reason=(state.credentials_error or "")[:2000],
-            occurrence=str(int(state.credentials_failed_at.timestamp() * 1_000_000)),
+            occurrence=str(_failure_stamp(state)),
             task_queue=self.workflow_queue,
             user_id=state.owner_id,
         )
@@ -134,8 +134,7 @@ class CredentialSuspension:
             result.note = "no email sent: the owner has no email address in profiles"
             return
         assert state.credentials_failed_at is not None
-        stamp = int(state.credentials_failed_at.timestamp() * 1_000_000)
-        key = f"credentials-revoked/{holder}/{state.id}/{stamp}"
+        key = f"credentials-revoked/{holder}/{state.id}/{_failure_stamp(state)}"
         params = {
             "from": self.sender,
             "to": [state.owner_email],
@@ -153,6 +152,13 @@ class CredentialSuspension:
         async with self.pool.connection() as conn:
             await tokens.mark_notified(conn, holder, state.id, state.credentials_failed_at)
         result.notified = True
+
+
+def _failure_stamp(state: CredentialsState) -> int:
+    """One failure's identity (its time in microseconds): the channels' event occurrence
+    and the email's idempotency key, so a retry tells nobody twice."""
+    assert state.credentials_failed_at is not None
+    return int(state.credentials_failed_at.timestamp() * 1_000_000)
 
 
 def _body(holder: Holder, state: CredentialsState) -> str:
