@@ -49,7 +49,9 @@ async def test_a_generation_started_by_api_runs_once_per_idempotency_key(
     owned = await row(stack, "generations", uuid.UUID(generation["id"]))
     assert owned["user_id"] == user.user_id
 
-    # The same key with another body: refused, nothing started.
+    # The same key with another body: refused, nothing started. The run has ended first:
+    # its last writes (the asset, the row's finish) land after the row reads completed.
+    await stack.client.get_workflow_handle(generation["workflow_id"]).result()
     before = await digest(_url(stack))
     other = {**body, "prompt_text": "a dog"}
     reused = await call(stack, "POST", "/v1/generations", token, other, key="gen-1")
