@@ -27,6 +27,7 @@ POLL_INTERVAL = 0.05
 RELEASE_ATTEMPTS = 500
 RELEASE_RETRY_DELAY = 0.02
 PARK_TIMEOUT = 1800.0  # seconds to wait for every gate of a scenario to open
+STALL_TIMEOUT = 600.0  # parking in waves: seconds without a gate opening (a stuck run)
 STEPS = [
     Step.model_validate(
         {"action": {"action": "navigate", "url": "https://notion.so/specs"}, "description": "Open"}
@@ -262,18 +263,29 @@ async def reply_latency(
 
 
 async def parked_memory(
-    stack: BenchStack, desk: ReplyDesk, count: int, worker_env: Mapping[str, str] | None = None
+    stack: BenchStack,
+    desk: ReplyDesk,
+    count: int,
+    worker_env: Mapping[str, str] | None = None,
+    in_flight: int | None = None,
 ) -> dict[str, Any]:
     """A fresh worker (with ``worker_env``), ``count`` jobs parked at their gates: its RSS when
-    the last one parked and once the worker has evicted the idle runs; then resume them all."""
+    the last one parked and once the worker has evicted the idle runs; then resume them all.
+
+    ``in_flight``: at most that many jobs between their start and their gate, and between
+    their reply and their end (jobs arriving and answered over time); None starts them all
+    at once and replies to all at once (a burst)."""
     await stack.stop_worker("ours")
     stack.start_worker("ours", dict(worker_env or {}))
     idle_mb = await _settled_rss(stack)  # imports done, polling
     peak = [idle_mb]
     sampling = asyncio.create_task(_sample_rss(stack, peak))
     started = time.time()
-    handles, _ = await start_jobs(stack, count)
-    emails = await desk.park(count)
+    if in_flight is None:
+        handles, requests = await start_jobs(stack, count)
+        emails = await desk.park(count)
+    else:
+        handles, requests, emails = await _park_in_waves(stack, desk, count, in_flight)
     parked_s = time.time() - started
     await asyncio.sleep(2)  # the last gates' workflow tasks complete
     samples = []
@@ -294,9 +306,12 @@ async def parked_memory(
         settled_mb = stack.worker_rss_mb()
     resume_started = time.time()
     cpu_before = stack.cpu_seconds()
-    replies = [asyncio.ensure_future(desk.reply(e, a)) for e, a in emails]
-    failed, ended = await wait_all(handles, stack.check_workers)
-    await asyncio.gather(*replies)
+    if in_flight is None:
+        replies = [asyncio.ensure_future(desk.reply(e, a)) for e, a in emails]
+        failed, ended = await wait_all(handles, stack.check_workers)
+        await asyncio.gather(*replies)
+    else:
+        failed, ended = await _resume_in_waves(stack, desk, handles, requests, emails, in_flight)
     cpu_after = stack.cpu_seconds()
     sampling.cancel()
     resume_s = ended - resume_started
@@ -318,6 +333,72 @@ async def parked_memory(
             for name, used in cpu_after.items()
         },
     }
+
+
+async def _park_in_waves(
+    stack: BenchStack, desk: ReplyDesk, count: int, in_flight: int
+) -> tuple[list[Any], list[AgentJobInput], list[tuple[str, UUID]]]:
+    """Start ``count`` jobs, a new one as each started one parks at its gate, never more
+    than ``in_flight`` on their way; (handles, requests, request emails)."""
+    requests = await job_requests(stack, count)
+    handles: list[Any] = []
+    emails: list[tuple[str, UUID]] = []
+    progress = time.monotonic()
+    while len(emails) < count:
+        room = in_flight - (len(handles) - len(emails))
+        if room > 0 and len(handles) < count:
+            wave = requests[len(handles) : len(handles) + room]
+            handles += await start_all(
+                wave, lambda r: start_agent_job(stack.client, stack.settings, r)
+            )
+        stack.check_workers()
+        await asyncio.sleep(POLL_INTERVAL)
+        new = desk.new_requests()
+        if new:
+            emails += new
+            progress = time.monotonic()
+        elif time.monotonic() - progress > STALL_TIMEOUT:
+            raise TimeoutError(f"only {len(emails)} of {count} gates opened; none for a while")
+    return handles, requests, emails
+
+
+async def _resume_in_waves(
+    stack: BenchStack,
+    desk: ReplyDesk,
+    handles: list[Any],
+    requests: list[AgentJobInput],
+    emails: list[tuple[str, UUID]],
+    in_flight: int,
+) -> tuple[int, float]:
+    """Reply to every gate, never more than ``in_flight`` jobs between their reply and their
+    end; (failed, wall time when the last ended)."""
+    rows = await stack.fetchall("SELECT id, job_id FROM public.approvals", {})
+    job_of = {r["id"]: r["job_id"] for r in rows}
+    handle_of = dict(zip((r.job_id for r in requests), handles, strict=True))
+    gate = asyncio.Semaphore(in_flight)
+    failed = 0
+    ended = time.time()
+
+    async def one(email_id: str, approval_id: UUID) -> None:
+        nonlocal failed, ended
+        async with gate:
+            await desk.reply(email_id, approval_id)
+            try:
+                await handle_of[job_of[approval_id]].result()
+            except Exception:
+                failed += 1
+            ended = max(ended, time.time())
+
+    everything = asyncio.gather(*(one(e, a) for e, a in emails))
+    while not everything.done():
+        await asyncio.wait([everything], timeout=1.0)
+        try:
+            stack.check_workers()
+        except BaseException:
+            everything.cancel()
+            raise
+    everything.result()
+    return failed, ended
 
 
 async def _settled_rss(stack: BenchStack, *, at_least: float = 3.0, at_most: float = 60.0) -> float:

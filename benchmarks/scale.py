@@ -120,6 +120,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--idle-eviction", type=float, help="parked: the worker's idle eviction (5 s; 30)"
     )
     parser.add_argument(
+        "--in-flight",
+        type=int,
+        help="parked: at most this many jobs on their way to a gate, or from a reply to "
+        "their end, at once (default: all at once)",
+    )
+    parser.add_argument(
+        "--sticky-cache",
+        type=int,
+        help="parked: the worker's WORKER_STICKY_CACHE_SIZE (default: the setting's default)",
+    )
+    parser.add_argument(
         "--dispatch-seconds", type=float, help="dispatch: seconds of inserts (default 15; 5)"
     )
     parser.add_argument("--out", type=Path, help="write every run's figures as JSON here")
@@ -367,13 +378,20 @@ async def actions_run(size: int) -> dict[str, Any]:
 # --- parked --------------------------------------------------------------------------
 
 
-async def parked_run(size: int, idle_eviction: float) -> dict[str, Any]:
+async def parked_run(
+    size: int, idle_eviction: float, in_flight: int | None, sticky_cache: int | None
+) -> dict[str, Any]:
     """``size`` jobs parked at their gates on a fresh stack and worker, then resumed."""
-    settings = {"worker_idle_eviction_seconds": idle_eviction}
+    settings: dict[str, Any] = {"worker_idle_eviction_seconds": idle_eviction}
+    if sticky_cache is not None:
+        settings["worker_sticky_cache_size"] = sticky_cache
     async with bench_stack(worker_settings=settings) as stack:
         stack.start_worker("ours")
-        figures = await parked_memory(stack, ReplyDesk(stack), size)
+        figures = await parked_memory(stack, ReplyDesk(stack), size, in_flight=in_flight)
     return {
+        "in_flight": in_flight or size,
+        "sticky_cache": stack.settings.worker_sticky_cache_size,
+    } | {
         k: figures[k]
         for k in (
             "failed",
@@ -741,7 +759,9 @@ async def run_scenario(args: argparse.Namespace, scenario: str) -> dict[str, Any
             if scenario == "actions":
                 figures = await actions_run(size)
             elif scenario == "parked":
-                figures = await parked_run(size, args.idle_eviction)
+                figures = await parked_run(
+                    size, args.idle_eviction, args.in_flight, args.sticky_cache
+                )
             elif scenario == "reconcile":
                 figures = await reconcile_run(size)
             elif scenario == "listing":

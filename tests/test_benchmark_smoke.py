@@ -122,6 +122,21 @@ def _run_module(module: str, *args: str, timeout: float) -> subprocess.Completed
     return done
 
 
+def test_scale_parks_jobs_in_waves(tmp_path: Path) -> None:
+    """``--in-flight`` parks jobs a few at a time and resumes them the same way; every one
+    resumes, with the worker's cache as asked."""
+    out = tmp_path / "parked.json"
+    _run_module(
+        "benchmarks.scale",
+        *("--scenario", "parked", "--sizes", "6", "--in-flight", "2", "--sticky-cache", "3"),
+        *("--idle-eviction", "2", "--out", str(out)),
+        timeout=300,
+    )
+    (run,) = json.loads(out.read_text())["scenarios"]["parked"]["runs"]
+    assert (run["failed"], run["in_flight"], run["sticky_cache"]) == (0, 2, 3)
+    assert run["worker_rss_peak_mb"] >= run["worker_rss_idle_mb"] > 0
+
+
 def test_scale_reads_the_servers_counters_by_label() -> None:
     """``benchmarks.scale`` cross-checks actions with the dev server's ``action`` counter:
     only the default namespace, only that metric, summed by the label."""
