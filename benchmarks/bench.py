@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import sys
 import time
 from collections.abc import Awaitable
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, BarePlan, plan_from_tokens
-from benchmarks.common import ratio, wait_all
+from benchmarks.common import ratio, stop_on_sigterm, wait_all
 from benchmarks.generations import (
     generations_throughput,
     start_generations,
@@ -121,10 +120,7 @@ async def bare_counts(stack: BenchStack, plan: BarePlan) -> dict[str, int]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every scenario, in order; the figures as one dict."""
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    # SIGTERM cancels the run so the stack it started is stopped (SIGINT already does).
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    stop_on_sigterm()
     async with bench_stack(keep=args.keep, worker_settings=args.worker_settings) as stack:
         stack.start_worker("ours")
         stack.start_worker("bare")

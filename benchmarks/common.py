@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -19,6 +20,24 @@ WAIT_TIMEOUT = 1800.0  # seconds: a run that takes longer is stuck
 # Result long-polls in flight at once: 2,000 of them hit the dev server's "namespace
 # concurrent poller limit" and load the server the benchmark measures.
 RESULT_CONCURRENCY = 100
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM cancels the running task, so the stack it started is stopped and its
+    directory deleted (SIGINT already does; a killed benchmark left Postgres running)."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+def failure_unless_cancelled() -> None:
+    """Called from ``except Exception`` around a workflow's result: re-raise as a
+    cancellation if this task is being cancelled (the client answers a cancelled wait
+    with an error of its own, which would count as a failed workflow and swallow a
+    SIGTERM)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def insert_users(
@@ -63,6 +82,7 @@ async def wait_all(
             try:
                 await handle.result()
             except Exception:
+                failure_unless_cancelled()
                 failed += 1
 
     everything = asyncio.gather(*(one(h) for h in handles))

@@ -15,7 +15,14 @@ from uuid import UUID
 from temporalio.client import WorkflowUpdateFailedError
 
 from benchmarks.bare import BARE_TASK_QUEUE, BareJob, BarePlan
-from benchmarks.common import insert_users, percentile, rate, start_all, wait_all
+from benchmarks.common import (
+    failure_unless_cancelled,
+    insert_users,
+    percentile,
+    rate,
+    start_all,
+    wait_all,
+)
 from benchmarks.stack import BenchStack
 from workers.idle_eviction import sweep_interval
 from workers.starters import start_agent_job
@@ -280,40 +287,44 @@ async def parked_memory(
     idle_mb = await _settled_rss(stack)  # imports done, polling
     peak = [idle_mb]
     sampling = asyncio.create_task(_sample_rss(stack, peak))
-    started = time.time()
-    if in_flight is None:
-        handles, requests = await start_jobs(stack, count)
-        emails = await desk.park(count)
-    else:
-        handles, requests, emails = await _park_in_waves(stack, desk, count, in_flight)
-    parked_s = time.time() - started
-    await asyncio.sleep(2)  # the last gates' workflow tasks complete
-    samples = []
-    for _ in range(5):
-        samples.append(stack.worker_rss_mb())
-        await asyncio.sleep(0.5)
-    parked_mb = max(samples)
-    settled_mb = None
-    idle_eviction = stack.settings.worker_idle_eviction_seconds
-    override = (worker_env or {}).get("WORKER_IDLE_EVICTION_SECONDS")
-    if override is not None:  # this worker's own (empty: off)
-        idle_eviction = float(override) if override else None
-    if idle_eviction is not None:
-        # Every parked run idle past the eviction age and evicted by a sweep; the core
-        # drops a run after the sweep that asked, so the collection and the trim come
-        # with the sweep after that.
-        await asyncio.sleep(idle_eviction + 2 * sweep_interval(idle_eviction) + 5)
-        settled_mb = stack.worker_rss_mb()
-    resume_started = time.time()
-    cpu_before = stack.cpu_seconds()
-    if in_flight is None:
-        replies = [asyncio.ensure_future(desk.reply(e, a)) for e, a in emails]
-        failed, ended = await wait_all(handles, stack.check_workers)
-        await asyncio.gather(*replies)
-    else:
-        failed, ended = await _resume_in_waves(stack, desk, handles, requests, emails, in_flight)
-    cpu_after = stack.cpu_seconds()
-    sampling.cancel()
+    try:
+        started = time.time()
+        if in_flight is None:
+            handles, requests = await start_jobs(stack, count)
+            emails = await desk.park(count)
+        else:
+            handles, requests, emails = await _park_in_waves(stack, desk, count, in_flight)
+        parked_s = time.time() - started
+        await asyncio.sleep(2)  # the last gates' workflow tasks complete
+        samples = []
+        for _ in range(5):
+            samples.append(stack.worker_rss_mb())
+            await asyncio.sleep(0.5)
+        parked_mb = max(samples)
+        settled_mb = None
+        idle_eviction = stack.settings.worker_idle_eviction_seconds
+        override = (worker_env or {}).get("WORKER_IDLE_EVICTION_SECONDS")
+        if override is not None:  # this worker's own (empty: off)
+            idle_eviction = float(override) if override else None
+        if idle_eviction is not None:
+            # Every parked run idle past the eviction age and evicted by a sweep; the core
+            # drops a run after the sweep that asked, so the collection and the trim come
+            # with the sweep after that.
+            await asyncio.sleep(idle_eviction + 2 * sweep_interval(idle_eviction) + 5)
+            settled_mb = stack.worker_rss_mb()
+        resume_started = time.time()
+        cpu_before = stack.cpu_seconds()
+        if in_flight is None:
+            replies = [asyncio.ensure_future(desk.reply(e, a)) for e, a in emails]
+            failed, ended = await wait_all(handles, stack.check_workers)
+            await asyncio.gather(*replies)
+        else:
+            failed, ended = await _resume_in_waves(
+                stack, desk, handles, requests, emails, in_flight
+            )
+        cpu_after = stack.cpu_seconds()
+    finally:
+        sampling.cancel()
     resume_s = ended - resume_started
     return {
         "jobs": count,
@@ -386,6 +397,7 @@ async def _resume_in_waves(
             try:
                 await handle_of[job_of[approval_id]].result()
             except Exception:
+                failure_unless_cancelled()
                 failed += 1
             ended = max(ended, time.time())
 

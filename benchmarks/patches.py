@@ -34,7 +34,6 @@ import gc
 import importlib.util
 import json
 import os
-import signal
 import statistics
 import sys
 import time
@@ -48,7 +47,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from benchmarks.bench import say, with_cpu
-from benchmarks.common import wait_all
+from benchmarks.common import stop_on_sigterm, wait_all
 from benchmarks.generations import start_generations
 from benchmarks.jobs import ReplyDesk, jobs_throughput, parked_memory, start_jobs
 from benchmarks.stack import BenchStack, bench_stack
@@ -95,10 +94,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every part, round by round; the raw figures."""
     if not sdk_patches("auto").enabled:
         raise SystemExit(f"the SDK patches are off on temporalio {TEMPORALIO_VERSION}")
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    # SIGTERM cancels the run so the stack it started is stopped (SIGINT already does).
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    stop_on_sigterm()
     out: dict[str, Any] = {"temporalio": TEMPORALIO_VERSION, "cpus": os.cpu_count()}
     async with bench_stack() as stack:
         desk = ReplyDesk(stack)

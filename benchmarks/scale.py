@@ -56,7 +56,7 @@ from benchmarks.actions import (
     naive_metric_sync,
     naive_reminder,
 )
-from benchmarks.common import insert_users, percentile, start_all, wait_all
+from benchmarks.common import insert_users, percentile, start_all, stop_on_sigterm, wait_all
 from benchmarks.generations import start_generations
 from benchmarks.jobs import ReplyDesk, parked_memory
 from benchmarks.metric_writes import metric_upserts_interleaved
@@ -788,6 +788,7 @@ async def run_scenario(args: argparse.Namespace, scenario: str) -> dict[str, Any
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every scenario asked for, one after the other (each on stacks of its own)."""
+    stop_on_sigterm()
     started = time.monotonic()
     scenarios = {}
     for scenario in args.scenarios:
