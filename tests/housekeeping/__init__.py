@@ -91,8 +91,8 @@ async def stored_connection_secret(stack: Stack, connection_id: uuid.UUID) -> di
 
 
 def seed_002_table(name: str) -> str:
-    """One table of seed 002's housekeeping DDL (tests/supabase/seeds/), with its indexes."""
-    text = (HERE / "seed_002_housekeeping.sql").read_text()
+    """One table of seed 002's DDL (tests/supabase/seeds/), with its indexes."""
+    text = "".join((HERE / f).read_text() for f in ("seed_002_housekeeping.sql", "seed_002.sql"))
     table = re.search(rf"CREATE TABLE public\.{name} \(.*?\n\);\n", text, re.S)
     assert table, name
     indexes = re.findall(rf"CREATE INDEX \w+ ON public\.{name}\b[^;]*;", text)

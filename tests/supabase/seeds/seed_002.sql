@@ -61,3 +61,6 @@ CREATE TABLE public.notification_queue (
     created_at TIMESTAMPTZ DEFAULT now(),
     processed_at TIMESTAMPTZ
 );
+-- The seed's own index ("Indexes & Performance Optimization"); 0029 keeps it as it is.
+CREATE INDEX notification_queue_processing_idx ON public.notification_queue
+    (is_processed, next_attempt_at) WHERE is_processed = FALSE;

@@ -1,26 +1,9 @@
 -- Seed 002 (shared/seeds/002_*.txt): the tables of its "Automation & Workflows" and
 -- "Audit & History" parts that retention works on, as its column tables describe them,
 -- with the seed's own indexes ("Indexes & Performance Optimization"), run as the
--- project's role. notification_queue.config_id stays a plain id (notification_config is
--- not part of this system); activity_log.user_id references the acting user (auth.users).
--- tests/housekeeping/ lays these tables down (seed_002_table) where a test needs the app's.
-
-CREATE TABLE public.notification_queue (
-    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
-    config_id UUID,
-    entity_id UUID,
-    entity_type VARCHAR(50),
-    event_data JSONB,
-    is_processed BOOLEAN DEFAULT false,
-    attempts INTEGER DEFAULT 0,
-    max_attempts INTEGER DEFAULT 5,
-    next_attempt_at TIMESTAMPTZ,
-    last_error TEXT,
-    created_at TIMESTAMPTZ DEFAULT now(),
-    processed_at TIMESTAMPTZ
-);
-CREATE INDEX notification_queue_processing_idx ON public.notification_queue
-    (is_processed, next_attempt_at) WHERE is_processed = FALSE;
+-- project's role. activity_log.user_id references the acting user (auth.users). The
+-- notification_queue retention also works on is seed_002.sql's. tests/housekeeping/ lays
+-- these tables down (seed_002_table, from either file) where a test needs the app's.
 
 CREATE TABLE public.activity_log (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
