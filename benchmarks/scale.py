@@ -464,7 +464,7 @@ async def metric_writes_runs(size: int, runs: int) -> list[dict[str, Any]]:
     between runs so each starts alike."""
     out = []
     async with bench_stack() as stack:
-        await warm_wal(stack)
+        await warm_wal(stack, size)
         for _ in range(runs):
             async with stack.pool.connection() as conn:
                 await conn.execute("TRUNCATE public.performance_metrics")
