@@ -39,6 +39,41 @@ COPY = (
 )
 
 
+# Postgres zero-fills each new WAL segment (16 MB) the first time its WAL grows that far; a
+# database in service reuses its old segments instead. A fresh stack's first run created up
+# to max_wal_size of them while it wrote and measured that, not the write path. A run
+# writes about WAL_PER_ROW bytes of WAL a row: two upserts of ~580 and COPY's ~250.
+WAL_PER_ROW = 1400
+WAL_WARMUP = """
+INSERT INTO bench_wal_warmup
+SELECT g, repeat('x', 1500)
+FROM generate_series(1, (SELECT least(setting::bigint * 1024 * 1024, %(bytes)s) / 1600
+                         FROM pg_settings WHERE name = 'max_wal_size')) AS g
+"""
+# Bytes of WAL segments created (zero-filled) so far; Postgres 18's pg_stat_io.
+WAL_CREATED = (
+    "SELECT coalesce(sum(write_bytes), 0)::bigint AS created FROM pg_stat_io "
+    "WHERE object = 'wal' AND context = 'init'"
+)
+
+
+async def warm_wal(stack: BenchStack, rows: int) -> None:
+    """Write the WAL a run of ``rows`` writes (at most max_wal_size) and checkpoint, so the
+    runs reuse segments as a database in service does rather than creating them."""
+    async with stack.pool.connection() as conn:
+        await conn.execute("CREATE TABLE bench_wal_warmup (g bigint, pad text)")
+        await conn.execute(WAL_WARMUP, {"bytes": rows * WAL_PER_ROW})
+        await conn.execute("DROP TABLE bench_wal_warmup")
+        await conn.execute("CHECKPOINT")
+
+
+async def wal_created_mb(stack: BenchStack) -> float:
+    """MB of WAL segments Postgres has created (zero-filled) since it started."""
+    async with stack.pool.connection() as conn:
+        row = await (await conn.execute(WAL_CREATED)).fetchone()
+    return round(row["created"] / 1e6, 1) if row else 0.0
+
+
 def metric_values(count: int) -> list[MetricValue]:
     """``count`` distinct values: campaigns x days x the four metric types."""
     first = date(2025, 1, 1)

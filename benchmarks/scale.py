@@ -59,7 +59,7 @@ from benchmarks.actions import (
 from benchmarks.common import insert_users, percentile, start_all, stop_on_sigterm, wait_all
 from benchmarks.generations import start_generations
 from benchmarks.jobs import ReplyDesk, parked_memory
-from benchmarks.metric_writes import metric_upserts_interleaved
+from benchmarks.metric_writes import metric_upserts_interleaved, wal_created_mb, warm_wal
 from benchmarks.stack import BenchStack, bench_stack
 from workers.starters import start_agent_job
 from workflows.models.agent_job import AgentJobInput
@@ -478,17 +478,20 @@ async def reconcile_run(size: int) -> dict[str, Any]:
 
 async def metric_writes_runs(size: int, runs: int) -> list[dict[str, Any]]:
     """``runs`` times: ``size`` rows upserted with each platform's page size, then COPY;
-    one stack, the metric table emptied between runs so each starts alike."""
+    one stack whose WAL segments exist already (``warm_wal``), the metric table emptied
+    between runs so each starts alike."""
     out = []
     async with bench_stack() as stack:
+        await warm_wal(stack, size)
         for _ in range(runs):
             async with stack.pool.connection() as conn:
                 await conn.execute("TRUNCATE public.performance_metrics")
-            load = load_average()
+            load, wal_before = load_average(), await wal_created_mb(stack)
             figures = await metric_upserts_interleaved(stack, size)
             out.append(
                 {
                     "load_avg": load,
+                    "wal_segments_created_mb": await wal_created_mb(stack) - wal_before,
                     "ratio_meta": figures["ratio_meta"],
                     "ratio_google_ads": figures["ratio_google_ads"],
                     "upsert_meta_rows_per_s": figures["upsert_meta_rows_per_s"],

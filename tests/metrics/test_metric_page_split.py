@@ -56,7 +56,7 @@ async def busy_backends(pool: Pool, *, besides: int | None = None) -> list[dict[
 def assert_connections_back_and_sound(pool: Pool) -> None:
     """Every pooled connection is back in the pool, none came back broken."""
     stats = pool.get_stats()
-    assert stats["pool_available"] == stats["pool_size"], "a connection was not returned"
+    assert stats["pool_available"] == stats["pool_size"], f"a connection was not returned {stats}"
     assert stats.get("returns_bad", 0) == 0, "a connection came back broken"
 
 
