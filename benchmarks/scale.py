@@ -19,7 +19,10 @@ Scenarios, each measured per size:
 - ``listing``: one user's approvals, jobs and generations among N rows each, and one
   organization's as a member reads them (a typical one and one holding 1 %), as the app
   reads them (row-level security): plans and p99;
-- ``dispatch``: insert-to-workflow-started latency of the row dispatcher at N rows/s.
+- ``dispatch``: insert-to-workflow-started latency of the row dispatcher at N rows/s,
+  twice: the dispatcher alone (its own process, no generation runs: its own latency, the
+  target) and the default deployment (the dispatcher in the worker, every generation
+  running to completion on the same cores: the machine's capacity), each on its stack.
 
 Every figure is taken ``--runs`` times (min / median / max) with the 1-minute load
 average beside each run; with several sizes, the growth per unit between the smallest
@@ -724,11 +727,19 @@ async def listing_run(size: int) -> dict[str, Any]:
 # --- dispatch ------------------------------------------------------------------------
 
 
+# Each setup's figures under a name of its own: the dispatcher's latency, and the machine's.
+DISPATCH_SETUPS = {"alone": "dispatcher", "worker": "with_generations"}
+
+
 async def dispatch_run(rate: int, seconds: float) -> dict[str, Any]:
-    """Rows inserted at ``rate`` per second for ``seconds``; insert → workflow started."""
-    args = argparse.Namespace(rows=max(1, round(rate * seconds)), rate=float(rate), out=None)
-    notify = (await dispatch_latency.run(args))["notify"]
-    return {k: notify[k] for k in ("rows", "p50_ms", "p99_ms", "max_ms")}
+    """Rows inserted at ``rate`` per second for ``seconds``; insert → workflow started,
+    the dispatcher alone and in the worker with the generations running."""
+    rows = max(1, round(rate * seconds))
+    out: dict[str, Any] = {}
+    for setup, name in DISPATCH_SETUPS.items():
+        notify = (await dispatch_latency.run_setup(setup, rows, float(rate)))["notify"]
+        out[name] = {k: notify[k] for k in ("rows", "p50_ms", "p99_ms", "max_ms")}
+    return out
 
 
 # --- the command ---------------------------------------------------------------------
@@ -852,10 +863,11 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
             indexed = worst(f"{listing}.uses_index", "min")
             met = p99 < LISTING_P99_MS and indexed == 1
             checks.append((f"{listing}: index used, p99 < {LISTING_P99_MS:g} ms", p99, met))
-    elif scenario == "dispatch":
-        p99 = worst("p99_ms", "max")
+    elif scenario == "dispatch":  # the dispatcher's own latency; with_generations is capacity
+        p99 = worst("dispatcher.p99_ms", "max")
         if p99 is not None:
-            checks.append((f"p99 < {DISPATCH_P99_MS:g} ms", p99, p99 < DISPATCH_P99_MS))
+            what = f"dispatcher p99 < {DISPATCH_P99_MS:g} ms"
+            checks.append((what, p99, p99 < DISPATCH_P99_MS))
     return [
         {"target": what, "size": int(size), "figure": figure, "met": met}
         for what, figure, met in checks

@@ -60,10 +60,13 @@ class BenchStack:
             return await (await conn.execute(query, params)).fetchall()
 
     def start_worker(
-        self, kind: Literal["ours", "bare", "ingress"], extra_env: dict[str, str] | None = None
+        self,
+        kind: Literal["ours", "bare", "ingress", "dispatcher"],
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start ``orchestrator worker`` (ours), ``python -m benchmarks.worker`` (bare) or
-        ``orchestrator ingress`` with this stack's settings; it dies with this process."""
+        """Start ``orchestrator worker`` (ours), ``python -m benchmarks.worker`` (bare),
+        ``orchestrator ingress`` or ``orchestrator dispatcher`` with this stack's settings;
+        it dies with this process."""
         # No Prometheus endpoints (an empty address turns one off): fixed ports would stop
         # a second stack on the machine (the smoke tests run side by side).
         env = settings_env(self.settings) | {
@@ -78,6 +81,7 @@ class BenchStack:
             "ours": ["workers.cli", "worker"],
             "bare": ["benchmarks.worker"],
             "ingress": ["workers.cli", "ingress"],
+            "dispatcher": ["workers.cli", "dispatcher"],
         }[kind]
         proc = subprocess.Popen(  # noqa: S603 - our own modules, fixed arguments
             [sys.executable, "-m", *module],
@@ -327,4 +331,4 @@ def _settings(
 
 
 def _process_name(kind: str) -> str:
-    return kind if kind == "ingress" else f"worker_{kind}"
+    return kind if kind in ("ingress", "dispatcher") else f"worker_{kind}"

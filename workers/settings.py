@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     dispatcher_enabled: bool = True
     dispatch_database_url: SecretStr | None = None  # defaults to database_url
     dispatch_sweep_seconds: float = Field(default=15.0, gt=0)
+    # Rows acted on at once (each holds a pooled connection while it calls Temporal).
+    dispatch_concurrency: int = Field(default=16, ge=1, le=256)
     dispatch_batch_wait_seconds: float = Field(default=120.0, gt=0)
     supabase_url: AnyHttpUrl | None = None  # https://<project>.supabase.co
     supabase_jwt_secret: SecretStr | None = None  # the legacy shared HS256 secret

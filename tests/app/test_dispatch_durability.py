@@ -1,16 +1,19 @@
 """A row inserted while no worker runs (killed before it heard of the row) is started
-once, by the next worker, without anyone touching it again."""
+once, by the next worker, without anyone touching it again; and the dispatcher in a
+process of its own (`orchestrator dispatcher`) starts rows once, as a worker's does."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 
 from temporalio.testing import WorkflowEnvironment
 
 from tests.app.helpers import app_user, exists, insert_generation, insert_job, row, runs
 from tests.harness import Stack, running_stack, start_worker_process
 from tests.waiting import eventually
+from workers.settings import settings_env
 
 LISTENERS = (
     "SELECT count(*) AS n FROM pg_stat_activity "
@@ -64,3 +67,52 @@ async def test_rows_inserted_while_the_worker_was_down_start_once_after_restart(
         assert await runs(stack.client, f"generation-{generation_id}") == 1
         assert await runs(stack.client, f"job-{job_id}") == 1
         assert stack.emulators.higgsfield.submission_count() == 1
+
+
+def _start_dispatcher_process(stack: Stack, temporal_address: str) -> subprocess.Popen[bytes]:
+    """`orchestrator dispatcher`, with DISPATCHER_ENABLED=false as the workers beside it
+    have it (the setting is the workers'; this process is the dispatcher)."""
+    env = settings_env(stack.settings) | {
+        "TEMPORAL_ADDRESS": temporal_address,
+        "LOG_LEVEL": "warning",
+        "METRICS_BIND_ADDRESS": "",
+        "DISPATCHER_ENABLED": "false",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "dispatcher"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_the_dispatcher_in_its_own_process_starts_each_row_once(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    # The worker (this test's, in-process) runs no dispatcher; `orchestrator dispatcher`
+    # does: a row inserted before it started (its first sweep) and rows it hears of run
+    # once each, and SIGTERM stops it cleanly.
+    address = temporal_env.client.service_client.config.target_host
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        user = await app_user(stack)
+        before = await insert_generation(stack, user, "before the dispatcher")
+        dispatcher = _start_dispatcher_process(stack, address)
+        try:
+            await eventually(lambda: _listeners(stack), timeout=60, what="a listening dispatcher")
+            heard = [await insert_generation(stack, user, f"heard {n}") for n in range(3)]
+            job_id = await insert_job(stack, user)
+
+            async def all_done() -> bool:
+                found = [await row(stack, "generations", i) for i in [before, *heard]]
+                job = await row(stack, "jobs", job_id)
+                return all(r["status"] == "completed" for r in [*found, job])
+
+            await eventually(all_done, timeout=90, what="every row completed")
+        finally:
+            dispatcher.terminate()
+            await asyncio.to_thread(dispatcher.wait, 30)
+        assert dispatcher.returncode == 0, dispatcher.stderr and dispatcher.stderr.read()[-2000:]
+        for generation_id in [before, *heard]:
+            assert await runs(stack.client, f"generation-{generation_id}") == 1
+        assert await runs(stack.client, f"job-{job_id}") == 1
+        assert stack.emulators.higgsfield.submission_count() == 4

@@ -1,6 +1,6 @@
-"""`orchestrator worker`, `orchestrator ingress` and `orchestrator dev`: the long-running
-processes. Each runs in the foreground until it is stopped; ``workers.cli.main`` exits
-with its status."""
+"""`orchestrator worker`, `orchestrator dispatcher`, `orchestrator ingress` and
+`orchestrator dev`: the long-running processes. Each runs in the foreground until it is
+stopped; ``workers.cli.main`` exits with its status."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def add_commands(sub: Any) -> None:
     worker = sub.add_parser("worker", help="run the Temporal worker")
     worker.add_argument("--queues", metavar="QUEUES", help=QUEUES_HELP)
     worker.set_defaults(process=run_worker)
+    sub.add_parser(
+        "dispatcher",
+        help="run only the dispatcher that starts what the app writes (workers then run "
+        "with DISPATCHER_ENABLED=false)",
+    ).set_defaults(process=run_dispatcher)
     sub.add_parser("ingress", help="run the HTTP ingress (webhooks, approval links)").set_defaults(
         process=run_ingress
     )
@@ -44,6 +49,13 @@ def run_worker(args: argparse.Namespace) -> None:
     from workers.worker import main as worker_main
 
     worker_main(queues=args.queues)
+
+
+def run_dispatcher(args: argparse.Namespace) -> None:
+    """The dispatcher in a process of its own."""
+    from workers.dispatch.process import main as dispatcher_main
+
+    dispatcher_main()
 
 
 def run_ingress(args: argparse.Namespace) -> None:

@@ -32,7 +32,6 @@ from workers.logging import get_logger
 from workers.settings import Settings
 
 log = get_logger("workers.dispatch")
-CONCURRENCY = 4  # rows acted on at once: each holds a pooled connection while it calls Temporal
 RECONNECT_MAX = 30.0
 
 
@@ -50,7 +49,9 @@ def parse_payload(payload: str) -> tuple[Entity, UUID] | None:
 class Dispatcher:
     """Listens for rows and sweeps for the ones it did not hear of."""
 
-    def __init__(self, rows: RowDispatcher, listen_url: str, sweep_every: float) -> None:
+    def __init__(
+        self, rows: RowDispatcher, listen_url: str, sweep_every: float, concurrency: int
+    ) -> None:
         self.rows = rows
         self.listen_url = listen_url
         self.sweep_every = sweep_every
@@ -58,7 +59,10 @@ class Dispatcher:
         self.swept = asyncio.Event()  # set after each sweep (tests wait on it)
         self.connections = 0  # listening sessions opened so far
         self._sweep_now = asyncio.Event()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
+        # Rows acted on at once: each holds one of the pool's connections while it calls
+        # Temporal, so never more than the pool holds (more would wait on the pool).
+        self.concurrency = max(1, min(concurrency, rows.pool.max_size))
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -149,6 +153,7 @@ async def running_dispatcher(
         RowDispatcher(pool, client, settings),
         url.get_secret_value(),
         settings.dispatch_sweep_seconds,
+        settings.dispatch_concurrency,
     )
     task = asyncio.create_task(dispatcher.run())
     with contextlib.suppress(TimeoutError):  # a database that is down: the loop retries

@@ -57,21 +57,32 @@ class RowDispatcher:
         self.pool, self.client, self.settings = pool, client, settings
 
     async def handle(self, entity: Entity, row_id: UUID) -> Outcome:
-        """Whatever the row needs: its cancel delivered, or its workflow started."""
-        if entity == "jobs":
-            cancelled = await self._cancel_job(row_id)
-            return cancelled if cancelled != "nothing" else await self._start_job(row_id)
-        return await self._generation(row_id)
+        """Whatever the row needs: its cancel delivered, or its workflow started.
+
+        The common case comes first, in one transaction: a new row with no cancel
+        requested (and, for a generation, in no batch) is locked and started. Anything
+        else (a cancel request, a batch, a row that is no longer new or that another
+        dispatcher holds) takes the full path: its cancel first, then its start.
+        """
+        if entity == "generations":
+            return await self._generation(row_id)
+        started = await self._start_job(row_id)
+        if started is not None:
+            return started
+        cancelled = await self._cancel_job(row_id)
+        if cancelled != "nothing":
+            return cancelled
+        return await self._start_job(row_id) or "skipped"
 
     # --- jobs ---------------------------------------------------------------------------
 
-    async def _start_job(self, job_id: UUID) -> Outcome:
+    async def _start_job(self, job_id: UUID) -> Outcome | None:
+        """Start a new job; None if it is not new, another dispatcher holds it, or its
+        cancel was requested (the cancel comes first)."""
         async with self.pool.connection() as conn, conn.transaction():
             row = await dispatch.lock_new_job(conn, job_id)
-            if row is None:
-                return "skipped"
-            if row.cancel_requested_at is not None:
-                return "skipped"  # its cancel comes first (handled before this, or next)
+            if row is None or row.cancel_requested_at is not None:
+                return None
             try:
                 request = rules.job_input(row, self.settings)
             except Invalid as exc:
@@ -123,22 +134,29 @@ class RowDispatcher:
     # --- generations --------------------------------------------------------------------
 
     async def _generation(self, generation_id: UUID) -> Outcome:
+        started = await self._start_generation(generation_id)
+        if started is not None:
+            return started
         async with self.pool.connection() as conn:
             row = await dispatch.generation_batch(conn, generation_id)
         if row is None:
             return "nothing"
-        if row.batch_size is not None and row.batch_id is not None:
+        if _in_batch(row):
+            assert row.batch_id is not None
             return await self.dispatch_batch(row.batch_id)
         cancelled = await self._cancel_generation(generation_id)
         if cancelled != "nothing":
             return cancelled
-        return await self._start_generation(generation_id)
+        return await self._start_generation(generation_id) or "skipped"
 
-    async def _start_generation(self, generation_id: UUID) -> Outcome:
+    async def _start_generation(self, generation_id: UUID) -> Outcome | None:
+        """Start a new generation that stands alone; None if it is not new, another
+        dispatcher holds it, its cancel was requested (the cancel comes first) or it
+        belongs to a batch (started as one, ``dispatch_batch``)."""
         async with self.pool.connection() as conn, conn.transaction():
             row = await dispatch.lock_new_generation(conn, generation_id)
-            if row is None or row.cancel_requested_at is not None:
-                return "skipped"
+            if row is None or row.cancel_requested_at is not None or _in_batch(row):
+                return None
             try:
                 request = rules.generation_input(row, self.settings)
             except Invalid as exc:
@@ -316,6 +334,11 @@ class RowDispatcher:
 
 
 _NEVER_STARTED = "cancelled on request before it started"
+
+
+def _in_batch(row: dispatch.BatchMembership | NewGeneration) -> bool:
+    """A generation of a batch (started, cancelled or refused with its batch as one)."""
+    return row.batch_id is not None and row.batch_size is not None
 
 
 async def _cancel_unstarted(conn: Conn, generation_id: UUID) -> None:
