@@ -178,7 +178,8 @@ async def bare_throughput(
 
     while not finished.done():
         try:
-            workflow_id = await asyncio.wait_for(stack.bare_waiting.get(), POLL_INTERVAL)
+            async with asyncio.timeout(POLL_INTERVAL):
+                workflow_id = await stack.bare_waiting.get()
         except TimeoutError:
             continue
         sent.append(asyncio.create_task(release(workflow_id)))

@@ -181,7 +181,8 @@ async def _can_connect(address: str) -> bool:
     from temporalio.client import Client
 
     try:
-        client = await asyncio.wait_for(Client.connect(address), timeout=2)
+        async with asyncio.timeout(2):
+            client = await Client.connect(address)
         await client.service_client.check_health()
     except Exception:
         return False

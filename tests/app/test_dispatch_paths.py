@@ -156,6 +156,26 @@ async def test_the_dispatcher_acts_on_its_concurrency_of_rows_at_once(app_stack:
         assert await runs(app_stack.client, f"generation-{generation_id}") == 1
 
 
+async def test_a_dispatcher_stopped_as_it_is_told_to_sweep_stops(app_stack: Any) -> None:
+    # A sweep asked for (a new listening connection asks for one) in the same moment the
+    # dispatcher is stopped: on Python 3.11 asyncio.wait_for returned the sweep's wake-up
+    # and dropped the cancel, the sweep loop ran on, and the stop (a worker's shutdown, the
+    # test stack's teardown) waited forever. The stop must end it.
+    await deafen(app_stack)
+    rows = RowDispatcher(app_stack.pool, app_stack.client, app_stack.settings)
+    dispatcher = Dispatcher(rows, _url(app_stack), sweep_every=3600, concurrency=1)
+    task = asyncio.create_task(dispatcher.run())
+    async with asyncio.timeout(30):
+        await dispatcher.swept.wait()  # its first sweep done: waiting for the next
+    dispatcher.sweep_soon()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=10)
+    if not done:  # it ran on: a second cancel (no sweep asked for) ends it before failing
+        task.cancel()
+        await asyncio.wait({task}, timeout=10)
+    assert done and task.cancelled(), "the dispatcher ran on after it was stopped"
+
+
 @pytest.mark.parametrize(("asked", "slots"), [(1, 1), (8, 8), (10, 10), (64, 10), (0, 1)])
 async def test_the_dispatcher_holds_no_more_rows_than_its_pool_has_connections(
     app_stack: Any, asked: int, slots: int

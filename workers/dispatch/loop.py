@@ -125,8 +125,12 @@ class Dispatcher:
 
     async def _sweep_forever(self) -> None:
         while True:
+            # asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for returns the
+            # awaited result and drops a cancel that arrives as it completes (a sweep asked
+            # for just as the dispatcher is stopped), and the stop then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sweep_now.wait(), timeout=self.sweep_every)
+                async with asyncio.timeout(self.sweep_every):
+                    await self._sweep_now.wait()
             self._sweep_now.clear()
             try:
                 count = await self.rows.sweep()
@@ -157,7 +161,8 @@ async def running_dispatcher(
     )
     task = asyncio.create_task(dispatcher.run())
     with contextlib.suppress(TimeoutError):  # a database that is down: the loop retries
-        await asyncio.wait_for(dispatcher.listening.wait(), timeout=10)
+        async with asyncio.timeout(10):
+            await dispatcher.listening.wait()
     try:
         yield dispatcher
     finally:
