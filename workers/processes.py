@@ -21,11 +21,11 @@ from ingress.codec_server import CodecAccess
 from ingress.inbound_email import InboundConfig
 from workers.codec import EncryptionCodec
 from workers.dispatch.rows import RowDispatcher
+from workers.entry import run_process
 from workers.families import family_statuses
 from workers.keys import Keyring, Use
-from workers.logging import configure_logging, register_secrets
 from workers.object_storage import open_object_store
-from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
+from workers.settings import Settings
 from workers.telemetry import client_plugins, configure_tracing, telemetry_runtime
 from workers.temporal import connect_client
 
@@ -153,10 +153,4 @@ async def run_ingress(settings: Settings) -> None:
 
 def ingress_main() -> None:
     """Entry point of ``orchestrator ingress``."""
-    try:
-        settings = load_settings()
-        configure_logging(settings.log_level, settings.log_format)
-        register_secrets(settings.secret_values())
-        asyncio.run(run_ingress(settings))
-    except SettingsError as error:
-        exit_on_settings_error(error)
+    run_process(run_ingress)

@@ -60,6 +60,7 @@ from db.pool import Pool, open_pool
 from db.transitions import InvalidTransition, RowNotFound
 from workers import shared_code
 from workers.dispatch.loop import running_dispatcher
+from workers.entry import run_process
 from workers.families import FamilyStatus, family_statuses, refusing_activity, status_of
 from workers.housekeeping import (
     credential_suspension,
@@ -69,10 +70,10 @@ from workers.housekeeping import (
 )
 from workers.idle_eviction import CachedRuns, EvictingWorker, TrackingRunner
 from workers.keys import Keyring, Use
-from workers.logging import configure_logging, get_logger, register_secrets
+from workers.logging import get_logger
 from workers.object_storage import open_object_store
 from workers.sdk_internals import sdk_patches
-from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
+from workers.settings import Settings
 from workers.telemetry import client_meter, client_plugins, configure_tracing
 from workers.telemetry import telemetry_runtime as _runtime
 from workers.telemetry_metrics import BusinessMetrics, collecting_gauges
@@ -639,10 +640,4 @@ async def run_worker(settings: Settings) -> None:
 def main(*, queues: str | None = None) -> None:
     """Entry point of ``orchestrator worker``; ``queues`` (``--queues``) overrides
     WORKER_QUEUES."""
-    try:
-        settings = load_settings() if queues is None else load_settings(worker_queues=queues)
-        configure_logging(settings.log_level, settings.log_format)
-        register_secrets(settings.secret_values())
-        asyncio.run(run_worker(settings))
-    except SettingsError as error:
-        exit_on_settings_error(error)
+    run_process(run_worker, **({} if queues is None else {"worker_queues": queues}))

@@ -16,8 +16,9 @@ import signal
 
 from db.pool import open_pool
 from workers.dispatch.loop import running_dispatcher
-from workers.logging import configure_logging, get_logger, register_secrets
-from workers.settings import Settings, SettingsError, exit_on_settings_error, load_settings
+from workers.entry import run_process
+from workers.logging import get_logger
+from workers.settings import Settings
 from workers.telemetry import client_plugins
 from workers.temporal import connect_client
 
@@ -60,10 +61,4 @@ async def run_dispatcher(settings: Settings) -> None:
 
 def main() -> None:
     """Entry point of ``orchestrator dispatcher``."""
-    try:
-        settings = load_settings()
-        configure_logging(settings.log_level, settings.log_format)
-        register_secrets(settings.secret_values())
-        asyncio.run(run_dispatcher(settings))
-    except SettingsError as error:
-        exit_on_settings_error(error)
+    run_process(run_dispatcher)
