@@ -25,6 +25,7 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 from db import telemetry
 from db.pool import Pool
 from workers.logging import get_logger
+from workers.stopping import cancel_until_done
 
 log = get_logger("workers.telemetry_metrics")
 
@@ -176,6 +177,4 @@ async def collecting_gauges(
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_until_done([task])  # its round may lose a cancel in the pool

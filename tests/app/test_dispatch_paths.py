@@ -9,6 +9,7 @@ stack's own dispatcher deafened, so nothing but the call under test touches it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -173,6 +174,40 @@ async def test_a_dispatcher_stopped_as_it_is_told_to_sweep_stops(app_stack: Any)
     if not done:  # it ran on: a second cancel (no sweep asked for) ends it before failing
         task.cancel()
         await asyncio.wait({task}, timeout=10)
+    assert done and task.cancelled(), "the dispatcher ran on after it was stopped"
+
+
+class _LosesACancel(RowDispatcher):
+    """A sweep that loses the first cancel it is sent, as psycopg's pool can while it
+    hands over a connection (Python 3.11's asyncio.wait_for), then finishes."""
+
+    def __init__(self, stack: Any) -> None:
+        super().__init__(stack.pool, stack.client, stack.settings)
+        self.sweeping = asyncio.Event()
+
+    async def sweep(self) -> int:
+        self.sweeping.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        return 0
+
+
+async def test_a_dispatcher_whose_sweep_lost_its_cancel_still_stops(app_stack: Any) -> None:
+    # The sweep runs on after the stop's cancel; the dispatcher cancels again until its
+    # loops have ended, instead of waiting for them forever.
+    await deafen(app_stack)
+    rows = _LosesACancel(app_stack)
+    dispatcher = Dispatcher(rows, _url(app_stack), sweep_every=3600, concurrency=1)
+    task = asyncio.create_task(dispatcher.run())
+    async with asyncio.timeout(30):
+        await rows.sweeping.wait()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=15)
+    for _ in range(3):  # it ran on: end it before failing (each cancel may meet the sleep)
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
     assert done and task.cancelled(), "the dispatcher ran on after it was stopped"
 
 

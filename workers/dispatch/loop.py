@@ -30,6 +30,7 @@ from db.pool import Pool
 from workers.dispatch.rows import RowDispatcher
 from workers.logging import get_logger
 from workers.settings import Settings
+from workers.stopping import cancel_until_done
 
 log = get_logger("workers.dispatch")
 RECONNECT_MAX = 30.0
@@ -66,15 +67,15 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        """Listen and sweep until cancelled."""
+        """Listen and sweep until cancelled (the loops end otherwise only by an error,
+        which is raised here)."""
+        loops = {asyncio.create_task(self._listen()), asyncio.create_task(self._sweep_forever())}
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._listen())
-                group.create_task(self._sweep_forever())
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_until_done([*loops, *self._tasks])
+        for task in done:
+            task.result()
 
     def sweep_soon(self) -> None:
         """Sweep now instead of at the next interval."""
@@ -166,6 +167,4 @@ async def running_dispatcher(
     try:
         yield dispatcher
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_until_done([task])
