@@ -10,7 +10,7 @@ import uuid
 from db import metrics
 from db.metrics import SPLIT_PAGE_VALUES, UPSERT_CHUNK, MetricValue, UpsertCounts
 from db.pool import is_transaction_pooler, open_pool
-from tests.metrics.test_metric_upsert import key, page
+from tests.metrics.test_metric_upsert import key, new_connection, page
 from tests.supabase.test_supabase_migrations import pooled_url  # noqa: F401 - a fixture
 
 
@@ -20,18 +20,7 @@ async def test_metric_pages_are_written_through_a_transaction_pooler(
     assert is_transaction_pooler(pooled_url)
     pool = await open_pool(pooled_url, min_size=2, max_size=4)
     try:
-        connection_id, sync_id = uuid.uuid4(), uuid.uuid4()
-        async with pool.connection() as conn:
-            await metrics.insert_connection(
-                conn,
-                connection_id=connection_id,
-                platform="meta",
-                credentials={},
-                account_id="act_pooled",
-                account_name=None,
-                sync_frequency=60,
-                created_by=None,
-            )
+        connection_id, sync_id = await new_connection(pool), uuid.uuid4()
         big = page(SPLIT_PAGE_VALUES * 2 + 40)  # two halves, several chunks each
         small = page(UPSERT_CHUNK + 20, campaign_offset=1000)  # one transaction, two chunks
 
