@@ -73,7 +73,9 @@ class Dispatcher:
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
         finally:
-            await cancel_until_done([*loops, *self._tasks])
+            # The loops first: once they have ended no row is taken up, then the rows in hand.
+            await cancel_until_done(loops)
+            await cancel_until_done(self._tasks)
         for task in done:
             task.result()
 
@@ -167,4 +169,8 @@ async def running_dispatcher(
     try:
         yield dispatcher
     finally:
-        await cancel_until_done([task])
+        # One cancel: run() stops its own loops until they end; cancelling it again would
+        # cut that short and leave them running.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
