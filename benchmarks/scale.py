@@ -543,6 +543,34 @@ ORG_LISTINGS = {
     "generations": "SELECT id, status, prompt_text, created_at FROM public.generations "
     "WHERE org_id = %(org)s ORDER BY created_at DESC LIMIT 50",
 }
+# The same pages through the listing functions (0035, `rpc/list_jobs` ...): the reader's
+# own rows and each organization's read in index order, at most a page from each.
+RPC_LISTINGS = {
+    "jobs, rpc": "SELECT id, title, status, created_at FROM public.list_jobs()",
+    "approvals, rpc": "SELECT id, job_id, status, description, created_at "
+    "FROM public.list_approvals()",
+    "pending approvals, rpc": "SELECT id, job_id, description, expires_at "
+    "FROM public.list_approvals(status => 'pending')",
+    "generations, rpc": "SELECT id, status, prompt_text, created_at FROM public.list_generations()",
+}
+ORG_RPC_LISTINGS = {
+    name: query.replace("()", "(org_id => %(org)s)").replace(
+        "(status", "(org_id => %(org)s, status"
+    )
+    for name, query in RPC_LISTINGS.items()
+}
+LISTINGS |= RPC_LISTINGS
+ORG_LISTINGS |= ORG_RPC_LISTINGS
+# A listing function's own statement, as auto_explain reports it (its EXPLAIN shows only
+# a Function Scan): this transaction's, at NOTICE.
+AUTO_EXPLAIN = (
+    "LOAD 'auto_explain'",
+    "SET LOCAL auto_explain.log_min_duration = 0",
+    "SET LOCAL auto_explain.log_nested_statements = on",
+    "SET LOCAL auto_explain.log_analyze = on",
+    "SET LOCAL auto_explain.log_buffers = on",
+    "SET LOCAL auto_explain.log_level = notice",
+)
 EXECUTIONS = 200
 HEAVY_SHARE = 0.01  # the heavy user holds 1 % of every table, and so does the heavy org
 HEAVY_ORG_MEMBERS = 20
@@ -685,10 +713,13 @@ async def _listing(
     from db.app_api import as_user
 
     claims = {"sub": str(user), "role": "authenticated", "aud": "authenticated"}
+    if "public.list_" in query:
+        plan = await _function_plan(stack, claims, query, params)
     async with as_user(stack.pool, claims) as conn:
-        explain = f"EXPLAIN (ANALYZE, BUFFERS) {query}"
-        plan_rows = await (await conn.execute(explain, params)).fetchall()
-        plan = "\n".join(str(next(iter(r.values()))) for r in plan_rows)
+        if "public.list_" not in query:
+            explain = f"EXPLAIN (ANALYZE, BUFFERS) {query}"
+            plan_rows = await (await conn.execute(explain, params)).fetchall()
+            plan = "\n".join(str(next(iter(r.values()))) for r in plan_rows)
         times = []
         for _ in range(EXECUTIONS):
             started = time.perf_counter()
@@ -703,6 +734,25 @@ async def _listing(
         "sorts": "Sort" in plan,
         "plan": plan,
     }
+
+
+async def _function_plan(
+    stack: BenchStack, claims: dict[str, Any], query: str, params: dict[str, Any] | None
+) -> str:
+    """The plan of the statement a listing function runs, signed in as PostgREST signs in
+    (auto_explain must be loaded before the role changes: the pool's role may load it)."""
+    from db.app_api import Q
+
+    notices: list[str] = []
+    async with stack.pool.connection() as conn:
+        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
+        async with conn.transaction():
+            for setting in AUTO_EXPLAIN:
+                await conn.execute(setting)
+            await conn.execute(Q["act_as_user"])
+            await conn.execute(Q["set_claims"], {"claims": json.dumps(claims)})
+            await (await conn.execute(query, params)).fetchall()
+    return "\n".join(n for n in notices if "public.list_" not in n)
 
 
 async def listing_run(size: int) -> dict[str, Any]:
