@@ -121,18 +121,21 @@ async def _upsert_seconds(
     connection_id: uuid.UUID,
     sync_id: uuid.UUID,
 ) -> float:
-    """Seconds to write ``values`` through ``upsert_metric_page`` from the pool, page after
-    page (as ``MetricSyncActivities._pull_slice`` writes them); every row must land."""
+    """Seconds to write ``values`` through ``upsert_metric_page`` from the pool, pages
+    gathered as ``MetricSyncActivities._pull_slice`` gathers them (until they hold
+    ``METRIC_SYNC_WRITE_VALUES``, by default); every row must land."""
     page = PAGE_VALUES[platform]
+    write_values = Settings.model_fields["metric_sync_write_values"].default
+    per_write = page * -(-write_values // page)
     written = 0
     started = time.perf_counter()
-    for offset in range(0, len(values), page):
+    for offset in range(0, len(values), per_write):
         counts = await metrics.upsert_metric_page(
             stack.pool,
             connection_id=connection_id,
             platform=platform,
             sync_id=sync_id,
-            values=values[offset : offset + page],
+            values=values[offset : offset + per_write],
         )
         written += counts.created + counts.updated
     seconds = time.perf_counter() - started

@@ -218,6 +218,9 @@ class Settings(BaseSettings):
     google_ads_api_version: str = "v26"
     google_ads_developer_token: SecretStr | None = None
     metric_sync_lookback: timedelta = timedelta(days=3)
+    # Fetched pages are written together until they hold this many values
+    # (activities/metric_sync.py; a crash pulls what was not written yet again).
+    metric_sync_write_values: int = Field(default=40_000, ge=1, le=200_000)
 
     # Renewing credentials (issue 28): Google's OAuth token endpoint and the OAuth client
     # Google Ads refresh tokens were granted to; Meta's app (exchanges long-lived tokens);

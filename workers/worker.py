@@ -189,6 +189,7 @@ def ad_platform_config(settings: Settings, *, today: date | None = None) -> AdPl
         google_ads_api_version=settings.google_ads_api_version,
         google_ads_developer_token=token.get_secret_value() if token else None,
         lookback=settings.metric_sync_lookback,
+        write_values=settings.metric_sync_write_values,
     )
 
 

@@ -32,6 +32,8 @@ class AdPlatformConfig:
     google_ads_api_version: str
     google_ads_developer_token: str | None
     lookback: timedelta
+    # Pages are written together until they hold this many values (activities/metric_sync.py).
+    write_values: int = 40_000
 
 
 @dataclass(frozen=True)

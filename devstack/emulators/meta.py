@@ -196,6 +196,7 @@ class MetaEmulator:
         self._ig_users: set[str] = set()
         self._expired: set[str] = set()
         self._throttles: list[tuple[float, int]] = []
+        self._throttle_after = 0  # requests answered before the queued throttles apply
         self._page_failures: dict[tuple[str, int], int] = {}
         self._requests: list[Record] = []
         routes = [
@@ -253,11 +254,15 @@ class MetaEmulator:
             if released <= today and (expires is None or today < expires)
         ]
 
-    def throttle_next(self, n: int = 1, retry_after_s: float = 60, *, code: int = 80000) -> None:
-        """Answer the next ``n`` insights requests with Meta's rate-limit error; the wait is
-        announced (rounded up to minutes) in ``x-business-use-case-usage`` only."""
+    def throttle_next(
+        self, n: int = 1, retry_after_s: float = 60, *, code: int = 80000, after: int = 0
+    ) -> None:
+        """Answer the next ``n`` insights requests (once ``after`` more have been answered)
+        with Meta's rate-limit error; the wait is announced (rounded up to minutes) in
+        ``x-business-use-case-usage`` only."""
         with self._lock:
             self._throttles.extend([(retry_after_s, code)] * n)
+            self._throttle_after = after
 
     def fail_page(self, account_id: str, page_index: int, *, times: int = 1) -> None:
         """Answer page ``page_index`` (0-based) of an account's insights with HTTP 500."""
@@ -271,6 +276,7 @@ class MetaEmulator:
             for store in (self._accounts, self._ig_users, self._expired, self._page_failures):
                 store.clear()
             self._throttles.clear()
+            self._throttle_after = 0
             self._requests.clear()
         self.tokens.clear()
         self.faults.reset()
@@ -372,7 +378,9 @@ class MetaEmulator:
         if self.valid_tokens is not None and token not in self.valid_tokens:
             message = "Invalid OAuth access token - Cannot parse access token"
             return _error(400, message, 190, headers=header)
-        if self._throttles:
+        if self._throttles and self._throttle_after > 0:
+            self._throttle_after -= 1
+        elif self._throttles:
             retry_after, code = self._throttles.pop(0)
             headers = usage_headers(account_id, 100, math.ceil(retry_after / 60))
             message = (

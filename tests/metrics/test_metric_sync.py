@@ -39,10 +39,10 @@ DEV_TOKEN = "dev-test-token"
 CAMPAIGNS = 3 * PAGE_LIMIT // 10
 
 
-def rows_per_transaction(page_values: list[int]) -> list[int]:
-    """Rows each writing transaction leaves, fewest first: big pages go as two halves."""
+def rows_per_transaction(write_values: list[int]) -> list[int]:
+    """Rows each writing transaction leaves, fewest first: big writes go as two halves."""
     rows = []
-    for n in page_values:
+    for n in write_values:
         rows += [n // 2, n - n // 2] if n >= SPLIT_PAGE_VALUES else [n]
     return sorted(rows)
 
@@ -72,8 +72,10 @@ async def test_backfill_writes_exactly_the_expected_meta_rows(
             "GROUP BY xmin::text ORDER BY n",
             connection.id,
         )
-        page_values = [PAGE_LIMIT * 4, PAGE_LIMIT * 4, (7 * CAMPAIGNS - 2 * PAGE_LIMIT) * 4]
-        assert [r["n"] for r in written] == rows_per_transaction([*page_values, 3 * CAMPAIGNS * 4])
+        # A slice's pages are written together (up to METRIC_SYNC_WRITE_VALUES): the 7-day
+        # slice's three pages in one write, in two halves; the 3-day slice's one page.
+        slice_values = [7 * CAMPAIGNS * 4, 3 * CAMPAIGNS * 4]
+        assert [r["n"] for r in written] == rows_per_transaction(slice_values)
         assert handle.id == f"metric-sync-{connection.id}-backfill-{SINCE}-{UNTIL}"
         log = await sync_log(stack, handle.id)
         assert (log["status"], log["metrics_created"], log["metrics_updated"]) == (
@@ -297,6 +299,36 @@ async def test_meta_throttling_waits_as_long_as_the_usage_header_says(
         assert "Meta rate limit (code 80000)" in message
         assert "retrying in 180s" in message  # 3 minutes, from x-business-use-case-usage
         assert meta.request_count(ACCOUNT) == 1  # not asked again before the wait
+
+
+async def test_pages_fetched_before_a_long_throttle_are_written_before_the_wait(
+    db_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """Pages are written a few at a time; a throttle too long to wait out inline ends the
+    attempt, and what was fetched is written first: the retry resumes after it."""
+    async with running_stack(db_url, temporal_env.client, task_queue) as stack:
+        meta = stack.emulators.meta
+        meta.configure_account(ACCOUNT, campaigns=CAMPAIGNS)
+        connection = await add_connection(stack, account_id=ACCOUNT)
+        meta.throttle_next(1, retry_after_s=180, after=1)  # the second page of the first slice
+        handle = await backfill(stack, connection)
+        try:
+
+            async def resumes_after() -> int | None:
+                for pending in (await handle.describe()).raw_description.pending_activities:
+                    if pending.HasField("last_failure") and pending.heartbeat_details.payloads:
+                        payloads = list(pending.heartbeat_details.payloads)
+                        [details] = await stack.client.data_converter.decode(payloads)
+                        return int(details["pages"]) or None
+                return None
+
+            pages = await eventually(resumes_after, what="the throttled pull to wait")
+        finally:
+            await handle.terminate("the test saw the wait")
+
+        assert pages == 1  # the retry starts at the second page
+        assert len(await stored_values(stack, connection.id)) == PAGE_LIMIT * 4
+        assert meta.request_count(ACCOUNT) == 2  # not asked again before the wait
 
 
 async def test_an_expired_token_fails_the_sync_once_without_retries(

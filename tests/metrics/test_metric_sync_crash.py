@@ -41,19 +41,22 @@ async def test_killed_worker_resumes_the_pull_from_its_heartbeat(
         task_queue,
         worker=False,
         google_ads_developer_token="dev-token-crash",
+        metric_sync_write_values=24,  # two pages of 3 rows x 4 values per write
     ) as stack:
         google = stack.emulators.google_ads
         google.page_size = 3
         google.configure_customer(CUSTOMER, campaigns=3)
-        google.faults.latency_s = 1.0  # each page takes a while
+        # Each page takes a while: the SDK sends a heartbeat at most every 8 s, and the pull
+        # must still be running when the one after its first write is sent.
+        google.faults.latency_s = 2.5
         connection = await add_connection(stack, platform="google_ads", account_id=CUSTOMER)
         first = start_worker_process(stack.settings, address)
         try:
             handle = await backfill(stack, connection, SINCE, UNTIL)
             await eventually(
-                lambda: _pages_heartbeated(stack, handle, 1),
+                lambda: _pages_heartbeated(stack, handle, 2),
                 timeout=60,
-                what="a page written and heartbeated",
+                what="two pages written together and heartbeated",
             )
             first.send_signal(signal.SIGKILL)
             await asyncio.to_thread(first.wait, 10)
@@ -74,10 +77,11 @@ async def test_killed_worker_resumes_the_pull_from_its_heartbeat(
         stored = await stored_values(stack, connection.id)
         assert len(stored) == len(set(stored)) == 3 * 7 * 4
         assert set(stored) == expected_google(stack, CUSTOMER, SINCE, UNTIL)
-        # The first page was heartbeated before the kill: the second worker starts after it.
-        # (Later pages may be fetched twice: the SDK sends heartbeats at most every 8 s.)
+        # The first two pages were written and heartbeated before the kill: the second
+        # worker starts after them. (Later pages may be fetched twice: fetched and not yet
+        # written, or written before a heartbeat the SDK had not sent yet, at most every 8 s.)
         fetched = Counter(r["page_index"] for r in google.requests() if r["status"] == 200)
-        assert fetched[0] == 1, f"the pull restarted from the first page: {fetched}"
+        assert fetched[0] == fetched[1] == 1, f"the pull restarted from the first page: {fetched}"
         assert set(fetched) == set(range(7))
         log = await stack.fetchrow(
             "SELECT status, details FROM metric_sync_logs WHERE temporal_workflow_id = %s",
