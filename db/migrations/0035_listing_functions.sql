@@ -44,7 +44,7 @@ DECLARE
             ORDER BY t.created_at DESC, t.id DESC LIMIT $7) o)
     $q$, tbl, shared);
 BEGIN
-    IF tbl NOT IN ('jobs', 'approvals', 'generations') THEN
+    IF tbl IS NULL OR tbl NOT IN ('jobs', 'approvals', 'generations') THEN
         RAISE EXCEPTION 'no listing of %', tbl;
     END IF;
     IF own THEN
@@ -60,12 +60,22 @@ BEGIN
 END
 $$;
 
--- The reader's organizations to list (NULL: nobody is signed in), after checking the
--- arguments: a bad one is an error PostgREST answers with 400 (22023), not an empty page.
-CREATE FUNCTION orchestrator.listing_orgs(org_id uuid, before timestamptz, before_id uuid,
-    page_size integer) RETURNS uuid[]
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+-- One listing of `kind`'s table (NULL::public.jobs, ...), as the reader may read it. A bad
+-- argument is an error PostgREST answers with 400 (22023), not an empty page.
+CREATE FUNCTION orchestrator.list_rows(kind anyelement, org_id uuid, status text,
+    before timestamptz, before_id uuid, page_size integer) RETURNS SETOF anyelement
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' SET enable_bitmapscan = off
+AS $$
+DECLARE
+    tbl text := CASE pg_typeof(kind)
+        WHEN 'public.jobs'::regtype THEN 'jobs'
+        WHEN 'public.approvals'::regtype THEN 'approvals'
+        WHEN 'public.generations'::regtype THEN 'generations' END;
+    orgs uuid[];
 BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'no listing of %', pg_typeof(kind);
+    END IF;
     IF page_size IS NULL OR page_size < 1 OR page_size > 1000 THEN
         RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', page_size
             USING ERRCODE = 'invalid_parameter_value';
@@ -75,68 +85,44 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF auth.uid() IS NULL THEN
-        RETURN NULL;
+        RETURN;  -- nobody signed in reads nothing
     END IF;
-    RETURN ARRAY(
+    orgs := ARRAY(
         SELECT m.org_id FROM public.team_members m
         WHERE m.user_id = auth.uid()
-          AND (listing_orgs.org_id IS NULL OR m.org_id = listing_orgs.org_id)
+          AND (list_rows.org_id IS NULL OR m.org_id = list_rows.org_id)
     );
+    RETURN QUERY EXECUTE orchestrator.listing_query(tbl,
+        list_rows.org_id IS NULL OR cardinality(orgs) = 0, list_rows.org_id IS NOT NULL,
+        status IS NOT NULL,
+        CASE WHEN before_id IS NOT NULL THEN 'at_and_id' WHEN before IS NOT NULL THEN 'at' END)
+        USING auth.uid(), orgs, list_rows.org_id, status, before, before_id, page_size;
 END
 $$;
 
 REVOKE ALL ON FUNCTION orchestrator.listing_query(text, boolean, boolean, boolean, text),
-    orchestrator.listing_orgs(uuid, timestamptz, uuid, integer) FROM PUBLIC;
+    orchestrator.list_rows(anyelement, uuid, text, timestamptz, uuid, integer) FROM PUBLIC;
 
 CREATE FUNCTION public.list_jobs(org_id uuid DEFAULT NULL, status text DEFAULT NULL,
     before timestamptz DEFAULT NULL, before_id uuid DEFAULT NULL,
     page_size integer DEFAULT 50) RETURNS SETOF public.jobs
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' SET enable_bitmapscan = off
-AS $$
-DECLARE
-    orgs uuid[] := orchestrator.listing_orgs(org_id, before, before_id, page_size);
-BEGIN
-    IF orgs IS NOT NULL THEN
-        RETURN QUERY EXECUTE orchestrator.listing_query('jobs',
-            org_id IS NULL OR cardinality(orgs) = 0, org_id IS NOT NULL, status IS NOT NULL,
-            CASE WHEN before_id IS NOT NULL THEN 'at_and_id' WHEN before IS NOT NULL THEN 'at' END)
-            USING auth.uid(), orgs, org_id, status, before, before_id, page_size;
-    END IF;
-END
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+    SELECT * FROM orchestrator.list_rows(NULL::public.jobs, org_id, status, before, before_id,
+        page_size)
 $$;
-
 CREATE FUNCTION public.list_approvals(org_id uuid DEFAULT NULL, status text DEFAULT NULL,
     before timestamptz DEFAULT NULL, before_id uuid DEFAULT NULL,
     page_size integer DEFAULT 50) RETURNS SETOF public.approvals
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' SET enable_bitmapscan = off
-AS $$
-DECLARE
-    orgs uuid[] := orchestrator.listing_orgs(org_id, before, before_id, page_size);
-BEGIN
-    IF orgs IS NOT NULL THEN
-        RETURN QUERY EXECUTE orchestrator.listing_query('approvals',
-            org_id IS NULL OR cardinality(orgs) = 0, org_id IS NOT NULL, status IS NOT NULL,
-            CASE WHEN before_id IS NOT NULL THEN 'at_and_id' WHEN before IS NOT NULL THEN 'at' END)
-            USING auth.uid(), orgs, org_id, status, before, before_id, page_size;
-    END IF;
-END
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+    SELECT * FROM orchestrator.list_rows(NULL::public.approvals, org_id, status, before,
+        before_id, page_size)
 $$;
-
 CREATE FUNCTION public.list_generations(org_id uuid DEFAULT NULL, status text DEFAULT NULL,
     before timestamptz DEFAULT NULL, before_id uuid DEFAULT NULL,
     page_size integer DEFAULT 50) RETURNS SETOF public.generations
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' SET enable_bitmapscan = off
-AS $$
-DECLARE
-    orgs uuid[] := orchestrator.listing_orgs(org_id, before, before_id, page_size);
-BEGIN
-    IF orgs IS NOT NULL THEN
-        RETURN QUERY EXECUTE orchestrator.listing_query('generations',
-            org_id IS NULL OR cardinality(orgs) = 0, org_id IS NOT NULL, status IS NOT NULL,
-            CASE WHEN before_id IS NOT NULL THEN 'at_and_id' WHEN before IS NOT NULL THEN 'at' END)
-            USING auth.uid(), orgs, org_id, status, before, before_id, page_size;
-    END IF;
-END
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+    SELECT * FROM orchestrator.list_rows(NULL::public.generations, org_id, status, before,
+        before_id, page_size)
 $$;
 
 -- Signed-in users only (Supabase's default privileges grant every new function in public

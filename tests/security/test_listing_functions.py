@@ -248,10 +248,13 @@ async def test_only_a_signed_in_user_may_call_a_listing(
 
 
 async def test_the_listing_helpers_are_not_callable_by_users(db_url: str, world: World) -> None:
-    """orchestrator.listing_orgs answers for whoever is signed in; only the listings call it."""
+    """orchestrator.list_rows answers for whoever is signed in; only the listings call it."""
     async with signed_in(db_url, "authenticated", world.people["eve"]) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            await conn.execute("SELECT orchestrator.listing_orgs(NULL, NULL, NULL, 50)")
+            await conn.execute(
+                "SELECT * FROM orchestrator.list_rows(NULL::public.jobs, NULL, NULL, NULL, "
+                "NULL, 50)"
+            )
 
 
 # --- the plan: ordered walks that stop at the page -----------------------------------
