@@ -49,13 +49,6 @@ MAX_INLINE_WAIT = 30.0  # longer throttles end the attempt with next_retry_delay
 MAX_INLINE_THROTTLES = 5
 HEARTBEAT_EVERY = 2.0
 MAX_RECORDED_FAILURES = 50  # keeps the workflow history small whatever happens
-# Pages are written together until they hold ``config.write_values`` values
-# (METRIC_SYNC_WRITE_VALUES, 40,000: a Google Ads page of 10,000 rows already does; Meta's
-# of 500 rows go twenty at a time). Each write has fixed costs (two transactions, a
-# pipeline that only overlaps encoding and writing once it holds a few statements):
-# 400,000 values in Meta's pages wrote at 0.36-0.42 of COPY's rate one page at a time,
-# 0.49-0.53 twenty at a time (docs/performance.md, "Metric rows"). A crash then pulls up
-# to nineteen pages again.
 
 
 def credentials_context(connection_id: UUID) -> str:
@@ -249,6 +242,13 @@ class MetricSyncActivities:
         until: date,
         progress: PullProgress,
     ) -> None:
+        """Fetch the slice's pages and write them together until they hold
+        ``config.write_values`` values (METRIC_SYNC_WRITE_VALUES, 40,000: a Google Ads page
+        of 10,000 rows already does; Meta's of 500 rows go twenty at a time). Each write has
+        fixed costs (two transactions, a pipeline that only overlaps encoding and writing
+        once it holds a few statements): 400,000 values in Meta's pages wrote at 0.36-0.42
+        of COPY's rate one page at a time, 0.49-0.53 twenty at a time (docs/performance.md,
+        "Metric rows"). A crash then pulls up to nineteen pages again."""
         fetched: list[Page] = []  # not written yet: the progress's cursor is before them
         while True:
             cursor = fetched[-1].next_cursor if fetched else progress.cursor

@@ -104,9 +104,10 @@ async def test_steps_added_while_the_last_one_runs_are_run(
     async with running_stack(db_url, temporal_env.client, task_queue) as stack:
         steel = stack.emulators.steel
         request = await job_request(stack, [SAFE_STEPS[1]])  # no keep_open: ends after it
-        handle = await start_job(stack, request)
-        await eventually(steel.sessions, what="session created")
+        # Slow from the start: set once the session existed, a step that had already run
+        # left no running step to wait for (CI, 2026-12-04).
         steel.faults.latency_s = 2.0
+        handle = await start_job(stack, request)
         await eventually(
             lambda: stack.fetchrow(
                 "SELECT 1 AS running FROM job_steps WHERE job_id = %s AND status = 'running'",
