@@ -554,10 +554,13 @@ RPC_LISTINGS = {
     "generations, rpc": "SELECT id, status, prompt_text, created_at FROM public.list_generations()",
 }
 ORG_RPC_LISTINGS = {
-    name: query.replace("()", "(org_id => %(org)s)").replace(
-        "(status", "(org_id => %(org)s, status"
-    )
-    for name, query in RPC_LISTINGS.items()
+    "jobs, rpc": "SELECT id, title, status, created_at FROM public.list_jobs(org_id => %(org)s)",
+    "approvals, rpc": "SELECT id, job_id, status, description, created_at "
+    "FROM public.list_approvals(org_id => %(org)s)",
+    "pending approvals, rpc": "SELECT id, job_id, description, expires_at "
+    "FROM public.list_approvals(org_id => %(org)s, status => 'pending')",
+    "generations, rpc": "SELECT id, status, prompt_text, created_at "
+    "FROM public.list_generations(org_id => %(org)s)",
 }
 LISTINGS |= RPC_LISTINGS
 ORG_LISTINGS |= ORG_RPC_LISTINGS
@@ -715,11 +718,12 @@ async def _listing(
     claims = {"sub": str(user), "role": "authenticated", "aud": "authenticated"}
     if "public.list_" in query:
         plan = await _function_plan(stack, claims, query, params)
-    async with as_user(stack.pool, claims) as conn:
-        if "public.list_" not in query:
+    else:
+        async with as_user(stack.pool, claims) as conn:
             explain = f"EXPLAIN (ANALYZE, BUFFERS) {query}"
             plan_rows = await (await conn.execute(explain, params)).fetchall()
-            plan = "\n".join(str(next(iter(r.values()))) for r in plan_rows)
+        plan = "\n".join(str(next(iter(r.values()))) for r in plan_rows)
+    async with as_user(stack.pool, claims) as conn:
         times = []
         for _ in range(EXECUTIONS):
             started = time.perf_counter()

@@ -33,7 +33,7 @@ class AdPlatformConfig:
     google_ads_developer_token: str | None
     lookback: timedelta
     # Pages are written together until they hold this many values (activities/metric_sync.py).
-    write_values: int = 40_000
+    write_values: int
 
 
 @dataclass(frozen=True)

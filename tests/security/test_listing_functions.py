@@ -35,7 +35,7 @@ class World:
 
 
 async def _rows(
-    conn: AsyncConnection[Any], owner: uuid.UUID | None, org: uuid.UUID | None, n: int
+    conn: AsyncConnection[Any], owner: uuid.UUID, org: uuid.UUID | None, n: int
 ) -> None:
     """``n`` jobs (each with an approval, every other one pending) and ``n`` generations of
     ``owner`` in ``org`` (NULL: their organization of one), three to a created_at."""
