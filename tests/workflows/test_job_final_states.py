@@ -53,11 +53,12 @@ async def test_step_cut_off_by_a_worker_shutdown_is_retried_and_recorded_once(
         request = await job_request(stack, [SAFE_STEPS[1]])  # one computer action
         async with open_services(stack.settings, stack.pool) as services:
             async with build_worker(stack.client, stack.settings, services):
-                handle = await start_job(stack, request)
-                await eventually(steel.sessions, what="session created")
                 # The step's action outlasts the worker's shutdown grace (2 s): the
-                # shutdown cancels it, and Temporal gives it to the next worker.
+                # shutdown cancels it, and Temporal gives it to the next worker. Slow from
+                # the start: set once the session existed, the step could finish before
+                # the shutdown began (fresh-clone CI, 2026-12-04).
                 steel.faults.latency_s = 6
+                handle = await start_job(stack, request)
                 await eventually(
                     lambda: stack.fetchrow(
                         "SELECT 1 AS running FROM job_steps WHERE job_id = %s "
