@@ -49,8 +49,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search_attributes import CONNECTION_ID, PLATFORM, SYNC_OUTCOME
 
 PULL_TIMEOUT = timedelta(hours=2)
-# The pull heartbeats every page and every few seconds while it waits: a dead worker's
-# pull resumes on another worker within this, from its last heartbeat.
+# The pull heartbeats after every write and every few seconds between them: a dead
+# worker's pull resumes on another worker within this, from its last heartbeat.
 PULL_HEARTBEAT = timedelta(seconds=10)
 PULL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
