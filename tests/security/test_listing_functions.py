@@ -257,6 +257,54 @@ async def test_the_listing_helpers_are_not_callable_by_users(db_url: str, world:
             )
 
 
+# The read policies orchestrator.list_rows restates (0035), as pg_policies prints them: a
+# policy added, dropped or changed on these tables, or a change to who is a member, must
+# be made in the listings too, and this test says so.
+RESTATED_POLICIES = {
+    (table, name, qual)
+    for table, own in (
+        ("jobs", ("Users read their own jobs", "(user_id = auth.uid())")),
+        (
+            "approvals",
+            (
+                "Users read approvals of their own jobs",
+                "(user_id = ( SELECT auth.uid() AS uid))",
+            ),
+        ),
+        ("generations", ("Users read their own generations", "(user_id = auth.uid())")),
+    )
+    for name, qual in (
+        own,
+        (
+            f"Members read their organizations' {table}",
+            "(org_id = ANY (ARRAY( SELECT member_org_ids() AS member_org_ids)))",
+        ),
+    )
+}
+RESTATED_MEMBERSHIP = "SELECT org_id FROM public.team_members WHERE user_id = auth.uid()"
+
+
+async def test_the_listings_restate_every_read_policy_of_their_tables(db_url: str) -> None:
+    async with await AsyncConnection.connect(db_url) as conn:
+        policies = await (
+            await conn.execute(
+                "SELECT tablename, policyname, permissive, roles, qual FROM pg_policies "
+                "WHERE schemaname = 'public' AND tablename = ANY (%s) "
+                "AND cmd IN ('SELECT', 'ALL')",
+                (list(TABLES),),
+            )
+        ).fetchall()
+        membership = await (
+            await conn.execute(
+                "SELECT prosrc FROM pg_proc WHERE oid = 'public.member_org_ids'::regproc"
+            )
+        ).fetchone()
+    assert {(t, n, q) for t, n, _, _, q in policies} == RESTATED_POLICIES
+    assert all(p == "PERMISSIVE" and r == ["authenticated"] for _, _, p, r, _ in policies)
+    assert membership is not None
+    assert " ".join(membership[0].split()) == RESTATED_MEMBERSHIP
+
+
 # --- the plan: ordered walks that stop at the page -----------------------------------
 
 ROWS, OTHER_USERS = 9_000, 40  # a ninth the heavy user's, a ninth their organization's
