@@ -260,26 +260,18 @@ async def test_the_listing_helpers_are_not_callable_by_users(db_url: str, world:
 # The read policies orchestrator.list_rows restates (0035), as pg_policies prints them: a
 # policy added, dropped or changed on these tables, or a change to who is a member, must
 # be made in the listings too, and this test says so.
+MEMBERS_READ = "(org_id = ANY (ARRAY( SELECT member_org_ids() AS member_org_ids)))"
 RESTATED_POLICIES = {
-    (table, name, qual)
-    for table, own in (
-        ("jobs", ("Users read their own jobs", "(user_id = auth.uid())")),
-        (
-            "approvals",
-            (
-                "Users read approvals of their own jobs",
-                "(user_id = ( SELECT auth.uid() AS uid))",
-            ),
-        ),
-        ("generations", ("Users read their own generations", "(user_id = auth.uid())")),
-    )
-    for name, qual in (
-        own,
-        (
-            f"Members read their organizations' {table}",
-            "(org_id = ANY (ARRAY( SELECT member_org_ids() AS member_org_ids)))",
-        ),
-    )
+    ("jobs", "Users read their own jobs", "(user_id = auth.uid())"),
+    ("jobs", "Members read their organizations' jobs", MEMBERS_READ),
+    (
+        "approvals",
+        "Users read approvals of their own jobs",
+        "(user_id = ( SELECT auth.uid() AS uid))",
+    ),
+    ("approvals", "Members read their organizations' approvals", MEMBERS_READ),
+    ("generations", "Users read their own generations", "(user_id = auth.uid())"),
+    ("generations", "Members read their organizations' generations", MEMBERS_READ),
 }
 RESTATED_MEMBERSHIP = "SELECT org_id FROM public.team_members WHERE user_id = auth.uid()"
 
